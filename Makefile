@@ -1,0 +1,46 @@
+# actrec-batch: `make demo` and `make test` are the two commands a newcomer needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
+export RAY_USAGE_STATS_ENABLED := 0
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install demo test lint bench services clean help
+
+help:
+	@echo "make demo   - install, render synthetic footage, run discovery, print a summary"
+	@echo "make test   - install, start PostgreSQL + an S3 server on 127.0.0.1, run the whole suite"
+	@echo "make lint   - ruff"
+	@echo "make bench  - speed benchmarks (bench/)"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> installing into $(VENV) (pinned by constraints.txt)"
+	@start=$$(date +%s); \
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' && \
+	echo "==> install took $$(( $$(date +%s) - start )) s"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/actrec demo
+
+services: $(STAMP)
+	@bash scripts/start_postgres.sh
+
+test: $(STAMP) services
+	@bash scripts/run_tests.sh $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf .actrec .pytest_cache

@@ -1,0 +1,226 @@
+"""The ``actrec`` command line. Wiring only: parse, build Settings, call the library, print.
+
+Failures print exactly one line on stderr. Exit codes: 0 success, 1 a failed run (validation,
+reconciliation, I/O), 2 a bad flag or setting (the line names the setting and the fix),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from actrec_batch import __version__
+from actrec_batch.config import Settings, load_settings, parse_logical_date
+from actrec_batch.errors import ActrecError, ConfigError
+
+log = logging.getLogger("actrec")
+
+# Setting flags accepted by every subcommand (names match actrec_batch.config settings).
+_SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("--store", "store", "object-store root: a local path, file:///abs/path or s3://bucket/prefix"),
+    ("--warehouse", "warehouse_url", "SQLAlchemy URL of the warehouse"),
+    ("--ray-address", "ray_address", "Ray cluster address ('auto', ray://host:10001); unset = local Ray"),
+    ("--probe-workers", "probe_workers", "parallel probes during discovery"),
+    ("--probe-timeout", "probe_timeout_s", "seconds before a hung probe is quarantined as 'timeout'"),
+    ("--content-id", "content_id", "content id method: sha256 (exact) or fast (size+ETag/sampled)"),
+    ("--max-video-bytes", "max_video_bytes", "larger files are quarantined as 'too_large'"),
+    ("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR"),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line naming the fix, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}. Fix: see '{self.prog} --help'\n")
+
+
+def _add_setting_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("settings (flag > ACTREC_* env > --config file > default)")
+    g.add_argument("--config", dest="config_file", metavar="FILE", default=argparse.SUPPRESS,
+                   help="YAML file of settings (also ACTREC_CONFIG)")
+    for flag, dest, help_ in _SETTING_FLAGS:
+        g.add_argument(flag, dest=dest, default=argparse.SUPPRESS, help=help_)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {dest: getattr(args, dest, None) for _, dest, _ in _SETTING_FLAGS}
+    return load_settings(flags, config_file=getattr(args, "config_file", None))
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "great_expectations"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _print_json(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, default=str, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- subcommands
+
+
+def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
+    date = parse_logical_date(args.date)
+    from actrec_batch.storage import open_store
+    from actrec_batch.synth import synth_footage
+
+    report = synth_footage(open_store(settings.store), date=date, cameras=args.cameras, minutes=args.minutes,
+                           seed=args.seed, width=args.width, height=args.height, fps=args.fps,
+                           codec=args.codec, noise=args.noise, file_minutes=args.file_minutes,
+                           progress=not args.quiet)
+    summary = report.to_json() if hasattr(report, "to_json") else report.__dict__
+    if args.json:
+        _print_json(summary)
+    else:
+        footage_s = summary.get("footage_s", 0.0)
+        wall_s = summary.get("wall_s", 0.0)
+        print(f"synth {date}: {len(summary.get('videos', []))} videos, {footage_s:.0f} s of footage, "
+              f"{summary.get('events', 0)} labelled events, {wall_s:.1f} s wall "
+              f"({footage_s / max(wall_s, 1e-9):.1f}x real time) -> {settings.store}")
+    return 0
+
+
+def cmd_discover(args: argparse.Namespace, settings: Settings) -> int:
+    date = parse_logical_date(args.date)
+    from actrec_batch.discovery import discover
+
+    result = discover(settings, date, progress=not args.json and sys.stderr.isatty())
+    out = result.to_json()
+    if args.json:
+        _print_json(out)
+        return 0
+    print(f"discover {out['logical_date']}: {out['videos_discovered']} discovered = "
+          f"{out['videos_manifested']} manifested + {out['videos_quarantined']} quarantined")
+    for q in out["quarantine"]:
+        print(f"  quarantined [{q['reason']}] {q['uri']}")
+    print(f"  manifest: {out['manifest_uri']} ({out['validation'].get('evaluated', 0)} expectations passed)")
+    print(f"  probe: {out['probe_s_per_file'] * 1000:.1f} ms/file, {out['probe_bytes_read']} bytes read remotely; "
+          f"content id: {out['content_id_method']}, {out['bytes_hashed']} bytes hashed")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    date = parse_logical_date(args.date)
+    from actrec_batch.demo import run_demo
+
+    return run_demo(settings, date=date, cameras=args.cameras, minutes=args.minutes)
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    for name, value in settings.redacted().items():
+        print(f"{name} = {value!r}  ({settings.sources.get(name, 'default')})")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _positive(kind: Callable[[str], Any], lo: float, hi: float, what: str) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a valid {what}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{raw!r} is out of range; use {lo:g} to {hi:g}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="actrec", description="Nightly batch action recognition over archived footage.")
+    parser.add_argument("--version", action="version", version=f"actrec-batch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("synth", help="render labelled synthetic footage for a date",
+                       description="Render labelled synthetic footage into footage/date=D/camera=*/ "
+                                   "with a <file>.labels.json ground-truth sidecar per video.")
+    p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
+    p.add_argument("--cameras", type=_positive(int, 1, 64, "camera count"), default=2)
+    p.add_argument("--minutes", type=_positive(float, 0.05, 24 * 60, "number of minutes"), default=5.0,
+                   help="minutes of footage per camera")
+    p.add_argument("--file-minutes", type=_positive(float, 0.05, 24 * 60, "number of minutes"), default=5.0,
+                   help="longest video file, in minutes")
+    p.add_argument("--seed", type=_positive(int, 0, 2**32 - 1, "seed"), default=0)
+    p.add_argument("--width", type=_positive(int, 64, 3840, "width"), default=320)
+    p.add_argument("--height", type=_positive(int, 48, 2160, "height"), default=240)
+    p.add_argument("--fps", type=_positive(float, 1, 120, "frame rate"), default=15.0)
+    p.add_argument("--codec", choices=["h264", "hevc", "mpeg4", "vp9", "ffv1", "mjpeg"], default="h264")
+    p.add_argument("--noise", type=_positive(float, 0.0, 1.0, "noise level"), default=0.02,
+                   help="sensor-noise standard deviation, as a fraction of full scale")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("discover", help="list, probe and validate a date's footage; write its manifest",
+                       description="List footage/date=D/camera=*/, probe every file in parallel, quarantine "
+                                   "unreadable files with a reason code, validate and write the manifest.")
+    p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_discover)
+
+    p = sub.add_parser("demo", help="what `make demo` runs: synthetic footage, then the pipeline stages",
+                       description="Render a small synthetic night and run the stages that exist so far.")
+    p.add_argument("--date", default="2026-11-24", help="logical date YYYY-MM-DD")
+    p.add_argument("--cameras", type=_positive(int, 1, 16, "camera count"), default=2)
+    p.add_argument("--minutes", type=_positive(float, 0.1, 60, "number of minutes"), default=2.0)
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("config", help="print the resolved settings (secrets masked) and where each came from")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    debug = os.environ.get("ACTREC_DEBUG") == "1"
+    prog = f"actrec {args.command}"
+    try:
+        settings = _settings(args)
+        _setup_logging(settings.log_level)
+        t0 = time.perf_counter()
+        rc = args.func(args, settings)
+        log.debug("%s finished in %.2f s", prog, time.perf_counter() - t0)
+        return rc
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except ActrecError as exc:
+        if debug:
+            raise
+        print(f"{prog}: error [{exc.reason}]: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line for users; ACTREC_DEBUG=1 shows the traceback
+        if debug:
+            raise
+        first = " ".join(str(exc).split())[:400]
+        print(f"{prog}: error: unexpected {type(exc).__name__}: {first} (rerun with ACTREC_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

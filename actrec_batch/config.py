@@ -1,0 +1,253 @@
+"""The one typed, frozen configuration of actrec-batch.
+
+Precedence, highest first (CONTRACTS.md): command-line flag, ``ACTREC_*`` environment
+variable, YAML config file (``--config FILE`` or ``ACTREC_CONFIG``), built-in default.
+
+Every value is validated once, here, at the edge. A bad value raises :class:`ConfigError`
+whose one-line message names the setting (flag, env var and file key) and the fix.
+Secrets (passwords inside URLs) never appear in ``repr`` or in ``redacted()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from actrec_batch.errors import ConfigError
+
+CONTENT_ID_METHODS = ("sha256", "fast")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_WAREHOUSE_SCHEMES = re.compile(r"^(duckdb|postgresql(\+psycopg2?)?|postgres|sqlite)://", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z0-9+]+://[^:/@]+:)(?P<pw>[^@]+)(?P<at>@)", re.IGNORECASE)
+
+
+def redact_url(url: str | None) -> str | None:
+    """Replace the password of ``scheme://user:password@host`` URLs with ``***``."""
+    if url is None:
+        return None
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}***{m['at']}", url)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """How one setting is read: its flag, env var, YAML key, parser and fix hint."""
+
+    name: str
+    flag: str
+    env: str
+    default: Any
+    parse: Callable[[str, Any], Any]
+    fix: str
+    secret: bool = False
+
+
+def _parse_store(spec: _Spec, raw: Any) -> str:
+    value = str(raw).strip()
+    if not value:
+        raise _bad(spec, raw, "it is empty")
+    if value.startswith("s3://"):
+        bucket = value[5:].split("/", 1)[0]
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket):
+            raise _bad(spec, raw, f"'{bucket}' is not a valid S3 bucket name")
+        return value.rstrip("/")
+    if value.startswith("file://"):
+        path = value[7:]
+        if not path.startswith("/"):
+            raise _bad(spec, raw, "file:// URIs need an absolute path (file:///abs/path)")
+        return value.rstrip("/") or "file:///"
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://", value):
+        raise _bad(spec, raw, "only local paths, file:///abs/path and s3://bucket/prefix are supported")
+    return value
+
+
+def _parse_warehouse(spec: _Spec, raw: Any) -> str:
+    value = str(raw).strip()
+    if not _WAREHOUSE_SCHEMES.match(value):
+        raise _bad(spec, redact_url(value), "it must be a SQLAlchemy URL such as duckdb:///path.duckdb "
+                   "or postgresql+psycopg://user:pass@host:5432/db")
+    return value
+
+
+def _parse_optional_str(spec: _Spec, raw: Any) -> str | None:
+    value = str(raw).strip() if raw is not None else ""
+    return value or None
+
+
+def _parse_ray_address(spec: _Spec, raw: Any) -> str | None:
+    value = _parse_optional_str(spec, raw)
+    if value is None or value == "auto" or value == "local":
+        return value
+    if not re.fullmatch(r"(ray://|http://|https://)?[A-Za-z0-9.\-]+:\d{2,5}", value):
+        raise _bad(spec, raw, "use 'auto', ray://host:10001, http://host:8265 or host:port")
+    return value
+
+
+def _int_in(lo: int, hi: int) -> Callable[[_Spec, Any], int]:
+    def parse(spec: _Spec, raw: Any) -> int:
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise _bad(spec, raw, f"it must be a whole number between {lo} and {hi}") from None
+        if not lo <= value <= hi:
+            raise _bad(spec, raw, f"it must be between {lo} and {hi}")
+        return value
+
+    return parse
+
+
+def _float_in(lo: float, hi: float) -> Callable[[_Spec, Any], float]:
+    def parse(spec: _Spec, raw: Any) -> float:
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            raise _bad(spec, raw, f"it must be a number between {lo:g} and {hi:g}") from None
+        if not lo <= value <= hi:
+            raise _bad(spec, raw, f"it must be between {lo:g} and {hi:g}")
+        return value
+
+    return parse
+
+
+def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[_Spec, Any], str]:
+    def parse(spec: _Spec, raw: Any) -> str:
+        value = str(raw).strip()
+        value = value.upper() if upper else value.lower()
+        if value not in options:
+            raise _bad(spec, raw, f"choose one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _bad(spec: _Spec, raw: Any, why: str) -> ConfigError:
+    shown = "***" if spec.secret else raw
+    return ConfigError(
+        f"bad setting {spec.name} = {shown!r} ({spec.flag} / {spec.env}): {why}. Fix: {spec.fix}",
+        reason="bad_config",
+    )
+
+
+_SPECS: tuple[_Spec, ...] = (
+    _Spec("store", "--store", "ACTREC_STORE", "./.actrec/store", _parse_store,
+          "pass a local path, file:///abs/path or s3://bucket/prefix"),
+    _Spec("warehouse_url", "--warehouse", "ACTREC_WAREHOUSE_URL", "duckdb:///./.actrec/warehouse.duckdb",
+          _parse_warehouse, "pass duckdb:///path.duckdb or postgresql+psycopg://user:pass@host:5432/db",
+          secret=True),
+    _Spec("ray_address", "--ray-address", "ACTREC_RAY_ADDRESS", None, _parse_ray_address,
+          "unset it for a local Ray, or use 'auto' / ray://host:10001"),
+    _Spec("probe_workers", "--probe-workers", "ACTREC_PROBE_WORKERS", 8, _int_in(1, 256),
+          "use a whole number of parallel probes, e.g. 8"),
+    _Spec("probe_timeout_s", "--probe-timeout", "ACTREC_PROBE_TIMEOUT_S", 60.0, _float_in(0.1, 3600.0),
+          "use seconds per file, e.g. 60"),
+    _Spec("content_id", "--content-id", "ACTREC_CONTENT_ID", "sha256", _choice(CONTENT_ID_METHODS),
+          "use sha256 (reads every byte, exact) or fast (size + ETag / sampled bytes)"),
+    _Spec("max_video_bytes", "--max-video-bytes", "ACTREC_MAX_VIDEO_BYTES", 64 * 2**30, _int_in(1, 2**50),
+          "use a size limit in bytes, e.g. 68719476736 for 64 GiB"),
+    _Spec("log_level", "--log-level", "ACTREC_LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True),
+          "use DEBUG, INFO, WARNING or ERROR"),
+)
+SETTING_NAMES = tuple(s.name for s in _SPECS)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings. Build with :func:`load_settings`; never mutate."""
+
+    store: str = "./.actrec/store"
+    warehouse_url: str = field(default="duckdb:///./.actrec/warehouse.duckdb", repr=False)
+    ray_address: str | None = None
+    probe_workers: int = 8
+    probe_timeout_s: float = 60.0
+    content_id: str = "sha256"
+    max_video_bytes: int = 64 * 2**30
+    log_level: str = "INFO"
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
+        return f"Settings({shown})"
+
+    def redacted(self) -> dict[str, Any]:
+        """All settings with secrets masked: safe to log or print."""
+        out = {name: getattr(self, name) for name in SETTING_NAMES}
+        out["warehouse_url"] = redact_url(self.warehouse_url)
+        return out
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"bad setting config = {path!r} (--config / ACTREC_CONFIG): no such file. "
+                          "Fix: pass the path of an existing YAML file")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"bad setting config = {path!r}: not valid YAML{where}. Fix: correct the file") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"bad setting config = {path!r}: expected a mapping of settings. "
+                          f"Fix: write 'key: value' lines with keys from {', '.join(SETTING_NAMES)}")
+    unknown = sorted(set(data) - set(SETTING_NAMES))
+    if unknown:
+        raise ConfigError(f"bad setting config = {path!r}: unknown key(s) {', '.join(unknown)}. "
+                          f"Fix: use only {', '.join(SETTING_NAMES)}")
+    return data
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> Settings:
+    """Build :class:`Settings` from flags > env > YAML file > defaults.
+
+    ``flags`` maps setting names to values; ``None`` values mean "flag not given".
+    ``config_file`` defaults to ``$ACTREC_CONFIG``. Raises :class:`ConfigError`.
+    """
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    unknown = sorted(set(flags) - set(SETTING_NAMES))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}. Fix: use one of {', '.join(SETTING_NAMES)}")
+    env = os.environ if env is None else env
+    config_file = config_file or env.get("ACTREC_CONFIG") or None
+    file_values = _read_yaml(config_file) if config_file else {}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for spec in _SPECS:
+        if spec.name in flags:
+            raw, src = flags[spec.name], "flag"
+        elif env.get(spec.env, "") != "":
+            raw, src = env[spec.env], "env"
+        elif spec.name in file_values:
+            raw, src = file_values[spec.name], "file"
+        else:
+            values[spec.name], sources[spec.name] = spec.default, "default"
+            continue
+        values[spec.name] = spec.parse(spec, raw)
+        sources[spec.name] = src
+    return Settings(**values, sources=sources)
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    """A copy of ``settings`` with some values changed, validated like flags."""
+    specs = {s.name: s for s in _SPECS}
+    parsed = {k: specs[k].parse(specs[k], v) for k, v in changes.items()}
+    return dataclasses.replace(settings, **parsed)
+
+
+def parse_logical_date(raw: str, *, setting: str = "--date") -> _dt.date:
+    """Parse ``YYYY-MM-DD`` (the logical date of a nightly run). Raises :class:`ConfigError`."""
+    try:
+        return _dt.date.fromisoformat(str(raw).strip())
+    except ValueError:
+        raise ConfigError(f"bad setting {setting} = {raw!r}: not a date. Fix: use YYYY-MM-DD, e.g. 2026-11-24") from None

@@ -1,0 +1,63 @@
+"""Where everything lives in the object store, relative to the store root.
+
+The footage and published-events layouts are public (CONTRACTS.md). The rest is ours and
+documented in the README:
+
+- ``footage/date=D/camera=C/<file>`` and ``<file>.labels.json`` sidecars (input)
+- ``manifests/date=D/manifest.parquet``: the validated manifest of one date
+- ``manifests/date=D/discovery.json``: the discovery summary (counts, quarantine)
+- ``quarantine/date=D/<stage>.parquet``: quarantined inputs with reason codes
+- ``reports/date=D/...``: validation summaries and later Data Docs
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+SIDECAR_SUFFIX = ".labels.json"
+_CAMERA_DIR = re.compile(r"^camera=(?P<camera>[^/]+)$")
+
+
+def footage_prefix(date: dt.date) -> str:
+    return f"footage/date={date.isoformat()}/"
+
+
+def camera_prefix(date: dt.date, camera_id: str) -> str:
+    return f"{footage_prefix(date)}camera={camera_id}/"
+
+
+def sidecar_key(video_key: str) -> str:
+    return video_key + SIDECAR_SUFFIX
+
+
+def manifest_key(date: dt.date) -> str:
+    return f"manifests/date={date.isoformat()}/manifest.parquet"
+
+
+def discovery_summary_key(date: dt.date) -> str:
+    return f"manifests/date={date.isoformat()}/discovery.json"
+
+
+def quarantine_key(date: dt.date, stage: str) -> str:
+    return f"quarantine/date={date.isoformat()}/{stage}.parquet"
+
+
+def report_prefix(date: dt.date) -> str:
+    return f"reports/date={date.isoformat()}/"
+
+
+def camera_of(key: str, date: dt.date) -> str | None:
+    """The camera id of a footage key, or None if the key is not under ``camera=*/`` of ``date``."""
+    prefix = footage_prefix(date)
+    if not key.startswith(prefix):
+        return None
+    parts = key[len(prefix):].split("/")
+    if len(parts) != 2:
+        return None
+    m = _CAMERA_DIR.match(parts[0])
+    return m["camera"] if m else None
+
+
+def is_sidecar(key: str) -> bool:
+    return key.endswith(SIDECAR_SUFFIX)

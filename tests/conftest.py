@@ -1,0 +1,67 @@
+"""Shared fixtures. Integration tests use real services:
+
+- PostgreSQL: the cluster `make test` starts (``ACTREC_TEST_PG_URL``).
+- S3: moto's server over HTTP on 127.0.0.1 (``ACTREC_TEST_S3_ENDPOINT``, or one started here).
+
+Under CI (``ACTREC_REQUIRE_SERVICES=1``) a missing service fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+# Ray on loopback only, never the machine's network address (see README, Troubleshooting).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+for _var, _val in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                   ("AWS_DEFAULT_REGION", "us-east-1")):
+    os.environ.setdefault(_var, _val)
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+REQUIRE_SERVICES = os.environ.get("ACTREC_REQUIRE_SERVICES") == "1"
+
+
+def _missing(service: str, fix: str) -> None:
+    msg = f"{service} is not available: {fix}"
+    if REQUIRE_SERVICES:
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """SQLAlchemy URL of the real PostgreSQL started by `make test`."""
+    url = os.environ.get("ACTREC_TEST_PG_URL")
+    if not url:
+        env_file = Path(__file__).parents[1] / ".actrec" / "test-services.env"
+        if env_file.is_file():
+            url = env_file.read_text().strip().partition("=")[2]
+    if not url:
+        _missing("PostgreSQL", "run `make test` (it starts the cluster) or set ACTREC_TEST_PG_URL")
+    return url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """Endpoint of a real moto S3 server on 127.0.0.1 (HTTP), exported as AWS_ENDPOINT_URL."""
+    from s3_server import ensure_s3_server
+
+    endpoint = ensure_s3_server()
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    return endpoint
+
+
+@pytest.fixture()
+def s3_bucket(s3_endpoint: str) -> str:
+    """A fresh, uniquely named bucket on the moto server."""
+    import boto3
+
+    name = f"actrec-test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name

@@ -1,0 +1,71 @@
+"""Small, known footage for tests: good videos with known content and the classic bad inputs.
+
+Tests (not the library) may import ``av`` directly; here it writes an audio-only file, which
+the library never needs to produce.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from actrec_batch.video import VideoWriter
+
+BAD_FILES = {
+    # file name -> the quarantine reason discovery must give it
+    "zero_bytes.mp4": "empty",
+    "truncated.mp4": "truncated",
+    "random_bytes.mp4": "not_a_video",
+    "audio_only.m4a": "no_video_stream",
+}
+
+
+def grey_frames(n: int, width: int = 64, height: int = 48) -> list[np.ndarray]:
+    """Frame i is a solid grey of level (5 * i) % 256, so decoded content reveals its index."""
+    return [np.full((height, width, 3), (5 * i) % 256, dtype=np.uint8) for i in range(n)]
+
+
+def write_video(path: Path, *, frames: int = 30, fps: float = 15.0, width: int = 64, height: int = 48,
+                codec: str = "h264", creation_time: dt.datetime | None = None, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(path, fps=fps, width=width, height=height, codec=codec, creation_time=creation_time,
+                     **kw) as w:
+        for f in grey_frames(frames, width, height):
+            w.write(f)
+    return path
+
+
+def write_audio_only(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        n = int(seconds * rate)
+        samples = (0.1 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.float32)
+        for start in range(0, n, 1024):
+            chunk = samples[start:start + 1024]
+            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = start
+            frame.time_base = Fraction(1, rate)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def write_bad_files(directory: Path, *, good_source: Path) -> dict[str, str]:
+    """Write the four bad inputs into ``directory``; returns {file name: expected reason}."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "zero_bytes.mp4").write_bytes(b"")
+    data = good_source.read_bytes()
+    (directory / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    (directory / "random_bytes.mp4").write_bytes(np.random.default_rng(7).bytes(50_000))
+    write_audio_only(directory / "audio_only.m4a")
+    return dict(BAD_FILES)

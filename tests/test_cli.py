@@ -1,0 +1,57 @@
+"""The `actrec` console script: help, exit codes, one-line errors (run as a real subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "actrec_batch", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=300)
+
+
+def test_help_lists_subcommands():
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for cmd in ("synth", "discover", "demo", "config"):
+        assert cmd in out.stdout
+    for cmd in ("synth", "discover", "demo", "config"):
+        sub = run_cli(cmd, "--help")
+        assert sub.returncode == 0, sub.stderr
+        assert "--store" in sub.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        (["discover", "--date", "2026-13-01"], {}, "--date"),
+        (["discover", "--date", "2026-11-24", "--store", "ftp://x"], {}, "ACTREC_STORE"),
+        (["discover", "--date", "2026-11-24"], {"ACTREC_CONTENT_ID": "crc"}, "ACTREC_CONTENT_ID"),
+        (["synth", "--date", "2026-11-24", "--cameras", "0"], {}, "--cameras"),
+        (["synth", "--date", "2026-11-24", "--codec", "divx"], {}, "--codec"),
+        (["synth"], {}, "--date"),
+        (["discover", "--date", "2026-11-24", "--no-such-flag"], {}, "--no-such-flag"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, env, needle, tmp_path):
+    out = run_cli(*args, env=env, cwd=tmp_path)
+    assert out.returncode == 2, out
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, out.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in out.stderr
+    assert "Fix:" in lines[0]
+
+
+def test_config_shows_sources_and_masks_secrets(tmp_path):
+    out = run_cli("config", "--warehouse", "postgresql+psycopg://u:topsecret@127.0.0.1/db",
+                  env={"ACTREC_PROBE_WORKERS": "3"}, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "topsecret" not in out.stdout + out.stderr
+    assert "probe_workers = 3  (env)" in out.stdout
+    assert "warehouse_url = 'postgresql+psycopg://u:***@127.0.0.1/db'  (flag)" in out.stdout
