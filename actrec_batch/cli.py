@@ -44,8 +44,13 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_setting_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("settings (flag > ACTREC_* env > --config file > default)")
-    g.add_argument("--config", dest="config_file", metavar="FILE", default=argparse.SUPPRESS,
-                   help="YAML file of settings (also ACTREC_CONFIG)")
+    g.add_argument(
+        "--config",
+        dest="config_file",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="YAML file of settings (also ACTREC_CONFIG)",
+    )
     for flag, dest, help_ in _SETTING_FLAGS:
         g.add_argument(flag, dest=dest, default=argparse.SUPPRESS, help=help_)
 
@@ -56,8 +61,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "great_expectations"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -75,19 +84,31 @@ def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
     from actrec_batch.storage import open_store
     from actrec_batch.synth import synth_footage
 
-    report = synth_footage(open_store(settings.store), date=date, cameras=args.cameras, minutes=args.minutes,
-                           seed=args.seed, width=args.width, height=args.height, fps=args.fps,
-                           codec=args.codec, noise=args.noise, file_minutes=args.file_minutes,
-                           progress=not args.quiet)
+    report = synth_footage(
+        open_store(settings.store),
+        date=date,
+        cameras=args.cameras,
+        minutes=args.minutes,
+        seed=args.seed,
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        codec=args.codec,
+        noise=args.noise,
+        file_minutes=args.file_minutes,
+        progress=not args.quiet,
+    )
     summary = report.to_json() if hasattr(report, "to_json") else report.__dict__
     if args.json:
         _print_json(summary)
     else:
         footage_s = summary.get("footage_s", 0.0)
         wall_s = summary.get("wall_s", 0.0)
-        print(f"synth {date}: {len(summary.get('videos', []))} videos, {footage_s:.0f} s of footage, "
-              f"{summary.get('events', 0)} labelled events, {wall_s:.1f} s wall "
-              f"({footage_s / max(wall_s, 1e-9):.1f}x real time) -> {settings.store}")
+        print(
+            f"synth {date}: {len(summary.get('videos', []))} videos, {footage_s:.0f} s of footage, "
+            f"{summary.get('events', 0)} labelled events, {wall_s:.1f} s wall "
+            f"({footage_s / max(wall_s, 1e-9):.1f}x real time) -> {settings.store}"
+        )
     return 0
 
 
@@ -100,13 +121,17 @@ def cmd_discover(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json(out)
         return 0
-    print(f"discover {out['logical_date']}: {out['videos_discovered']} discovered = "
-          f"{out['videos_manifested']} manifested + {out['videos_quarantined']} quarantined")
+    print(
+        f"discover {out['logical_date']}: {out['videos_discovered']} discovered = "
+        f"{out['videos_manifested']} manifested + {out['videos_quarantined']} quarantined"
+    )
     for q in out["quarantine"]:
         print(f"  quarantined [{q['reason']}] {q['uri']}")
     print(f"  manifest: {out['manifest_uri']} ({out['validation'].get('evaluated', 0)} expectations passed)")
-    print(f"  probe: {out['probe_s_per_file'] * 1000:.1f} ms/file, {out['probe_bytes_read']} bytes read remotely; "
-          f"content id: {out['content_id_method']}, {out['bytes_hashed']} bytes hashed")
+    print(
+        f"  probe: {out['probe_s_per_file'] * 1000:.1f} ms/file, {out['probe_bytes_read']} bytes read remotely; "
+        f"content id: {out['content_id_method']}, {out['bytes_hashed']} bytes hashed"
+    )
     return 0
 
 
@@ -144,37 +169,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"actrec-batch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("synth", help="render labelled synthetic footage for a date",
-                       description="Render labelled synthetic footage into footage/date=D/camera=*/ "
-                                   "with a <file>.labels.json ground-truth sidecar per video.")
+    p = sub.add_parser(
+        "synth",
+        help="render labelled synthetic footage for a date",
+        description="Render labelled synthetic footage into footage/date=D/camera=*/ "
+        "with a <file>.labels.json ground-truth sidecar per video.",
+    )
     p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
     p.add_argument("--cameras", type=_positive(int, 1, 64, "camera count"), default=2)
-    p.add_argument("--minutes", type=_positive(float, 0.05, 24 * 60, "number of minutes"), default=5.0,
-                   help="minutes of footage per camera")
-    p.add_argument("--file-minutes", type=_positive(float, 0.05, 24 * 60, "number of minutes"), default=5.0,
-                   help="longest video file, in minutes")
+    p.add_argument(
+        "--minutes",
+        type=_positive(float, 0.05, 24 * 60, "number of minutes"),
+        default=5.0,
+        help="minutes of footage per camera",
+    )
+    p.add_argument(
+        "--file-minutes",
+        type=_positive(float, 0.05, 24 * 60, "number of minutes"),
+        default=5.0,
+        help="longest video file, in minutes",
+    )
     p.add_argument("--seed", type=_positive(int, 0, 2**32 - 1, "seed"), default=0)
     p.add_argument("--width", type=_positive(int, 64, 3840, "width"), default=320)
     p.add_argument("--height", type=_positive(int, 48, 2160, "height"), default=240)
     p.add_argument("--fps", type=_positive(float, 1, 120, "frame rate"), default=15.0)
     p.add_argument("--codec", choices=["h264", "hevc", "mpeg4", "vp9", "ffv1", "mjpeg"], default="h264")
-    p.add_argument("--noise", type=_positive(float, 0.0, 1.0, "noise level"), default=0.02,
-                   help="sensor-noise standard deviation, as a fraction of full scale")
+    p.add_argument(
+        "--noise",
+        type=_positive(float, 0.0, 1.0, "noise level"),
+        default=0.02,
+        help="sensor-noise standard deviation, as a fraction of full scale",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_setting_flags(p)
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("discover", help="list, probe and validate a date's footage; write its manifest",
-                       description="List footage/date=D/camera=*/, probe every file in parallel, quarantine "
-                                   "unreadable files with a reason code, validate and write the manifest.")
+    p = sub.add_parser(
+        "discover",
+        help="list, probe and validate a date's footage; write its manifest",
+        description="List footage/date=D/camera=*/, probe every file in parallel, quarantine "
+        "unreadable files with a reason code, validate and write the manifest.",
+    )
     p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     _add_setting_flags(p)
     p.set_defaults(func=cmd_discover)
 
-    p = sub.add_parser("demo", help="what `make demo` runs: synthetic footage, then the pipeline stages",
-                       description="Render a small synthetic night and run the stages that exist so far.")
+    p = sub.add_parser(
+        "demo",
+        help="what `make demo` runs: synthetic footage, then the pipeline stages",
+        description="Render a small synthetic night and run the stages that exist so far.",
+    )
     p.add_argument("--date", default="2026-11-24", help="logical date YYYY-MM-DD")
     p.add_argument("--cameras", type=_positive(int, 1, 16, "camera count"), default=2)
     p.add_argument("--minutes", type=_positive(float, 0.1, 60, "number of minutes"), default=2.0)
@@ -217,8 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         first = " ".join(str(exc).split())[:400]
-        print(f"{prog}: error: unexpected {type(exc).__name__}: {first} (rerun with ACTREC_DEBUG=1 for a traceback)",
-              file=sys.stderr)
+        print(
+            f"{prog}: error: unexpected {type(exc).__name__}: {first} (rerun with ACTREC_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -69,8 +69,12 @@ def _parse_store(spec: _Spec, raw: Any) -> str:
 def _parse_warehouse(spec: _Spec, raw: Any) -> str:
     value = str(raw).strip()
     if not _WAREHOUSE_SCHEMES.match(value):
-        raise _bad(spec, redact_url(value), "it must be a SQLAlchemy URL such as duckdb:///path.duckdb "
-                   "or postgresql+psycopg://user:pass@host:5432/db")
+        raise _bad(
+            spec,
+            redact_url(value),
+            "it must be a SQLAlchemy URL such as duckdb:///path.duckdb "
+            "or postgresql+psycopg://user:pass@host:5432/db",
+        )
     return value
 
 
@@ -134,23 +138,71 @@ def _bad(spec: _Spec, raw: Any, why: str) -> ConfigError:
 
 
 _SPECS: tuple[_Spec, ...] = (
-    _Spec("store", "--store", "ACTREC_STORE", "./.actrec/store", _parse_store,
-          "pass a local path, file:///abs/path or s3://bucket/prefix"),
-    _Spec("warehouse_url", "--warehouse", "ACTREC_WAREHOUSE_URL", "duckdb:///./.actrec/warehouse.duckdb",
-          _parse_warehouse, "pass duckdb:///path.duckdb or postgresql+psycopg://user:pass@host:5432/db",
-          secret=True),
-    _Spec("ray_address", "--ray-address", "ACTREC_RAY_ADDRESS", None, _parse_ray_address,
-          "unset it for a local Ray, or use 'auto' / ray://host:10001"),
-    _Spec("probe_workers", "--probe-workers", "ACTREC_PROBE_WORKERS", 8, _int_in(1, 256),
-          "use a whole number of parallel probes, e.g. 8"),
-    _Spec("probe_timeout_s", "--probe-timeout", "ACTREC_PROBE_TIMEOUT_S", 60.0, _float_in(0.1, 3600.0),
-          "use seconds per file, e.g. 60"),
-    _Spec("content_id", "--content-id", "ACTREC_CONTENT_ID", "sha256", _choice(CONTENT_ID_METHODS),
-          "use sha256 (reads every byte, exact) or fast (size + ETag / sampled bytes)"),
-    _Spec("max_video_bytes", "--max-video-bytes", "ACTREC_MAX_VIDEO_BYTES", 64 * 2**30, _int_in(1, 2**50),
-          "use a size limit in bytes, e.g. 68719476736 for 64 GiB"),
-    _Spec("log_level", "--log-level", "ACTREC_LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True),
-          "use DEBUG, INFO, WARNING or ERROR"),
+    _Spec(
+        "store",
+        "--store",
+        "ACTREC_STORE",
+        "./.actrec/store",
+        _parse_store,
+        "pass a local path, file:///abs/path or s3://bucket/prefix",
+    ),
+    _Spec(
+        "warehouse_url",
+        "--warehouse",
+        "ACTREC_WAREHOUSE_URL",
+        "duckdb:///./.actrec/warehouse.duckdb",
+        _parse_warehouse,
+        "pass duckdb:///path.duckdb or postgresql+psycopg://user:pass@host:5432/db",
+        secret=True,
+    ),
+    _Spec(
+        "ray_address",
+        "--ray-address",
+        "ACTREC_RAY_ADDRESS",
+        None,
+        _parse_ray_address,
+        "unset it for a local Ray, or use 'auto' / ray://host:10001",
+    ),
+    _Spec(
+        "probe_workers",
+        "--probe-workers",
+        "ACTREC_PROBE_WORKERS",
+        8,
+        _int_in(1, 256),
+        "use a whole number of parallel probes, e.g. 8",
+    ),
+    _Spec(
+        "probe_timeout_s",
+        "--probe-timeout",
+        "ACTREC_PROBE_TIMEOUT_S",
+        60.0,
+        _float_in(0.1, 3600.0),
+        "use seconds per file, e.g. 60",
+    ),
+    _Spec(
+        "content_id",
+        "--content-id",
+        "ACTREC_CONTENT_ID",
+        "sha256",
+        _choice(CONTENT_ID_METHODS),
+        "use sha256 (reads every byte, exact) or fast (size + ETag / sampled bytes)",
+    ),
+    _Spec(
+        "max_video_bytes",
+        "--max-video-bytes",
+        "ACTREC_MAX_VIDEO_BYTES",
+        64 * 2**30,
+        _int_in(1, 2**50),
+        "use a size limit in bytes, e.g. 68719476736 for 64 GiB",
+    ),
+    _Spec(
+        "log_level",
+        "--log-level",
+        "ACTREC_LOG_LEVEL",
+        "INFO",
+        _choice(LOG_LEVELS, upper=True),
+        "use DEBUG, INFO, WARNING or ERROR",
+    ),
 )
 SETTING_NAMES = tuple(s.name for s in _SPECS)
 
@@ -185,21 +237,29 @@ def _read_yaml(path: str) -> dict[str, Any]:
 
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"bad setting config = {path!r} (--config / ACTREC_CONFIG): no such file. "
-                          "Fix: pass the path of an existing YAML file")
+        raise ConfigError(
+            f"bad setting config = {path!r} (--config / ACTREC_CONFIG): no such file. "
+            "Fix: pass the path of an existing YAML file"
+        )
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"bad setting config = {path!r}: not valid YAML{where}. Fix: correct the file") from None
+        raise ConfigError(
+            f"bad setting config = {path!r}: not valid YAML{where}. Fix: correct the file"
+        ) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"bad setting config = {path!r}: expected a mapping of settings. "
-                          f"Fix: write 'key: value' lines with keys from {', '.join(SETTING_NAMES)}")
+        raise ConfigError(
+            f"bad setting config = {path!r}: expected a mapping of settings. "
+            f"Fix: write 'key: value' lines with keys from {', '.join(SETTING_NAMES)}"
+        )
     unknown = sorted(set(data) - set(SETTING_NAMES))
     if unknown:
-        raise ConfigError(f"bad setting config = {path!r}: unknown key(s) {', '.join(unknown)}. "
-                          f"Fix: use only {', '.join(SETTING_NAMES)}")
+        raise ConfigError(
+            f"bad setting config = {path!r}: unknown key(s) {', '.join(unknown)}. "
+            f"Fix: use only {', '.join(SETTING_NAMES)}"
+        )
     return data
 
 
@@ -217,7 +277,9 @@ def load_settings(
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     unknown = sorted(set(flags) - set(SETTING_NAMES))
     if unknown:
-        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}. Fix: use one of {', '.join(SETTING_NAMES)}")
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)}. Fix: use one of {', '.join(SETTING_NAMES)}"
+        )
     env = os.environ if env is None else env
     config_file = config_file or env.get("ACTREC_CONFIG") or None
     file_values = _read_yaml(config_file) if config_file else {}
@@ -250,4 +312,6 @@ def parse_logical_date(raw: str, *, setting: str = "--date") -> _dt.date:
     try:
         return _dt.date.fromisoformat(str(raw).strip())
     except ValueError:
-        raise ConfigError(f"bad setting {setting} = {raw!r}: not a date. Fix: use YYYY-MM-DD, e.g. 2026-11-24") from None
+        raise ConfigError(
+            f"bad setting {setting} = {raw!r}: not a date. Fix: use YYYY-MM-DD, e.g. 2026-11-24"
+        ) from None

@@ -18,9 +18,23 @@ log = logging.getLogger(__name__)
 
 # Probe fields a manifest row must carry, with the range a sane archived video lies in.
 MANIFEST_COLUMNS = (
-    "video_id", "uri", "key", "camera_id", "logical_date", "content_id", "content_id_method",
-    "size_bytes", "container", "codec", "width", "height", "fps", "fps_mode", "duration_s",
-    "frame_count", "rotation",
+    "video_id",
+    "uri",
+    "key",
+    "camera_id",
+    "logical_date",
+    "content_id",
+    "content_id_method",
+    "size_bytes",
+    "container",
+    "codec",
+    "width",
+    "height",
+    "fps",
+    "fps_mode",
+    "duration_s",
+    "frame_count",
+    "rotation",
 )
 
 
@@ -84,7 +98,9 @@ def manifest_expectations(logical_date: dt.date) -> list[Any]:
         E.ExpectColumnValuesToBeInSet(column="rotation", value_set=[0, 90, 180, 270]),
         E.ExpectColumnValuesToBeBetween(column="size_bytes", min_value=1),
         E.ExpectColumnValuesToBeBetween(column="fps", min_value=1.0, max_value=300.0),
-        E.ExpectColumnValuesToBeBetween(column="duration_s", min_value=0.0, strict_min=True, max_value=7 * 86400.0),
+        E.ExpectColumnValuesToBeBetween(
+            column="duration_s", min_value=0.0, strict_min=True, max_value=7 * 86400.0
+        ),
         E.ExpectColumnValuesToBeBetween(column="width", min_value=16, max_value=16384),
         E.ExpectColumnValuesToBeBetween(column="height", min_value=16, max_value=16384),
         E.ExpectColumnValuesToBeBetween(column="frame_count", min_value=1),
@@ -101,20 +117,23 @@ def run_suite(name: str, df: Any, expectations: list[Any]) -> SuiteResult:
     asset = ctx.data_sources.add_pandas(f"{name}_source").add_dataframe_asset(name)
     batch_def = asset.add_batch_definition_whole_dataframe(f"{name}_batch")
     suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
-    validation = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_validation",
-                                                                        data=batch_def, suite=suite))
+    validation = ctx.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{name}_validation", data=batch_def, suite=suite)
+    )
     result = validation.run(batch_parameters={"dataframe": df})
     outcomes = []
     for r in result.results:
         cfg = r.expectation_config
         res = r.result or {}
-        outcomes.append(ExpectationOutcome(
-            expectation=cfg.type,
-            column=cfg.kwargs.get("column"),
-            success=bool(r.success),
-            unexpected_count=res.get("unexpected_count"),
-            examples=tuple(res.get("partial_unexpected_list") or ())[:5],
-        ))
+        outcomes.append(
+            ExpectationOutcome(
+                expectation=cfg.type,
+                column=cfg.kwargs.get("column"),
+                success=bool(r.success),
+                unexpected_count=res.get("unexpected_count"),
+                examples=tuple(res.get("partial_unexpected_list") or ())[:5],
+            )
+        )
     return SuiteResult(suite=name, success=bool(result.success), outcomes=tuple(outcomes))
 
 
@@ -125,6 +144,8 @@ def validate_manifest(df: Any, logical_date: dt.date) -> SuiteResult:
         return SuiteResult(suite="manifest", success=True, outcomes=())
     result = run_suite("manifest", df, manifest_expectations(logical_date))
     if not result.success:
-        raise ValidationFailed(f"manifest for {logical_date.isoformat()} failed validation: {result.summary()}")
+        raise ValidationFailed(
+            f"manifest for {logical_date.isoformat()} failed validation: {result.summary()}"
+        )
     log.info("manifest for %s: %s", logical_date, result.summary())
     return result

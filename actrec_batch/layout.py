@@ -52,7 +52,7 @@ def camera_of(key: str, date: dt.date) -> str | None:
     prefix = footage_prefix(date)
     if not key.startswith(prefix):
         return None
-    parts = key[len(prefix):].split("/")
+    parts = key[len(prefix) :].split("/")
     if len(parts) != 2:
         return None
     m = _CAMERA_DIR.match(parts[0])

@@ -28,11 +28,21 @@ def grey_frames(n: int, width: int = 64, height: int = 48) -> list[np.ndarray]:
     return [np.full((height, width, 3), (5 * i) % 256, dtype=np.uint8) for i in range(n)]
 
 
-def write_video(path: Path, *, frames: int = 30, fps: float = 15.0, width: int = 64, height: int = 48,
-                codec: str = "h264", creation_time: dt.datetime | None = None, **kw) -> Path:
+def write_video(
+    path: Path,
+    *,
+    frames: int = 30,
+    fps: float = 15.0,
+    width: int = 64,
+    height: int = 48,
+    codec: str = "h264",
+    creation_time: dt.datetime | None = None,
+    **kw,
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with VideoWriter(path, fps=fps, width=width, height=height, codec=codec, creation_time=creation_time,
-                     **kw) as w:
+    with VideoWriter(
+        path, fps=fps, width=width, height=height, codec=codec, creation_time=creation_time, **kw
+    ) as w:
         for f in grey_frames(frames, width, height):
             w.write(f)
     return path
@@ -48,7 +58,7 @@ def write_audio_only(path: Path, seconds: float = 1.0, rate: int = 16000) -> Pat
         n = int(seconds * rate)
         samples = (0.1 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.float32)
         for start in range(0, n, 1024):
-            chunk = samples[start:start + 1024]
+            chunk = samples[start : start + 1024]
             frame = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
             frame.sample_rate = rate
             frame.pts = start

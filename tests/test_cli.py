@@ -11,8 +11,14 @@ import pytest
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "actrec_batch", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "actrec_batch", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_help_lists_subcommands():
@@ -49,8 +55,13 @@ def test_bad_input_is_one_line_and_exit_2(args, env, needle, tmp_path):
 
 
 def test_config_shows_sources_and_masks_secrets(tmp_path):
-    out = run_cli("config", "--warehouse", "postgresql+psycopg://u:topsecret@127.0.0.1/db",
-                  env={"ACTREC_PROBE_WORKERS": "3"}, cwd=tmp_path)
+    out = run_cli(
+        "config",
+        "--warehouse",
+        "postgresql+psycopg://u:topsecret@127.0.0.1/db",
+        env={"ACTREC_PROBE_WORKERS": "3"},
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "topsecret" not in out.stdout + out.stderr
     assert "probe_workers = 3  (env)" in out.stdout

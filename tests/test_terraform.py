@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import REQUIRE_SERVICES
 
 TF_DIR = Path(__file__).parents[1] / "infra" / "terraform"
@@ -22,7 +21,8 @@ TF_DIR = Path(__file__).parents[1] / "infra" / "terraform"
 
 def _mirror() -> str | None:
     for hit in glob.glob("/opt/*/registry.terraform.io/hashicorp/aws") + glob.glob(
-            "/usr/share/*/registry.terraform.io/hashicorp/aws"):
+        "/usr/share/*/registry.terraform.io/hashicorp/aws"
+    ):
         return str(Path(hit).parents[2])
     return None
 

@@ -1,0 +1,123 @@
+"""The manifest and quarantine tables: stable pyarrow schemas and their Parquet files.
+
+A manifest row is one probed, readable video of a logical date. A quarantine row is one
+discovered object that cannot be processed, with a reason code. Both are written atomically
+to the store, and a rerun of the date replaces them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from actrec_batch import layout
+from actrec_batch.storage import ObjectStore
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("uri", pa.string()),
+        ("key", pa.string()),
+        ("camera_id", pa.string()),
+        ("logical_date", pa.string()),
+        ("content_id", pa.string()),
+        ("content_id_method", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("etag", pa.string()),
+        ("container", pa.string()),
+        ("codec", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("display_width", pa.int32()),
+        ("display_height", pa.int32()),
+        ("fps", pa.float64()),
+        ("fps_mode", pa.string()),
+        ("duration_s", pa.float64()),
+        ("frame_count", pa.int64()),
+        ("frame_count_exact", pa.bool_()),
+        ("rotation", pa.int32()),
+        ("creation_time", pa.timestamp("us", tz="UTC")),
+        ("has_audio", pa.bool_()),
+        ("labels_key", pa.string()),
+        ("probe_bytes_read", pa.int64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class QuarantineRecord:
+    """One object that cannot be processed. ``reason`` is a short code (CONTRACTS.md)."""
+
+    uri: str
+    key: str
+    logical_date: str
+    stage: str
+    reason: str
+    detail: str
+    size_bytes: int | None = None
+
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("uri", pa.string()),
+        ("key", pa.string()),
+        ("logical_date", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("size_bytes", pa.int64()),
+    ]
+)
+
+
+def _to_parquet_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def manifest_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    rows = sorted(rows, key=lambda r: r["key"])
+    return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+
+
+def quarantine_table(records: Iterable[QuarantineRecord]) -> pa.Table:
+    rows = sorted((asdict(r) for r in records), key=lambda r: r["key"])
+    return pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA)
+
+
+def write_manifest(store: ObjectStore, date: dt.date, table: pa.Table) -> str:
+    """Atomically replace the manifest of ``date``; returns its URI."""
+    key = layout.manifest_key(date)
+    store.put_bytes(key, _to_parquet_bytes(table))
+    return store.uri(key)
+
+
+def write_quarantine(
+    store: ObjectStore, date: dt.date, stage: str, records: Iterable[QuarantineRecord]
+) -> str:
+    """Atomically replace the quarantine file of (``date``, ``stage``); returns its URI.
+
+    An empty file is written when nothing is quarantined, so a rerun that fixed every input
+    also clears the earlier records.
+    """
+    key = layout.quarantine_key(date, stage)
+    store.put_bytes(key, _to_parquet_bytes(quarantine_table(records)))
+    return store.uri(key)
+
+
+def read_manifest(store: ObjectStore, date: dt.date) -> pa.Table:
+    """The manifest of ``date``. Raises StorageError(reason='not_found') if discovery has not run."""
+    return pq.read_table(io.BytesIO(store.get_bytes(layout.manifest_key(date))), schema=MANIFEST_SCHEMA)
+
+
+def read_quarantine(store: ObjectStore, date: dt.date, stage: str) -> pa.Table:
+    return pq.read_table(
+        io.BytesIO(store.get_bytes(layout.quarantine_key(date, stage))), schema=QUARANTINE_SCHEMA
+    )

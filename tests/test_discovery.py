@@ -1,0 +1,264 @@
+"""Nightly discovery on real stores: a local directory and S3 via moto's HTTP server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from footage import BAD_FILES, write_bad_files, write_video
+
+from actrec_batch import layout
+from actrec_batch.config import load_settings
+from actrec_batch.discovery import discover
+from actrec_batch.errors import ValidationFailed
+from actrec_batch.expectations import validate_manifest
+from actrec_batch.manifest import read_manifest, read_quarantine
+from actrec_batch.storage import open_store
+
+DATE = dt.date(2026, 11, 24)
+T0 = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)
+
+
+def _build_night(src):
+    """Local files of one night: 3 good videos in 2 cameras, the 4 bad ones, and a stray file."""
+    day = src / "footage" / f"date={DATE}"
+    good = {
+        "camera=cam-01/a.mp4": write_video(
+            day / "camera=cam-01/a.mp4", frames=45, fps=15.0, creation_time=T0
+        ),
+        "camera=cam-01/b.mkv": write_video(day / "camera=cam-01/b.mkv", frames=20, fps=10.0, codec="ffv1"),
+        "camera=cam-02/c.webm": write_video(day / "camera=cam-02/c.webm", frames=25, fps=25.0, codec="vp9"),
+    }
+    (day / "camera=cam-01/a.mp4.labels.json").write_text(
+        json.dumps({"video": "a.mp4", "fps": 15.0, "duration_s": 3.0, "events": []})
+    )
+    write_bad_files(day / "camera=cam-02", good_source=good["camera=cam-01/a.mp4"])
+    write_video(day / "stray.mp4", frames=5)
+    return good
+
+
+def _store_for(kind, tmp_path, request):
+    if kind == "local":
+        return f"{tmp_path}/store"
+    bucket = request.getfixturevalue("s3_bucket")
+    return f"s3://{bucket}/actrec"
+
+
+@pytest.fixture(params=["local", "s3"])
+def night(request, tmp_path):
+    src = tmp_path / "src"
+    good = _build_night(src)
+    settings = load_settings(
+        {"store": _store_for(request.param, tmp_path, request), "probe_workers": 4}, env={}
+    )
+    store = open_store(settings.store)
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        store.put_file(path.relative_to(src).as_posix(), path)
+    return settings, store, good
+
+
+def test_discover_manifests_good_and_quarantines_bad(night):
+    settings, store, good = night
+    result = discover(settings, DATE, store=store)
+    out = result.to_json()
+    assert out["videos_discovered"] == 3 + len(BAD_FILES) + 1
+    assert out["videos_manifested"] == 3
+    assert out["videos_quarantined"] == len(BAD_FILES) + 1
+    assert out["videos_discovered"] == out["videos_manifested"] + out["videos_quarantined"]
+    reasons = {q["uri"].rsplit("/", 1)[-1]: q["reason"] for q in out["quarantine"]}
+    assert reasons == {**BAD_FILES, "stray.mp4": "bad_layout"}
+    assert len(set(BAD_FILES.values())) == 4  # four distinct reasons
+    for q in out["quarantine"]:
+        assert q["uri"].startswith(store.root_uri)
+        assert q["detail"]
+
+    manifest = read_manifest(store, DATE).to_pylist()
+    by_key = {r["key"].split(f"date={DATE}/", 1)[1]: r for r in manifest}
+    assert set(by_key) == set(good)
+    a = by_key["camera=cam-01/a.mp4"]
+    assert (a["camera_id"], a["codec"], a["width"], a["height"]) == ("cam-01", "h264", 64, 48)
+    assert a["fps"] == pytest.approx(15.0) and a["frame_count"] == 45
+    assert a["duration_s"] == pytest.approx(3.0, abs=0.1)
+    assert a["creation_time"] == T0
+    assert a["labels_key"] == layout.sidecar_key(a["key"])
+    assert by_key["camera=cam-01/b.mkv"]["codec"] == "ffv1"
+    assert by_key["camera=cam-02/c.webm"]["camera_id"] == "cam-02"
+    assert by_key["camera=cam-02/c.webm"]["labels_key"] is None
+    for key, path in good.items():
+        assert by_key[key]["content_id"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert by_key[key]["size_bytes"] == path.stat().st_size
+    assert out["manifest_uri"] == store.uri(layout.manifest_key(DATE))
+
+    q = read_quarantine(store, DATE, "discover").to_pylist()
+    assert sorted(r["reason"] for r in q) == sorted([*BAD_FILES.values(), "bad_layout"])
+    summary = json.loads(store.get_bytes(layout.discovery_summary_key(DATE)))
+    assert summary["videos_discovered"] == out["videos_discovered"]
+
+
+def test_rerun_replaces_the_partition(night):
+    settings, store, _ = night
+    first = discover(settings, DATE, store=store)
+    second = discover(settings, DATE, store=store)
+    assert read_manifest(store, DATE).num_rows == 3
+    assert first.to_json()["quarantine"] == second.to_json()["quarantine"]
+    # Fix the inputs: remove the bad files; the rerun's quarantine file no longer lists them.
+    for name in BAD_FILES:
+        store.delete(f"{layout.camera_prefix(DATE, 'cam-02')}{name}")
+    store.delete(f"{layout.footage_prefix(DATE)}stray.mp4")
+    third = discover(settings, DATE, store=store)
+    assert third.videos_quarantined == 0
+    assert read_quarantine(store, DATE, "discover").num_rows == 0
+    assert read_manifest(store, DATE).num_rows == 3
+
+
+def test_fast_content_id_reads_nothing_on_s3(request, tmp_path):
+    bucket = request.getfixturevalue("s3_bucket")
+    video = write_video(tmp_path / "v.mp4", frames=30)
+    settings = load_settings({"store": f"s3://{bucket}", "content_id": "fast"}, env={})
+    store = open_store(settings.store)
+    store.put_file(f"{layout.camera_prefix(DATE, 'cam-09')}v.mp4", video)
+    result = discover(settings, DATE, store=store)
+    assert result.videos_manifested == 1 and result.bytes_hashed == 0
+    row = read_manifest(store, DATE).to_pylist()[0]
+    assert row["content_id_method"] == "fast" and len(row["content_id"]) == 64
+
+
+def test_s3_probe_reads_headers_not_whole_files(request, tmp_path):
+    """Probing over S3 uses ranged reads: bytes fetched stay far below the file size."""
+    bucket = request.getfixturevalue("s3_bucket")
+    rng = np.random.default_rng(3)
+    big = tmp_path / "noisy.mp4"
+    from actrec_batch.video import VideoWriter
+
+    with VideoWriter(big, fps=15.0, width=320, height=240, codec="h264", crf=10, gop=30) as w:
+        for _ in range(150):
+            w.write(rng.integers(0, 256, size=(240, 320, 3), dtype=np.uint8))
+    size = big.stat().st_size
+    assert size > 4 * 2**20
+    settings = load_settings({"store": f"s3://{bucket}", "content_id": "fast"}, env={})
+    store = open_store(settings.store)
+    store.put_file(f"{layout.camera_prefix(DATE, 'cam-01')}noisy.mp4", big)
+    result = discover(settings, DATE, store=store)
+    assert result.videos_manifested == 1
+    assert 0 < result.probe_bytes_read < size / 2, (result.probe_bytes_read, size)
+
+
+def test_hung_probe_is_quarantined_as_timeout(tmp_path, monkeypatch):
+    from actrec_batch import video
+
+    store_root = tmp_path / "store"
+    write_video(store_root / layout.camera_prefix(DATE, "cam-01") / "ok.mp4", frames=10)
+    write_video(store_root / layout.camera_prefix(DATE, "cam-01") / "hangs.mp4", frames=10)
+    real_probe = video.probe
+
+    def slow_probe(source, **kw):  # stands in for a file whose demuxer hangs
+        if str(source).endswith("hangs.mp4"):
+            time.sleep(5)
+        return real_probe(source, **kw)
+
+    monkeypatch.setattr(video, "probe", slow_probe)
+    settings = load_settings({"store": str(store_root), "probe_timeout_s": "0.5"}, env={})
+    t0 = time.monotonic()
+    result = discover(settings, DATE)
+    assert time.monotonic() - t0 < 4.5
+    assert result.videos_manifested == 1
+    assert [(q.key.rsplit("/", 1)[-1], q.reason) for q in result.quarantine] == [("hangs.mp4", "timeout")]
+
+
+def test_empty_night_is_valid(tmp_path):
+    settings = load_settings({"store": str(tmp_path / "store")}, env={})
+    out = discover(settings, DATE).to_json()
+    assert (out["videos_discovered"], out["videos_manifested"], out["videos_quarantined"]) == (0, 0, 0)
+
+
+def test_manifest_suite_failure_names_the_expectation():
+    import pandas as pd
+
+    row = {
+        "video_id": "v1",
+        "uri": "s3://b/x.mp4",
+        "key": "x.mp4",
+        "camera_id": "cam 1!",
+        "logical_date": DATE.isoformat(),
+        "content_id": "0" * 64,
+        "content_id_method": "sha256",
+        "size_bytes": 10,
+        "container": "mp4",
+        "codec": "h264",
+        "width": 8,
+        "height": 48,
+        "fps": 15.0,
+        "fps_mode": "constant",
+        "duration_s": 1.0,
+        "frame_count": 15,
+        "rotation": 0,
+    }
+    with pytest.raises(ValidationFailed) as err:
+        validate_manifest(pd.DataFrame([row, {**row, "uri": "s3://b/y.mp4"}]), DATE)
+    msg = str(err.value)
+    assert f"manifest for {DATE}" in msg
+    assert "expect_column_values_to_be_unique on video_id" in msg
+    assert "expect_column_values_to_be_between on width" in msg
+    assert "expect_column_values_to_match_regex on camera_id" in msg
+
+
+def test_cli_discover_fails_readably_when_the_suite_fails(tmp_path):
+    """An 8x8 video probes fine but breaks the manifest suite: exit 1, one line, nothing written."""
+    store_root = tmp_path / "store"
+    write_video(
+        store_root / layout.camera_prefix(DATE, "cam-01") / "tiny.mkv",
+        frames=5,
+        width=8,
+        height=8,
+        codec="ffv1",
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "actrec_batch",
+            "discover",
+            "--date",
+            str(DATE),
+            "--store",
+            str(store_root),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert "[validation_failed]" in last and "width" in last
+    assert not (store_root / layout.manifest_key(DATE)).exists()
+
+
+def test_cli_discover_json_keys(tmp_path):
+    store_root = tmp_path / "store"
+    write_video(store_root / layout.camera_prefix(DATE, "cam-01") / "ok.mp4", frames=10)
+    out = subprocess.run(
+        [sys.executable, "-m", "actrec_batch", "discover", "--date", str(DATE), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "ACTREC_STORE": str(store_root)},
+    )
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout.strip().splitlines()[-1])
+    for key in (
+        "logical_date",
+        "videos_discovered",
+        "videos_manifested",
+        "videos_quarantined",
+        "quarantine",
+        "manifest_uri",
+    ):
+        assert key in payload
+    assert payload["videos_manifested"] == 1
