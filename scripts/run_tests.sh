@@ -11,7 +11,7 @@ set -a; [[ -f .actrec/test-services.env ]] && source .actrec/test-services.env; 
 mkdir -p .actrec
 endpoint_file=.actrec/s3-endpoint
 rm -f "$endpoint_file"
-.venv/bin/python scripts/s3_server.py "$endpoint_file" &
+.venv/bin/python tests/s3_server.py 0 > "$endpoint_file" &
 s3_pid=$!
 trap 'kill $s3_pid 2>/dev/null || true; wait $s3_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do [[ -s $endpoint_file ]] && break; sleep 0.1; done

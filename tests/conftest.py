@@ -52,19 +52,43 @@ def pg_url() -> str:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> str:
-    """Endpoint of a real moto S3 server on 127.0.0.1 (HTTP), exported as AWS_ENDPOINT_URL."""
+    """Endpoint of a real moto S3 server over HTTP on 127.0.0.1 (never moto's in-process mock)."""
     from s3_server import ensure_s3_server
 
-    endpoint = ensure_s3_server()
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
-    return endpoint
+    return ensure_s3_server()
 
 
-@pytest.fixture()
-def s3_bucket(s3_endpoint: str) -> str:
-    """A fresh, uniquely named bucket on the moto server."""
-    import boto3
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point boto3 at the test server for one test, as ACTREC_STORE users would through the environment."""
+    from s3_server import s3_test_env
 
-    name = f"actrec-test-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
-    return name
+    for name, value in s3_test_env(s3_endpoint).items():
+        monkeypatch.setenv(name, value)
+    return s3_endpoint
+
+
+@pytest.fixture(scope="session")
+def s3_client(s3_endpoint: str):
+    """One client for the session (making one costs about 0.1 s), built by the code under test."""
+    from s3_server import s3_test_env
+
+    from actrec_batch.storage import make_s3_client
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in s3_test_env(s3_endpoint).items():
+            patch.setenv(name, value)
+        return make_s3_client()
+
+
+@pytest.fixture
+def s3_bucket(s3_client, s3_env: str):
+    """A fresh bucket per test, with the environment pointed at the server; emptied and removed afterwards."""
+    name = f"actrec-test-{uuid.uuid4().hex[:16]}"
+    s3_client.create_bucket(Bucket=name)
+    yield name
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", ())]
+        if keys:
+            s3_client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+    s3_client.delete_bucket(Bucket=name)

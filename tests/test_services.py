@@ -18,10 +18,8 @@ def test_postgres_is_real_and_local(pg_url):
     assert echoed == "'; DROP TABLE x; --"
 
 
-def test_s3_server_is_moto_over_http(s3_endpoint, s3_bucket):
-    import boto3
-
+def test_s3_server_is_moto_over_http(s3_endpoint, s3_bucket, s3_client):
     assert s3_endpoint.startswith("http://127.0.0.1:")
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3 = s3_client
     s3.put_object(Bucket=s3_bucket, Key="probe.txt", Body=b"hi")
     assert s3.get_object(Bucket=s3_bucket, Key="probe.txt")["Body"].read() == b"hi"
