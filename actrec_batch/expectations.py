@@ -112,6 +112,7 @@ def run_suite(name: str, df: Any, expectations: list[Any]) -> SuiteResult:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    logging.getLogger("great_expectations").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     asset = ctx.data_sources.add_pandas(f"{name}_source").add_dataframe_asset(name)

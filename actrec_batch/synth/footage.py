@@ -1,0 +1,295 @@
+"""Labelled synthetic footage in the object store: ``footage/date=D/camera=C/<file>`` plus a
+``<file>.labels.json`` ground-truth sidecar beside each video (CONTRACTS.md).
+
+Random streams are derived with :class:`numpy.random.SeedSequence` from ``(seed, camera, file,
+purpose)``, so a camera's look depends only on ``(seed, camera)`` and a file's labels only on
+``(seed, camera, file)`` plus the arguments that shape it (duration, fps, frame aspect).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from actrec_batch import layout
+from actrec_batch.errors import ConfigError
+from actrec_batch.synth.planner import plan_timeline
+from actrec_batch.synth.render import VideoSpec, render_video
+from actrec_batch.synth.scene import Scene, make_scene
+from actrec_batch.synth.timeline import LABELS
+
+GENERATOR_VERSION = "actrec-synth-1"
+CONTAINER_EXT = {
+    "h264": ".mp4",
+    "hevc": ".mp4",
+    "mpeg4": ".mp4",
+    "vp9": ".webm",
+    "ffv1": ".mkv",
+    "mjpeg": ".avi",
+}
+_EVEN_SIZE_CODECS = frozenset({"h264", "hevc", "vp9", "mpeg4", "mjpeg"})
+_SCENE, _TIMELINE, _NOISE = 0, 1, 2  # SeedSequence purpose tags
+
+
+@dataclass(frozen=True)
+class SynthReport:
+    """What :func:`synth_footage` wrote. ``footage_s`` is video seconds; ``wall_s`` elapsed seconds."""
+
+    videos: tuple[str, ...]
+    footage_s: float
+    wall_s: float
+    events: int
+    label_counts: dict[str, int] = field(default_factory=dict)
+    render_s: float = 0.0  # of wall_s: drawing frames
+    encode_s: float = 0.0  # of wall_s: encoding and muxing
+
+    def to_json(self) -> dict:
+        return {
+            "videos": list(self.videos),
+            "footage_s": round(self.footage_s, 3),
+            "wall_s": round(self.wall_s, 3),
+            "events": self.events,
+            "label_counts": dict(self.label_counts),
+            "render_s": round(self.render_s, 3),
+            "encode_s": round(self.encode_s, 3),
+        }
+
+
+@dataclass(frozen=True)
+class PlannedVideo:
+    """One video to write: where it goes, when it was "recorded", and how to render it."""
+
+    camera_id: str
+    file_index: int
+    key: str  # store key of the video; the sidecar is layout.sidecar_key(key)
+    creation_time: dt.datetime  # UTC
+    spec: VideoSpec
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
+def camera_id(index: int) -> str:
+    """``cam-01`` for camera index 1."""
+    return f"cam-{index:02d}"
+
+
+def _rng(seed: int, camera: int, file: int, purpose: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, camera, file, purpose]))
+
+
+def camera_scene(seed: int, camera: int, minutes: float = 5.0) -> Scene:
+    """The fixed look of camera ``camera`` (1-based) under ``seed``.
+
+    Its footage starts at a whole UTC hour chosen so that ``minutes`` still end on the same day.
+    """
+    latest = 23 - math.ceil(minutes / 60.0)
+    return make_scene(_rng(seed, camera, 0, _SCENE), latest_start_hour=latest)
+
+
+def _check(cond: bool, setting: str, fix: str) -> None:
+    if not cond:
+        raise ConfigError(f"{setting}: {fix}")
+
+
+def plan_footage(
+    date: dt.date,
+    *,
+    cameras: int = 2,
+    minutes: float = 5.0,
+    seed: int = 0,
+    width: int = 320,
+    height: int = 240,
+    fps: float = 15.0,
+    codec: str = "h264",
+    noise: float = 0.02,
+    file_minutes: float = 5.0,
+) -> list[PlannedVideo]:
+    """Every video of a synth run, in order, without rendering anything.
+
+    Each camera's ``minutes`` are split into consecutive files of at most ``file_minutes``.
+
+    Raises:
+        ConfigError: a bad argument (the message names it and the fix).
+    """
+    _check(isinstance(date, dt.date), "date", f"pass a datetime.date, got {date!r}")
+    _check(isinstance(cameras, int) and cameras >= 1, "cameras", f"must be an integer >= 1, got {cameras!r}")
+    _check(isinstance(seed, int) and seed >= 0, "seed", f"must be an integer >= 0, got {seed!r}")
+    _check(minutes > 0 and math.isfinite(minutes), "minutes", f"must be a positive number, got {minutes!r}")
+    _check(
+        file_minutes > 0 and math.isfinite(file_minutes),
+        "file_minutes",
+        f"must be positive, got {file_minutes!r}",
+    )
+    _check(fps > 0 and math.isfinite(fps), "fps", f"must be a positive number, got {fps!r}")
+    _check(noise >= 0 and math.isfinite(noise), "noise", f"must be >= 0, got {noise!r}")
+    _check(codec in CONTAINER_EXT, "codec", f"use one of {sorted(CONTAINER_EXT)}, got {codec!r}")
+    _check(width >= 16 and height >= 16, "width/height", f"must be at least 16x16, got {width}x{height}")
+    _check(
+        codec not in _EVEN_SIZE_CODECS or (width % 2 == 0 and height % 2 == 0),
+        "width/height",
+        f"codec {codec} needs an even frame size, got {width}x{height}",
+    )
+    total_s, file_s = minutes * 60.0, file_minutes * 60.0
+    n_files = max(1, math.ceil(total_s / file_s - 1e-9))
+    planned = []
+    for cam in range(1, cameras + 1):
+        scene = camera_scene(seed, cam, minutes)
+        stage = scene.stage(width / height)
+        day_start = dt.datetime.combine(date, dt.time(scene.start_hour), tzinfo=dt.UTC)
+        for k in range(n_files):
+            duration = min(file_s, total_s - k * file_s)
+            timeline = plan_timeline(_rng(seed, cam, k, _TIMELINE), duration, fps, stage=stage)
+            noise_seed = int(np.random.SeedSequence([seed, cam, k, _NOISE]).generate_state(1)[0])
+            spec = VideoSpec(timeline, scene, width, height, noise, noise_seed)
+            created = day_start + dt.timedelta(seconds=round(k * file_s, 3))
+            cid = camera_id(cam)
+            name = f"{cid}_{created:%Y%m%dT%H%M%SZ}{CONTAINER_EXT[codec]}"
+            planned.append(PlannedVideo(cid, k, layout.camera_prefix(date, cid) + name, created, spec))
+    return planned
+
+
+def labels_sidecar(video: PlannedVideo, *, seed: int, codec: str) -> dict:
+    """The ground-truth sidecar of ``video`` (CONTRACTS.md shape, plus provenance keys)."""
+    tl = video.spec.timeline
+    return {
+        "video": video.name,
+        "fps": tl.fps,
+        "duration_s": round(tl.duration_s, 6),
+        "events": [e.to_json() for e in tl.events],
+        "camera": video.camera_id,
+        "file_index": video.file_index,
+        "creation_time": video.creation_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seed": seed,
+        "width": video.spec.width,
+        "height": video.spec.height,
+        "codec": codec,
+        "noise": video.spec.noise,
+        "generator_version": GENERATOR_VERSION,
+    }
+
+
+def encode_video(
+    spec: VideoSpec,
+    path: Path,
+    *,
+    codec: str = "h264",
+    crf: int = 23,
+    creation_time: dt.datetime | None = None,
+    progress: bool = False,
+    desc: str = "",
+) -> tuple[float, float]:
+    """Render ``spec`` and encode it to the local file ``path``.
+
+    Returns ``(render_s, encode_s)``, the seconds spent drawing and encoding.
+    """
+    from actrec_batch.video import VideoWriter
+
+    render_s = encode_s = 0.0
+    frames = render_video(spec)
+    n = spec.timeline.n_frames
+    with (
+        VideoWriter(
+            path,
+            fps=spec.timeline.fps,
+            width=spec.width,
+            height=spec.height,
+            codec=codec,
+            crf=crf,
+            creation_time=creation_time,
+        ) as writer,
+        tqdm(total=n, desc=desc or path.name, unit="frame", disable=not progress, mininterval=0.5) as bar,
+    ):
+        for _ in range(n):
+            t0 = time.perf_counter()
+            frame = next(frames)
+            t1 = time.perf_counter()
+            writer.write(frame)
+            t2 = time.perf_counter()
+            render_s += t1 - t0
+            encode_s += t2 - t1
+            bar.update()
+        t0 = time.perf_counter()  # leaving the block flushes the encoder: count that as encoding
+    return render_s, encode_s + (time.perf_counter() - t0)
+
+
+def synth_footage(
+    store,
+    *,
+    date: dt.date,
+    cameras: int = 2,
+    minutes: float = 5.0,
+    seed: int = 0,
+    width: int = 320,
+    height: int = 240,
+    fps: float = 15.0,
+    codec: str = "h264",
+    noise: float = 0.02,
+    file_minutes: float = 5.0,
+    progress: bool = True,
+) -> SynthReport:
+    """Render and upload labelled synthetic footage for ``date`` into ``store``.
+
+    Writes ``footage/date=D/camera=cam-NN/cam-NN_<UTC start>.<ext>`` and its
+    ``.labels.json`` sidecar for every file; rerunning with the same arguments overwrites the same
+    keys with the same labels (and frames). Each video's container ``creation_time`` is its UTC
+    start.
+
+    Raises:
+        ConfigError: a bad argument.
+        StorageError: the store refused a write.
+    """
+    t_start = time.perf_counter()
+    planned = plan_footage(
+        date,
+        cameras=cameras,
+        minutes=minutes,
+        seed=seed,
+        width=width,
+        height=height,
+        fps=fps,
+        codec=codec,
+        noise=noise,
+        file_minutes=file_minutes,
+    )
+    counts: Counter[str] = Counter({label: 0 for label in LABELS})
+    footage_s = render_s = encode_s = 0.0
+    n_events = 0
+    with tempfile.TemporaryDirectory(prefix="actrec-synth-") as tmp:
+        for video in planned:
+            local = Path(tmp) / video.name
+            r, e = encode_video(
+                video.spec,
+                local,
+                codec=codec,
+                creation_time=video.creation_time,
+                progress=progress,
+                desc=video.name,
+            )
+            render_s, encode_s = render_s + r, encode_s + e
+            store.put_file(video.key, local)
+            local.unlink()
+            sidecar = labels_sidecar(video, seed=seed, codec=codec)
+            store.put_bytes(layout.sidecar_key(video.key), (json.dumps(sidecar, indent=1) + "\n").encode())
+            footage_s += video.spec.timeline.duration_s
+            n_events += len(sidecar["events"])
+            counts.update(ev["label"] for ev in sidecar["events"])
+    return SynthReport(
+        videos=tuple(v.key for v in planned),
+        footage_s=footage_s,
+        wall_s=time.perf_counter() - t_start,
+        events=n_events,
+        label_counts=dict(counts),
+        render_s=render_s,
+        encode_s=encode_s,
+    )
