@@ -98,10 +98,10 @@ def content_id(store: ObjectStore, obj: ObjectInfo, method: str) -> tuple[str, i
         if obj.etag:
             h.update(f"etag:{obj.etag}\n".encode())
             return h.hexdigest(), 0
+        if obj.size <= 3 * _FAST_SAMPLE:  # the samples would cover the file: hash it whole, once
+            return content_id(store, obj, "sha256")[0], obj.size
         with store.open_read(obj.key) as f:
-            for offset in sorted(
-                {0, max(0, obj.size // 2 - _FAST_SAMPLE // 2), max(0, obj.size - _FAST_SAMPLE)}
-            ):
+            for offset in (0, obj.size // 2 - _FAST_SAMPLE // 2, obj.size - _FAST_SAMPLE):
                 f.seek(offset)
                 chunk = f.read(_FAST_SAMPLE)
                 read += len(chunk)

@@ -36,11 +36,18 @@ from actrec_batch.storage.keys import (
     parse_s3_uri,
 )
 from actrec_batch.storage.local import LocalStore
-from actrec_batch.storage.s3 import DEFAULT_MULTIPART_THRESHOLD, READ_AHEAD, S3Store, make_s3_client
+from actrec_batch.storage.s3 import (
+    DEFAULT_MULTIPART_THRESHOLD,
+    READ_AHEAD,
+    READ_BLOCK,
+    S3Store,
+    make_s3_client,
+)
 
 __all__ = [
     "DEFAULT_MULTIPART_THRESHOLD",
     "READ_AHEAD",
+    "READ_BLOCK",
     "TMP_PREFIX",
     "LocalStore",
     "MiB",

@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,7 +43,9 @@ from actrec_batch.storage.keys import (
 log = logging.getLogger(__name__)
 
 DEFAULT_MULTIPART_THRESHOLD = 64 * MiB
-READ_AHEAD = 1 * MiB  # bytes fetched per ranged GET by S3 readers
+READ_AHEAD = 1 * MiB  # most bytes one small read may pull in by a ranged GET
+READ_BLOCK = 128 * 1024  # S3 readers cache the object in aligned blocks of this size
+READ_CACHE_BLOCKS = 64  # blocks an S3 reader keeps (8 MiB), least recently used evicted first
 
 _SPOOL_IN_MEMORY = 8 * MiB  # S3 open_write keeps smaller objects in memory, bigger ones in a temp file
 _MIN_PART = 5 * MiB  # S3's minimum size for every multipart part except the last
@@ -304,12 +307,15 @@ class S3Store(ObjectStore):
 
 
 class _S3RangeReader(io.RawIOBase):
-    """A seekable reader over one S3 object that fetches it by ranged GETs through a read-ahead buffer.
+    """A seekable reader over one S3 object that fetches it by ranged GETs through a block cache.
 
-    A read fetches at least ``READ_AHEAD`` bytes from the current position, so the many small reads of a
-    demuxer (PyAV, for one) cost one request per MiB. A seek costs nothing until the next read, so probing
-    a header and the index at the end of a file fetches only those parts. ``bytes_fetched`` counts the
-    bytes received. ``size`` is the object's size, and ``name`` is its URI.
+    The object is read in aligned ``READ_BLOCK`` blocks, and a small read that misses the cache
+    fetches up to ``READ_AHEAD`` bytes of consecutive missing blocks in one GET, so the many
+    small reads of a demuxer (PyAV, for one) cost few requests. The last ``READ_CACHE_BLOCKS``
+    blocks are kept, so a demuxer that jumps between the header, the index at the end and the
+    first packets never fetches the same bytes twice. A seek costs nothing until the next read.
+    A read of at least ``READ_AHEAD`` bytes (a streaming hash, a download) bypasses the cache.
+    ``bytes_fetched`` counts the bytes received. ``size`` is the object's size, and ``name`` is its URI.
     """
 
     def __init__(self, fetch: Callable[[int, int], bytes], size: int, name: str) -> None:
@@ -319,8 +325,7 @@ class _S3RangeReader(io.RawIOBase):
         self.name = name
         self.bytes_fetched = 0
         self._pos = 0
-        self._buffer = b""
-        self._buffer_start = 0
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()
 
     def readable(self) -> bool:
         return True
@@ -351,23 +356,45 @@ class _S3RangeReader(io.RawIOBase):
         self._checkClosed()
         view = memoryview(target).cast("B")
         wanted = max(0, min(len(view), self.size - self._pos))
+        if wanted >= READ_AHEAD:  # a big sequential read: fetch exactly that
+            chunk = self._fetch_range(self._pos, self._pos + wanted)
+            view[: len(chunk)] = chunk
+            self._pos += len(chunk)
+            return len(chunk)
         done = 0
         while done < wanted:
-            offset = self._pos - self._buffer_start
-            if 0 <= offset < len(self._buffer):
-                n = min(wanted - done, len(self._buffer) - offset)
-                view[done : done + n] = self._buffer[offset : offset + n]
-            elif wanted - done >= READ_AHEAD:  # a big read: fetch exactly that, skip the buffer
-                chunk = self._fetch_range(self._pos, self._pos + wanted - done)
-                n = len(chunk)
-                view[done : done + n] = chunk
-            else:
-                self._buffer = self._fetch_range(self._pos, min(self.size, self._pos + READ_AHEAD))
-                self._buffer_start = self._pos
-                continue
+            block = self._block(self._pos // READ_BLOCK)
+            offset = self._pos - (self._pos // READ_BLOCK) * READ_BLOCK
+            n = min(wanted - done, len(block) - offset)
+            view[done : done + n] = block[offset : offset + n]
             done += n
             self._pos += n
         return done
+
+    def _block(self, index: int) -> bytes:
+        """Block ``index`` from the cache, fetching it and its missing successors on a miss."""
+        if index in self._blocks:
+            self._blocks.move_to_end(index)
+            return self._blocks[index]
+        last = index
+        while (
+            (last + 1 - index) * READ_BLOCK < READ_AHEAD
+            and (last + 1) * READ_BLOCK < self.size
+            and last + 1 not in self._blocks
+        ):
+            last += 1
+        start, stop = index * READ_BLOCK, min(self.size, (last + 1) * READ_BLOCK)
+        data = self._fetch_range(start, stop)
+        if len(data) != stop - start:
+            raise StorageError(
+                f"{self.name} returned {len(data)} bytes for range [{start}, {stop}); it changed while being read",
+                reason="io_error",
+            )
+        for i in range(index, last + 1):
+            self._blocks[i] = data[(i - index) * READ_BLOCK : (i - index + 1) * READ_BLOCK]
+        while len(self._blocks) > READ_CACHE_BLOCKS:
+            self._blocks.popitem(last=False)
+        return self._blocks[index]
 
     def _fetch_range(self, start: int, stop: int) -> bytes:
         data = self._fetch(start, stop)
@@ -388,7 +415,7 @@ class _S3RangeReader(io.RawIOBase):
         return self.read(-1)
 
     def close(self) -> None:
-        self._buffer = b""
+        self._blocks.clear()
         super().close()
 
 
