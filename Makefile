@@ -22,7 +22,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "==> installing into $(VENV) (pinned by constraints.txt)"
 	@start=$$(date +%s); \
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' && \
+	set -o pipefail; \
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' 2>&1 \
+	  | { grep -v 'is ignored: it is neither a file nor a directory' || true; } && \
 	echo "==> install took $$(( $$(date +%s) - start )) s"
 	@touch $(STAMP)
 
