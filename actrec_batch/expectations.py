@@ -112,7 +112,10 @@ def run_suite(name: str, df: Any, expectations: list[Any]) -> SuiteResult:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    logging.getLogger("great_expectations").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
+    # GX pins one of its own loggers to INFO at import; its ephemeral-context chatter is not ours to show.
+    quiet = max(logging.WARNING, log.getEffectiveLevel())
+    for logger_name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(logger_name).setLevel(quiet)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     asset = ctx.data_sources.add_pandas(f"{name}_source").add_dataframe_asset(name)

@@ -97,6 +97,8 @@ def test_discover_manifests_good_and_quarantines_bad(night):
 
     q = read_quarantine(store, DATE, "discover").to_pylist()
     assert sorted(r["reason"] for r in q) == sorted([*BAD_FILES.values(), "bad_layout"])
+    assert out["validation"]["suite"] == "manifest" and out["validation"]["success"] is True
+    assert out["validation"]["evaluated"] > 20 and out["validation"]["failed"] == []
     summary = json.loads(store.get_bytes(layout.discovery_summary_key(DATE)))
     assert summary["videos_discovered"] == out["videos_discovered"]
 
