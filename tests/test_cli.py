@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -66,3 +67,23 @@ def test_config_shows_sources_and_masks_secrets(tmp_path):
     assert "topsecret" not in out.stdout + out.stderr
     assert "probe_workers = 3  (env)" in out.stdout
     assert "warehouse_url = 'postgresql+psycopg://u:***@127.0.0.1/db'  (flag)" in out.stdout
+
+
+def test_synth_then_discover_end_to_end(tmp_path):
+    """The documented two-step: `actrec synth` writes videos + sidecars; `actrec discover` manifests them."""
+    env = {"ACTREC_STORE": str(tmp_path / "store")}
+    synth = run_cli(
+        "synth", "--date", "2026-11-24", "--cameras", "2", "--minutes", "0.2", "--json", "--quiet", env=env
+    )
+    assert synth.returncode == 0, synth.stderr
+    report = json.loads(synth.stdout.strip().splitlines()[-1])
+    assert len(report["videos"]) == 2
+    for key in report["videos"]:
+        assert key.startswith("footage/date=2026-11-24/camera=cam-0")
+        sidecar = json.loads((tmp_path / "store" / f"{key}.labels.json").read_text())
+        assert set(sidecar) >= {"video", "fps", "duration_s", "events"}
+        assert sidecar["video"] == key.rsplit("/", 1)[-1]
+    found = run_cli("discover", "--date", "2026-11-24", "--json", env=env)
+    assert found.returncode == 0, found.stderr
+    out = json.loads(found.stdout.strip().splitlines()[-1])
+    assert (out["videos_discovered"], out["videos_manifested"], out["videos_quarantined"]) == (2, 2, 0)
