@@ -1,0 +1,49 @@
+"""Models: identity and card (:mod:`.card`), the reference architecture (:mod:`.reference`), and saving
+and loading of bundles (:mod:`.loading`).
+
+The card names import without torch. The loading names import torch on first use, so that reading
+``actrec_batch.model.sampling`` or a card (in a DAG file, say) stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from actrec_batch.model.card import ExtractorSpec, HeadSpec, ModelCard, ModelError
+
+if TYPE_CHECKING:
+    from actrec_batch.model.loading import (
+        ARCHITECTURES,
+        Architecture,
+        LoadedModel,
+        available_models,
+        load_model,
+        read_card,
+        resolve_model_ref,
+        save_model,
+        select_device,
+    )
+
+__all__ = [
+    "ARCHITECTURES",
+    "Architecture",
+    "ExtractorSpec",
+    "HeadSpec",
+    "LoadedModel",
+    "ModelCard",
+    "ModelError",
+    "available_models",
+    "load_model",
+    "read_card",
+    "resolve_model_ref",
+    "save_model",
+    "select_device",
+]
+
+
+def __getattr__(name: str):
+    if name in __all__:  # the card names are already bound, so only loading's arrive here
+        from actrec_batch.model import loading
+
+        return getattr(loading, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
