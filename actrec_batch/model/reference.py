@@ -1,0 +1,165 @@
+"""The reference action model: a frame encoder + temporal clip encoder (the extractor) and a
+temporal-convolution head.
+
+Extractor (``clip -> embedding``): each sampled frame is encoded by a small 2D CNN from its RGB
+pixels plus its difference to the previous sampled frame (so motion is seen at pixel level);
+a clip of ``clip_len`` consecutive frame codes goes through dilated temporal convolutions and
+is pooled into one ``embed_dim`` vector. Frame codes depend only on a frame and its predecessor
+on the global sampling grid, and a clip embedding only on its own frames, so features are the
+same however a video is cut into work units, and they can be cached.
+
+Head (``embeddings over time -> per-class scores``): temporal convolutions over the sequence of
+clip embeddings of one video, giving per-clip multi-label logits. It is cheap, so a new head can
+rescore cached features without decoding anything.
+
+Inputs: frames are uint8 RGB ``[..., H, W, 3]``; the model normalises them itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class ExtractorConfig:
+    """Architecture and sampling of the reference extractor (part of its identity)."""
+
+    frame_width: int = 96
+    frame_height: int = 72
+    sample_fps: float = 7.5  # frames are sampled on a global time grid at this rate
+    clip_len: int = 8  # sampled frames per clip (~1.07 s at 7.5 fps)
+    clip_hop: int = 2  # grid frames between consecutive clip starts (~0.27 s)
+    frame_dim: int = 96
+    embed_dim: int = 128
+    widths: tuple[int, ...] = (24, 32, 48, 64)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ExtractorConfig:
+        d = dict(d)
+        if "widths" in d:
+            d["widths"] = tuple(d["widths"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    embed_dim: int = 128
+    hidden: int = 96
+    num_classes: int = 7
+    kernel: int = 5
+    dropout: float = 0.2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HeadConfig:
+        return cls(**d)
+
+
+def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class FrameEncoder(nn.Module):
+    """``[N, 4, H, W]`` (RGB + motion, normalised) -> ``[N, frame_dim]``."""
+
+    def __init__(self, cfg: ExtractorConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 4
+        for i, w in enumerate(cfg.widths):
+            layers.append(_conv_bn(cin, w, 2))
+            if i >= 1:
+                layers.append(_conv_bn(w, w, 1))
+            cin = w
+        self.body = nn.Sequential(*layers)
+        # avg + max pooling over a 2x2 grid keeps coarse position (arm up vs down, standing vs lying)
+        self.proj = nn.Linear(cin * 4 * 2, cfg.frame_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x)
+        pooled = torch.cat([F.adaptive_avg_pool2d(h, 2), F.adaptive_max_pool2d(h, 2)], dim=1)
+        return F.relu(self.proj(pooled.flatten(1)))
+
+
+class ClipEncoder(nn.Module):
+    """``[B, T, frame_dim]`` -> ``[B, embed_dim]`` by dilated temporal convolutions."""
+
+    def __init__(self, cfg: ExtractorConfig) -> None:
+        super().__init__()
+        d = cfg.frame_dim
+        self.conv1 = nn.Conv1d(2 * d, 128, 3, padding=1)
+        self.conv2 = nn.Conv1d(128, 128, 3, padding=2, dilation=2)
+        self.proj = nn.Linear(256, cfg.embed_dim)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        x = codes.transpose(1, 2)  # [B, d, T]
+        vel = torch.diff(x, dim=2, prepend=x[:, :, :1])
+        h = F.relu(self.conv1(torch.cat([x, vel], dim=1)))
+        h = F.relu(self.conv2(h)) + h
+        pooled = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
+        return self.proj(pooled)
+
+
+class ReferenceExtractor(nn.Module):
+    """Frames -> frame codes -> clip embeddings. See module docstring."""
+
+    def __init__(self, cfg: ExtractorConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or ExtractorConfig()
+        self.frames = FrameEncoder(self.cfg)
+        self.clips = ClipEncoder(self.cfg)
+        self.register_buffer("mean", torch.tensor([0.45, 0.45, 0.45]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1), persistent=False)
+
+    def encode_frames(self, frames: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[N, H, W, 3]`` frames and their grid predecessors -> ``[N, frame_dim]`` codes."""
+        cur = frames.permute(0, 3, 1, 2).float().div_(255.0)
+        prev = previous.permute(0, 3, 1, 2).float().div_(255.0)
+        motion = (cur - prev).mean(dim=1, keepdim=True) * 4.0
+        x = torch.cat([(cur - self.mean) / self.std, motion], dim=1)
+        return self.frames(x)
+
+    def encode_clips(self, codes: torch.Tensor) -> torch.Tensor:
+        """``[B, T, frame_dim]`` frame codes -> ``[B, embed_dim]`` clip embeddings."""
+        return self.clips(codes)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[B, T+1, H, W, 3]`` (one leading context frame) -> ``[B, embed_dim]``."""
+        b, t1 = clips.shape[:2]
+        flat = clips.reshape(b * t1, *clips.shape[2:])
+        codes = self.encode_frames(flat[1:], flat[:-1]).reshape(-1)
+        codes = torch.cat([codes.new_zeros(self.cfg.frame_dim), codes]).reshape(b, t1, -1)[:, 1:]
+        return self.encode_clips(codes)
+
+
+class ReferenceHead(nn.Module):
+    """``[B, N, embed_dim]`` clip embeddings over time -> ``[B, N, num_classes]`` logits."""
+
+    def __init__(self, cfg: HeadConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or HeadConfig()
+        k = self.cfg.kernel
+        self.norm = nn.LayerNorm(self.cfg.embed_dim)
+        self.conv1 = nn.Conv1d(self.cfg.embed_dim, self.cfg.hidden, k, padding=k // 2)
+        self.conv2 = nn.Conv1d(self.cfg.hidden, self.cfg.hidden, k, padding=2 * (k // 2), dilation=2)
+        self.drop = nn.Dropout(self.cfg.dropout)
+        self.out = nn.Conv1d(self.cfg.hidden, self.cfg.num_classes, 1)
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        x = self.norm(emb).transpose(1, 2)
+        h = F.relu(self.conv1(x))
+        h = F.relu(self.conv2(self.drop(h))) + h
+        return self.out(self.drop(h)).transpose(1, 2)

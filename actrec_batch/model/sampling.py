@@ -1,0 +1,106 @@
+"""The global sampling grid: which source frames a model sees, and how they form clips.
+
+Frames are sampled on a time grid ``g_k = k / sample_fps`` (seconds from the video's first
+frame), whatever the source frame rate, constant or variable: grid point k shows the source
+frame on screen at ``g_k`` (the last frame whose timestamp is <= ``g_k``). Clip ``j`` is grid
+frames ``[j * hop, j * hop + clip_len)``; its span is ``[g_first, g_last + 1/sample_fps)`` and its
+score is placed at the span's centre. Every frame code also needs the previous grid frame
+(motion), so clip ``j`` reads grid frames ``j * hop - 1 .. j * hop + clip_len - 1``.
+
+The grid is anchored to the video, not to a work unit, so cutting a video into segments
+changes nothing: a segment ``[start_s, end_s)`` owns the clips whose first grid frame lies in
+it, and decodes the few grid frames around it that those clips need.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ClipGrid:
+    """Clip layout of one video. All times are seconds from the first frame."""
+
+    sample_fps: float
+    clip_len: int
+    clip_hop: int
+    grid_times: np.ndarray  # [K] grid times g_k
+    grid_frames: np.ndarray  # [K] source frame index shown at g_k
+
+    @property
+    def num_clips(self) -> int:
+        return max(0, (len(self.grid_times) - self.clip_len) // self.clip_hop + 1)
+
+    @property
+    def hop_s(self) -> float:
+        return self.clip_hop / self.sample_fps
+
+    def clip_centers(self, clips: range | None = None) -> np.ndarray:
+        """Centre time of each clip's span ``[g_first, g_last + 1/fps)``, in seconds."""
+        clips = range(self.num_clips) if clips is None else clips
+        first = np.asarray(clips, dtype=np.int64) * self.clip_hop
+        return (self.grid_times[first] + self.grid_times[first + self.clip_len - 1] + 1 / self.sample_fps) / 2
+
+    def clips_in(self, start_s: float, end_s: float) -> range:
+        """Clips whose first grid frame lies in ``[start_s, end_s)``."""
+        if self.num_clips == 0:
+            return range(0)
+        first_times = self.grid_times[np.arange(self.num_clips) * self.clip_hop]
+        lo = int(np.searchsorted(first_times, start_s - 1e-9, side="left"))
+        hi = int(np.searchsorted(first_times, end_s - 1e-9, side="left"))
+        return range(lo, hi)
+
+    def grid_span(self, clips: range) -> range:
+        """Grid indices clips need: from the frame before the first clip's first frame to the last frame."""
+        if len(clips) == 0:
+            return range(0)
+        lo = max(0, clips.start * self.clip_hop - 1)
+        hi = (clips.stop - 1) * self.clip_hop + self.clip_len
+        return range(lo, hi)
+
+
+def build_grid(
+    frame_times: np.ndarray,
+    *,
+    sample_fps: float,
+    clip_len: int,
+    clip_hop: int,
+    duration_s: float | None = None,
+) -> ClipGrid:
+    """Build the grid for a video from its frame timestamps (seconds, presentation order)."""
+    times = np.asarray(frame_times, dtype=np.float64)
+    if times.size == 0:
+        return ClipGrid(sample_fps, clip_len, clip_hop, np.zeros(0), np.zeros(0, dtype=np.int64))
+    rel = times - times[0]
+    if duration_s is None:
+        step = float(np.median(np.diff(rel))) if rel.size > 1 else 1 / sample_fps
+        duration_s = float(rel[-1] + step)
+    count = max(0, math.ceil(duration_s * sample_fps - 1e-9))
+    grid = np.arange(count, dtype=np.float64) / sample_fps
+    frames = np.searchsorted(rel, grid + 1e-6, side="right") - 1
+    frames = np.clip(frames, 0, rel.size - 1).astype(np.int64)
+    return ClipGrid(sample_fps, clip_len, clip_hop, grid, frames)
+
+
+def clip_targets(
+    grid: ClipGrid, events: list[dict], labels: list[str], *, min_overlap: float = 0.5
+) -> np.ndarray:
+    """Multi-hot ``[num_clips, C]`` targets: 1 where an event covers >= ``min_overlap`` of a clip's
+    central half (the part of the clip its score stands for)."""
+    out = np.zeros((grid.num_clips, len(labels)), dtype=np.float32)
+    if grid.num_clips == 0:
+        return out
+    centers = grid.clip_centers()
+    half = grid.hop_s  # score stands for about one hop around the centre
+    lo, hi = centers - half, centers + half
+    index = {label: i for i, label in enumerate(labels)}
+    for ev in events:
+        c = index.get(ev["label"])
+        if c is None:
+            continue
+        overlap = np.clip(np.minimum(hi, ev["end_s"]) - np.maximum(lo, ev["start_s"]), 0, None)
+        out[overlap >= min_overlap * (hi - lo), c] = 1.0
+    return out
