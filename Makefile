@@ -8,13 +8,15 @@ export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test lint bench services clean help
+.PHONY: install demo test lint bench quality train services clean help
 
 help:
 	@echo "make demo   - install, render synthetic footage, run discovery, print a summary"
 	@echo "make test   - install, start PostgreSQL + an S3 server on 127.0.0.1, run the whole suite"
 	@echo "make lint   - ruff"
 	@echo "make bench  - speed benchmarks (bench/)"
+	@echo "make quality - held-out quality of the shipped model (bench/quality.py, ~10 min)"
+	@echo "make train  - retrain the reference model (~30 min on 2 cores) into .actrec/models/"
 
 install: $(STAMP)
 
@@ -43,6 +45,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+quality: $(STAMP)
+	$(BIN)/python bench/quality.py
+
+train: $(STAMP)
+	$(BIN)/actrec train --out .actrec/models/reference-v1
 
 clean:
 	rm -rf .actrec .pytest_cache

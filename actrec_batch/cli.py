@@ -142,6 +142,77 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, date=date, cameras=args.cameras, minutes=args.minutes)
 
 
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from actrec_batch.training import TrainConfig, run_training
+
+    out = Path(args.out)
+    work = Path(args.workdir) if args.workdir else out.parent / f".{out.name}-work"
+    cfg = TrainConfig(seed=args.seed, steps=args.steps)
+    card, report = run_training(out, work, cfg, name=args.name, version=args.version, progress=not args.quiet)
+    summary = {
+        "model": card.model_id,
+        "weights_sha256": card.weights_sha256,
+        "out": str(out),
+        "validation": report.to_json(),
+        "timings": card.training.get("timings", {}),
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        print(report.to_table())
+        print(
+            f"saved {card.model_id} ({card.weights_sha256[:12]}) to {out} in {summary['timings'].get('total_s')} s"
+        )
+    return 0
+
+
+def cmd_infer_local(args: argparse.Namespace, settings: Settings) -> int:
+    date = parse_logical_date(args.date)
+    from actrec_batch.inference import infer_date
+
+    result = infer_date(
+        settings,
+        date,
+        model_ref=args.model,
+        segment_s=args.segment_seconds,
+        device=args.device,
+        progress=not args.json and sys.stderr.isatty(),
+    )
+    out = result.to_json()
+    if args.json:
+        _print_json(out)
+    else:
+        print(
+            f"infer {out['logical_date']} with {out['model']}: {out['videos_processed']} videos "
+            f"({out['videos_quarantined']} quarantined), {out['events']} events, "
+            f"{out['video_s_per_wall_s']} video-s per wall-s -> {out['events_uri']}"
+        )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    date = parse_logical_date(args.date)
+    from actrec_batch.evaluation import evaluate, labelled_videos, load_predictions_parquet, load_truth
+    from actrec_batch.model import load_model
+    from actrec_batch.storage import open_store
+
+    store = open_store(settings.store)
+    version = args.model.partition("@")[2] if args.model else None
+    preds = load_predictions_parquet(store, date, model_version=version)
+    labels = list(load_model(args.model, store_uri=settings.store).card.labels) if args.model else None
+    truths = load_truth(store, date)
+    if labels is None:
+        labels = sorted({e.label for e in truths} | {p.label for p in preds})
+    report = evaluate(preds, truths, labels, videos=labelled_videos(store, date))
+    if args.format == "json":
+        _print_json(report.to_json())
+    else:
+        print(report.to_table())
+    return 0
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     for name, value in settings.redacted().items():
         print(f"{name} = {value!r}  ({settings.sources.get(name, 'default')})")
@@ -226,6 +297,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=_positive(float, 0.1, 60, "number of minutes"), default=2.0)
     _add_setting_flags(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "train",
+        help="train the reference model on synthetic footage (CPU, ~25 min)",
+        description="Render seeded training/validation footage, train the reference model, "
+        "tune event post-processing on validation footage, save a model bundle.",
+    )
+    p.add_argument("--out", required=True, help="bundle directory to write (card.json + safetensors)")
+    p.add_argument("--workdir", help="where rendered training footage is kept and reused")
+    p.add_argument("--steps", type=_positive(int, 1, 10**6, "step count"), default=2400)
+    p.add_argument("--seed", type=_positive(int, 0, 2**32 - 1, "seed"), default=0)
+    p.add_argument("--name", default="reference")
+    p.add_argument("--version", default="1")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "infer-local",
+        help="score a date's manifested videos in this process; write events Parquet",
+        description="Local stand-in for the Ray job: segments -> features -> head -> events, "
+        "written to events/date=D/events-<model>-<version>.parquet.",
+    )
+    p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
+    p.add_argument("--model", default="reference@1", help="NAME@VERSION, a bundle directory or s3:// URI")
+    p.add_argument(
+        "--segment-seconds",
+        type=_positive(float, 5, 86400, "segment length"),
+        default=300.0,
+        help="work-unit length in seconds of footage",
+    )
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_infer_local)
+
+    p = sub.add_parser(
+        "eval",
+        help="compare a date's events with the ground-truth sidecars",
+        description="Event-level precision/recall/F1 at tIoU 0.3/0.5/0.7, per class, boundary "
+        "error and confusion matrix.",
+    )
+    p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
+    p.add_argument("--model", help="NAME@VERSION whose events to evaluate (needed when several exist)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("config", help="print the resolved settings (secrets masked) and where each came from")
     _add_setting_flags(p)

@@ -4,6 +4,8 @@ Benchmarks:
 - synth: footage seconds rendered per wall second, one core (taskset -c 0), 320x240 @ 15 fps.
 - probe: discovery probe time per file on a local store and on S3 (moto's HTTP server on
   127.0.0.1), and remote bytes read per probe vs file size.
+- model: the shipped model's parameters, FLOPs, clips/s on 1 and 2 CPU threads, and how fast
+  one core decodes 720p footage onto the model's grid (the ratio says which side is the bottleneck).
 
 Results are printed and written to bench/results/<name>.json.
 Usage: python bench/run_all.py [--only synth|probe] [--synth-minutes 10] [--quick]
@@ -12,6 +14,7 @@ Usage: python bench/run_all.py [--only synth|probe] [--synth-minutes 10] [--quic
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime as dt
 import json
 import os
@@ -132,9 +135,114 @@ def bench_probe(quick: bool) -> dict:
     return results
 
 
+def _model_worker(threads: int) -> dict:
+    """Clip throughput of the shipped model's extractor + head with ``threads`` torch threads."""
+    import torch
+
+    from actrec_batch.model import load_model
+
+    torch.set_num_threads(threads)
+    model = load_model("reference@1", device="cpu")
+    cfg = model.card.extractor.config
+    h, w, t, hop = cfg["frame_height"], cfg["frame_width"], cfg["clip_len"], cfg["clip_hop"]
+    n_clips = 512
+    frames = torch.randint(0, 256, ((n_clips - 1) * hop + t + 1, h, w, 3), dtype=torch.uint8)
+    from actrec_batch.model.features import clip_embeddings, frame_codes, head_scores
+
+    with torch.inference_mode():
+        frame_codes(model.extractor, frames[:64], True, "cpu")
+        t0 = time.perf_counter()
+        codes = frame_codes(model.extractor, frames, True, "cpu")
+        emb = clip_embeddings(model.extractor, codes, n_clips, t, hop)
+        head_scores(model.head, emb.numpy(), "cpu")
+        wall = time.perf_counter() - t0
+    return {
+        "threads": threads,
+        "clips_per_s": round(n_clips / wall, 1),
+        "grid_frames_per_s": round(frames.shape[0] / wall, 1),
+        "video_s_per_s": round(frames.shape[0] / cfg["sample_fps"] / wall, 1),
+    }
+
+
+def bench_model() -> dict:
+    """Model size, FLOPs, clips/s on 1 and 2 cores, and 720p decode speed for comparison."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from actrec_batch.model import load_model
+
+    model = load_model("reference@1", device="cpu")
+    cfg = model.card.extractor.config
+    frame = torch.zeros((1, cfg["frame_height"], cfg["frame_width"], 3), dtype=torch.uint8)
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+        model.extractor.encode_frames(frame, frame)
+    per_frame = fc.get_total_flops()
+    codes = torch.zeros((1, cfg["clip_len"], cfg["frame_dim"]))
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc2:
+        model.extractor.encode_clips(codes)
+    per_clip_pool = fc2.get_total_flops()
+    result = {
+        "params_extractor": sum(p.numel() for p in model.extractor.parameters()),
+        "params_head": sum(p.numel() for p in model.head.parameters()),
+        "flops_per_grid_frame": per_frame,
+        # each clip adds clip_hop new grid frames (frames are shared between overlapping clips)
+        "flops_per_clip": per_frame * cfg["clip_hop"] + per_clip_pool,
+        "input": f"{cfg['frame_width']}x{cfg['frame_height']} @ {cfg['sample_fps']} fps, clip {cfg['clip_len']}",
+    }
+    with concurrent.futures.ProcessPoolExecutor(1) as pool:
+        result["cpu_1_thread"] = pool.submit(_model_worker, 1).result()
+    with concurrent.futures.ProcessPoolExecutor(1) as pool:
+        result["cpu_2_threads"] = pool.submit(_model_worker, 2).result()
+    result["decode_720p"] = _decode_720p()
+    need = result["decode_720p"]["video_s_per_s_1_core"]
+    result["inference_to_decode_ratio_1_core"] = round(result["cpu_1_thread"]["video_s_per_s"] / need, 2)
+    _save("model", result)
+    return result
+
+
+def _decode_720p() -> dict:
+    """Decode synthetic 1280x720 @ 30 fps h264 onto the model grid with one decoder thread."""
+    from actrec_batch.model import load_model
+    from actrec_batch.model.features import decode_grid_frames
+    from actrec_batch.model.sampling import build_grid
+    from actrec_batch.storage import open_store
+    from actrec_batch.synth import synth_footage
+    from actrec_batch.video import DecodeStats, frame_timestamps
+
+    cfg = load_model("reference@1", device="cpu").card.extractor.config
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(tmp)
+        rep = synth_footage(
+            store, date=DATE, cameras=1, minutes=0.5, width=1280, height=720, fps=30.0, seed=9, progress=False
+        )
+        path = store.local_path(rep.videos[0])
+        t0 = time.perf_counter()
+        times = frame_timestamps(path)
+        grid = build_grid(
+            times, sample_fps=cfg["sample_fps"], clip_len=cfg["clip_len"], clip_hop=cfg["clip_hop"]
+        )
+        stats = DecodeStats()
+        decode_grid_frames(
+            path,
+            grid,
+            range(len(grid.grid_times)),
+            width=cfg["frame_width"],
+            height=cfg["frame_height"],
+            frame_times=times,
+            stats=stats,
+        )
+        wall = time.perf_counter() - t0
+    return {
+        "video_s": rep.footage_s,
+        "wall_s": round(wall, 2),
+        "frames_decoded": stats.frames_decoded,
+        "video_s_per_s_1_core": round(rep.footage_s / wall, 2),
+    }
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", choices=["synth", "probe"])
+    p.add_argument("--only", choices=["synth", "probe", "model"])
     p.add_argument("--synth-minutes", type=float, default=10.0)
     p.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run)")
     args = p.parse_args(argv)
@@ -143,6 +251,8 @@ def main(argv: list[str]) -> int:
         bench_synth(1.0 if args.quick else args.synth_minutes)
     if args.only in (None, "probe"):
         bench_probe(args.quick)
+    if args.only in (None, "model"):
+        bench_model()
     return 0
 
 

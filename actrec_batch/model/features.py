@@ -100,25 +100,20 @@ def decode_grid_frames(
     stats=None,
 ) -> np.ndarray:
     """Decode the grid frames ``span`` of a video, resized in libswscale: ``[len(span), H, W, 3]`` uint8."""
+    from actrec_batch.errors import VideoError
     from actrec_batch.video import decode_frames
 
     out = np.empty((len(span), height, width, 3), dtype=np.uint8)
     if len(span) == 0:
         return out
     indices = grid.grid_frames[span.start : span.stop]
-    n = 0
-    for n, (_, _, rgb) in enumerate(
-        decode_frames(
-            source,
-            indices.tolist(),
-            width=width,
-            height=height,
-            frame_times=frame_times,
-            uri=uri,
-            stats=stats,
-        )
-    ):
-        out[n] = rgb
-    if n + 1 != len(span):
-        raise ValueError(f"decoded {n + 1} of {len(span)} grid frames of {uri or source}")
+    frames = decode_frames(
+        source, indices.tolist(), width=width, height=height, frame_times=frame_times, uri=uri, stats=stats
+    )
+    count = 0
+    for _, _, rgb in frames:
+        out[count] = rgb
+        count += 1
+    if count != len(span):
+        raise VideoError(f"{uri or source}: decoded {count} of {len(span)} grid frames", reason="truncated")
     return out

@@ -35,7 +35,7 @@ class ExtractorConfig:
     clip_hop: int = 2  # grid frames between consecutive clip starts (~0.27 s)
     frame_dim: int = 96
     embed_dim: int = 128
-    widths: tuple[int, ...] = (24, 32, 48, 64)
+    widths: tuple[int, ...] = (16, 24, 32, 48)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,0 +1,109 @@
+"""Quality of a model on held-out synthetic footage, through the documented CLI commands.
+
+Sets (seeds outside the training range 1000-1999):
+- in_distribution: 4 cameras x 8 min (32 min), 320x240 @ 15 fps h264, noise 0.02, seed 7.
+- shifted: 2 cameras x 8 min (16 min), 512x288 @ 24 fps hevc, noise 0.06, seed 8 -- resolution,
+  aspect, frame rate, codec and noise all differ from every training video.
+
+Usage: python bench/quality.py [--model reference@1] [--store DIR] [--quick]
+Prints each command, then a table; writes bench/results/quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = {
+    "in_distribution": ("2026-10-01", ["--cameras", "4", "--minutes", "8", "--seed", "7"]),
+    "shifted": (
+        "2026-10-02",
+        [
+            "--cameras",
+            "2",
+            "--minutes",
+            "8",
+            "--seed",
+            "8",
+            "--width",
+            "512",
+            "--height",
+            "288",
+            "--fps",
+            "24",
+            "--codec",
+            "hevc",
+            "--noise",
+            "0.06",
+        ],
+    ),
+}
+
+
+def _run(args: list[str], env: dict) -> str:
+    print("$ actrec " + " ".join(args), flush=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "actrec_batch", *args], env=env, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"actrec {' '.join(args)} failed: {out.stderr.strip().splitlines()[-1]}")
+    return out.stdout
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="reference@1")
+    p.add_argument("--store", help="store to use (default: a temporary directory)")
+    p.add_argument("--quick", action="store_true", help="1 minute per camera instead of 8 (a smoke run)")
+    args = p.parse_args(argv)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "ACTREC_STORE": args.store or f"{tmp}/store", "ACTREC_LOG_LEVEL": "WARNING"}
+        for name, (date, synth_args) in SETS.items():
+            if args.quick:
+                synth_args = [*synth_args[:2], "--minutes", "1", *synth_args[4:]]
+            _run(["synth", "--date", date, *synth_args, "--file-minutes", "8", "--quiet"], env)
+            _run(["discover", "--date", date], env)
+            t0 = time.perf_counter()
+            infer = json.loads(
+                _run(["infer-local", "--date", date, "--model", args.model, "--json"], env)
+                .strip()
+                .splitlines()[-1]
+            )
+            wall = time.perf_counter() - t0
+            report = json.loads(
+                _run(["eval", "--date", date, "--model", args.model, "--format", "json"], env)
+                .strip()
+                .splitlines()[-1]
+            )
+            results[name] = {
+                "date": date,
+                "synth_args": synth_args,
+                "video_s": infer["video_seconds"],
+                "infer_wall_s": round(wall, 1),
+                "eval": report,
+            }
+            print(
+                f"{name}: F1@0.5 {report['f1']:.3f}  P {report['precision']:.3f}  R {report['recall']:.3f}  "
+                f"({report['gt_events']} GT events, {infer['video_seconds'] / 60:.0f} min)",
+                flush=True,
+            )
+            for label, m in report["per_class"].items():
+                print(
+                    f"    {label:9s} P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} n={m['support']}"
+                )
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
