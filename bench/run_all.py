@@ -17,6 +17,7 @@ import argparse
 import concurrent.futures
 import datetime as dt
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -189,10 +190,11 @@ def bench_model() -> dict:
         "flops_per_clip": per_frame * cfg["clip_hop"] + per_clip_pool,
         "input": f"{cfg['frame_width']}x{cfg['frame_height']} @ {cfg['sample_fps']} fps, clip {cfg['clip_len']}",
     }
-    with concurrent.futures.ProcessPoolExecutor(1) as pool:
-        result["cpu_1_thread"] = pool.submit(_model_worker, 1).result()
-    with concurrent.futures.ProcessPoolExecutor(1) as pool:
-        result["cpu_2_threads"] = pool.submit(_model_worker, 2).result()
+    # A fresh interpreter per measurement (spawn: forking after torch started its threads can deadlock).
+    spawn = multiprocessing.get_context("spawn")
+    for key, threads in (("cpu_1_thread", 1), ("cpu_2_threads", 2)):
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            result[key] = pool.submit(_model_worker, threads).result()
     result["decode_720p"] = _decode_720p()
     need = result["decode_720p"]["video_s_per_s_1_core"]
     result["inference_to_decode_ratio_1_core"] = round(result["cpu_1_thread"]["video_s_per_s"] / need, 2)

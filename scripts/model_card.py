@@ -116,8 +116,8 @@ def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
             "## Speed (`python bench/run_all.py --only model`)",
             f"- CPU, 1 thread: {c1['clips_per_s']} clips/s ({c1['video_s_per_s']} video-s per s); "
             f"2 threads: {c2['clips_per_s']} clips/s ({c2['video_s_per_s']} video-s per s)",
-            f"- decoding 720p30 h264 onto the grid, 1 core: {speed['decode_720p']['video_s_per_s_1_core']} video-s "
-            f"per s; inference / decode ratio on 1 core: {speed['inference_to_decode_ratio_1_core']} "
+            f"- decoding 720p30 h264 onto the grid (one process, FFmpeg default threads): {speed['decode_720p']['video_s_per_s_1_core']} video-s "
+            f"per s; inference (1 thread) / decode ratio: {speed['inference_to_decode_ratio_1_core']} "
             "(above 1: decoding, not the model, is the bottleneck)",
         ]
     out += [
