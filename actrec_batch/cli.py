@@ -98,7 +98,7 @@ def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
         file_minutes=args.file_minutes,
         progress=not args.quiet,
     )
-    summary = report.to_json() if hasattr(report, "to_json") else report.__dict__
+    summary = report.to_json()
     if args.json:
         _print_json(summary)
     else:
@@ -195,13 +195,16 @@ def cmd_infer_local(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     date = parse_logical_date(args.date)
     from actrec_batch.evaluation import evaluate, labelled_videos, load_predictions_parquet, load_truth
-    from actrec_batch.model import load_model
+    from actrec_batch.model import read_card, resolve_model_ref
     from actrec_batch.storage import open_store
 
     store = open_store(settings.store)
     version = args.model.partition("@")[2] if args.model else None
     preds = load_predictions_parquet(store, date, model_version=version)
-    labels = list(load_model(args.model, store_uri=settings.store).card.labels) if args.model else None
+    labels = None
+    if args.model:  # the label map is in the card: no need to deserialise the weights
+        bundle = open_store(resolve_model_ref(args.model, store_uri=settings.store))
+        labels = list(read_card(bundle).labels)
     truths = load_truth(store, date)
     if labels is None:
         labels = sorted({e.label for e in truths} | {p.label for p in preds})
