@@ -50,7 +50,7 @@ quality: $(STAMP)
 	$(BIN)/python bench/quality.py
 
 train: $(STAMP)
-	$(BIN)/actrec train --out .actrec/models/reference-v1
+	$(BIN)/actrec train --out .actrec/models/reference-v2
 
 clean:
 	rm -rf .actrec .pytest_cache

@@ -31,7 +31,7 @@ from actrec_batch.storage import ObjectStore, open_store
 log = logging.getLogger(__name__)
 
 STAGE = "infer"
-DEFAULT_MODEL = "reference@1"
+DEFAULT_MODEL = "reference@2"
 DEFAULT_SEGMENT_S = 300.0
 
 EVENTS_SCHEMA = pa.schema(

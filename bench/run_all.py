@@ -143,7 +143,7 @@ def _model_worker(threads: int) -> dict:
     from actrec_batch.model import load_model
 
     torch.set_num_threads(threads)
-    model = load_model("reference@1", device="cpu")
+    model = load_model("reference@2", device="cpu")
     cfg = model.card.extractor.config
     h, w, t, hop = cfg["frame_height"], cfg["frame_width"], cfg["clip_len"], cfg["clip_hop"]
     n_clips = 512
@@ -172,7 +172,7 @@ def bench_model() -> dict:
 
     from actrec_batch.model import load_model
 
-    model = load_model("reference@1", device="cpu")
+    model = load_model("reference@2", device="cpu")
     cfg = model.card.extractor.config
     frame = torch.zeros((1, cfg["frame_height"], cfg["frame_width"], 3), dtype=torch.uint8)
     with torch.inference_mode(), FlopCounterMode(display=False) as fc:
@@ -211,7 +211,7 @@ def _decode_720p() -> dict:
     from actrec_batch.synth import synth_footage
     from actrec_batch.video import DecodeStats, frame_timestamps
 
-    cfg = load_model("reference@1", device="cpu").card.extractor.config
+    cfg = load_model("reference@2", device="cpu").card.extractor.config
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(tmp)
         rep = synth_footage(

@@ -28,11 +28,61 @@ def _metrics_table(report: dict) -> list[str]:
     return lines
 
 
+def _minutes(seconds) -> str:
+    return "?" if seconds is None else f"{float(seconds) / 60:.1f} min"
+
+
+def _timings(tr: dict) -> str:
+    """Where the training time went, from an empty work dir. A run that reused rendered footage gives
+    the render time measured on an empty work dir (``render_fresh_s``); a head refitted on another
+    bundle's extractor (``--extractor-from``) counts that bundle's extractor training time."""
+    t = tr["timings"]
+    render = float(t.get("render_s") or 0)
+    notes = []
+    if t.get("videos_rendered") == 0 and t.get("render_fresh_s") is not None:
+        render = float(t["render_fresh_s"])
+        notes.append("this run reused footage rendered earlier; rendering time measured on an empty work dir")
+    train = float(t.get("train_s") or 0)
+    if tr.get("extractor_from"):
+        train = float(tr.get("extractor_train_s") or 0)
+        notes.append(
+            f"stage 1 ran as `actrec train` for `{tr['extractor_from']}` (extractor sha256 "
+            f"{tr['extractor_sha256'][:12]}), stage 2 as `actrec train --extractor-from` it; "
+            "one `actrec train` runs both"
+        )
+    decode, refit = float(t.get("decode_s") or 0), float(t.get("head_refit_s") or 0)
+    tune = max(
+        0.0,
+        float(t.get("total_s") or 0)
+        - float(t.get("render_s") or 0)
+        - decode
+        - float(t.get("train_s") or 0)
+        - refit,
+    )
+    total = render + decode + train + refit + tune
+    text = (
+        f"{_minutes(total)} in all from an empty work dir: rendering the footage {_minutes(render)}, decoding it "
+        f"{_minutes(decode)}, stage 1 (extractor and a first head, end to end) {_minutes(train)}, stage 2 (embedding "
+        f"the training footage, refitting the head) {_minutes(refit)}, tuning the post-processing {_minutes(tune)}"
+    )
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _seeds(specs: list[dict]) -> str:
+    seeds = [s["seed"] for s in specs]
+    return (
+        f"{min(seeds)}-{max(seeds)}"
+        if seeds == list(range(min(seeds), max(seeds) + 1))
+        else ", ".join(map(str, seeds))
+    )
+
+
 def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
     card = json.loads((bundle / "card.json").read_text())
     tr = card["training"]
     cfg = tr["config"]
     ex = card["extractor"]["config"]
+    hd = card["head"]["config"]
     out = [
         f"# Model card: {card['name']}@{card['version']}",
         "",
@@ -48,11 +98,18 @@ def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
         "",
         "## Architecture",
         f"- input: RGB frames resized to {ex['frame_width']}x{ex['frame_height']} in libswscale, sampled on a "
-        f"{ex['sample_fps']} fps time grid; each frame also sees its difference to the previous grid frame",
+        f"{ex['sample_fps']} fps time grid; each frame also sees its per-channel difference to the previous grid frame",
         f"- extractor: 2D CNN per frame (widths {ex['widths']}, 2x2 avg+max pooling -> {ex['frame_dim']}-d),",
-        f"  then dilated temporal convolutions over a clip of {ex['clip_len']} frames -> {ex['embed_dim']}-d "
+        f"  then dilated temporal convolutions over a clip of {ex['clip_len']} frames, pooled by mean, max and the "
+        f"means of the clip's two halves (so the direction of a change is kept) -> {ex['embed_dim']}-d "
         f"embedding; clips every {ex['clip_hop']} grid frames",
-        "- head: temporal convolutions over a whole video's clip embeddings -> per-clip multi-label logits",
+        "- head: temporal convolutions over a whole video's clip embeddings -> per-clip multi-label logits"
+        + (
+            f"; its input adds the differences emb(t + l) - emb(t - l) for l in {hd['lags']} clips, which change "
+            "sign when time runs backwards (sitting down vs standing up)"
+            if hd.get("lags")
+            else ""
+        ),
         "- events: post-processing parameters in `card.json` (`postprocess.events`), tuned on validation footage",
     ]
     if speed:
@@ -64,10 +121,10 @@ def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
     out += [
         "",
         "## Training data and procedure",
-        f"- command: `actrec train --out DIR --steps {cfg['steps']} --seed {cfg['seed']}` "
-        f"({tr['timings'].get('total_s', '?')} s of training + tuning on {tr.get('threads')} CPU threads, "
-        f"torch {tr.get('torch')}; rendering the footage first adds about 4 min on 2 cores)",
-        "- training footage (seeds 1001-1008, 60 min), each video a different camera set-up:",
+        f"- command: `actrec train --out DIR --steps {cfg['steps']} --seed {cfg['seed']}` on "
+        f"{tr.get('threads')} CPU threads, torch {tr.get('torch')}: {_timings(tr)}",
+        f"- training footage (seeds {_seeds(cfg['train_footage'])}, "
+        f"{sum(s['minutes'] for s in cfg['train_footage']):.0f} min), camera set-ups varied per video:",
         "",
         "| seed | minutes | size | fps | codec | noise |",
         "|---|---|---|---|---|---|",
@@ -78,14 +135,26 @@ def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
         )
     out += [
         "",
-        "- validation footage (tunes the event post-processing, never trains weights): seeds "
-        + ", ".join(str(s["seed"]) for s in cfg["val_footage"]),
+        f"- validation footage (tunes the event post-processing, never trains weights): seeds "
+        f"{_seeds(cfg['val_footage'])}, {sum(s['minutes'] for s in cfg['val_footage']):.0f} min",
         "- augmentation: horizontal flip, random resized crop with aspect jitter, brightness/contrast/colour "
-        "gain, Gaussian noise",
+        "gain, Gaussian noise"
+        + (
+            f"; time reversal of {cfg['time_reverse'] * 100:.0f}% of the windows whose labels all have a "
+            f"reversed twin ({', '.join(f'{a} <-> {b}' for a, b in cfg['reverse_pairs'])}; "
+            f"{', '.join(cfg['reverse_self'])} stay themselves), so direction is learnt from the order of frames"
+            if cfg.get("time_reverse")
+            else ""
+        ),
         f"- sampling: {cfg.get('event_centred', 0) * 100:.0f}% of training windows are centred on an event of a "
         "uniformly drawn class (so rare, subtle classes are seen as often as common ones), the rest are uniform",
         f"- optimiser: AdamW, one-cycle LR peak {cfg['lr']}, {cfg['batch_windows']} windows x "
         f"{cfg['window_clips']} clips per step, multi-label BCE",
+        f"- stage 1: extractor and a first head end to end, {cfg['steps']} steps; stage 2: the extractor is frozen, "
+        f"the training footage embedded once, and a new head with lag-difference features is fitted on "
+        f"{cfg.get('head_refit_windows')} windows x {cfg.get('head_refit_clips')} clips per step for "
+        f"{cfg.get('head_refit_steps')} steps (end to end, the head never learnt to tell sitting down from "
+        "standing up)",
         "- seeds 1000-1999 are reserved for training and validation; evaluate on any other seed",
         "",
         "## Validation (seeds of the validation footage)",
@@ -109,6 +178,14 @@ def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
                 "",
                 *_metrics_table(res["eval"]),
             ]
+            if "bar" in res:
+                bar = res["bar"]
+                limits = ", ".join(f"{k} >= {v}" for k, v in bar["thresholds"].items())
+                out += [
+                    "",
+                    f"Quality bar ({limits}): "
+                    + ("**met**." if bar["met"] else "**not met**: " + "; ".join(bar["failures"]) + "."),
+                ]
     if speed:
         c1, c2 = speed["cpu_1_thread"], speed["cpu_2_threads"]
         out += [

@@ -44,7 +44,7 @@ def _key(events):
 
 def test_events_do_not_depend_on_where_a_video_is_cut(night):
     _, store, rows = night
-    model = load_model("reference@1", device="cpu")
+    model = load_model("reference@2", device="cpu")
     row = rows[0]
     path = store.local_path(row["key"])
     duration = row["duration_s"]

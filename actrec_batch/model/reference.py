@@ -2,9 +2,11 @@
 temporal-convolution head.
 
 Extractor (``clip -> embedding``): each sampled frame is encoded by a small 2D CNN from its RGB
-pixels plus its difference to the previous sampled frame (so motion is seen at pixel level);
-a clip of ``clip_len`` consecutive frame codes goes through dilated temporal convolutions and
-is pooled into one ``embed_dim`` vector. Frame codes depend only on a frame and its predecessor
+pixels plus its per-channel difference to the previous sampled frame (so motion is seen at pixel
+level, whatever the colours of figure and background); a clip of ``clip_len`` consecutive frame
+codes goes through dilated temporal convolutions and is pooled into one ``embed_dim`` vector:
+mean and max over the clip, plus the means of its first and second halves, so the embedding
+knows which way a change went (sitting down is standing up played backwards). Frame codes depend only on a frame and its predecessor
 on the global sampling grid, and a clip embedding only on its own frames, so features are the
 same however a video is cut into work units, and they can be cached.
 
@@ -28,14 +30,15 @@ from torch.nn import functional as F
 class ExtractorConfig:
     """Architecture and sampling of the reference extractor (part of its identity)."""
 
-    frame_width: int = 96
-    frame_height: int = 72
+    frame_width: int = 112
+    frame_height: int = 84
     sample_fps: float = 7.5  # frames are sampled on a global time grid at this rate
     clip_len: int = 8  # sampled frames per clip (~1.07 s at 7.5 fps)
     clip_hop: int = 2  # grid frames between consecutive clip starts (~0.27 s)
     frame_dim: int = 96
     embed_dim: int = 128
     widths: tuple[int, ...] = (16, 24, 32, 48)
+    keypoints: int = 16  # spatial-softmax keypoints per frame (0: none)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,6 +46,7 @@ class ExtractorConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ExtractorConfig:
         d = dict(d)
+        d.setdefault("keypoints", 0)  # cards written before keypoints existed had none
         if "widths" in d:
             d["widths"] = tuple(d["widths"])
         return cls(**d)
@@ -55,12 +59,18 @@ class HeadConfig:
     num_classes: int = 7
     kernel: int = 5
     dropout: float = 0.2
+    # Clip lags of the difference features emb(t + lag) - emb(t - lag): they are odd under time
+    # reversal, which makes "what came before vs after" (sitting down vs standing up) easy to read.
+    lags: tuple[int, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> HeadConfig:
+        d = dict(d)
+        if "lags" in d:
+            d["lags"] = tuple(d["lags"])
         return cls(**d)
 
 
@@ -73,12 +83,12 @@ def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 class FrameEncoder(nn.Module):
-    """``[N, 4, H, W]`` (RGB + motion, normalised) -> ``[N, frame_dim]``."""
+    """``[N, 6, H, W]`` (RGB + RGB motion, normalised) -> ``[N, frame_dim]``."""
 
     def __init__(self, cfg: ExtractorConfig) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        cin = 4
+        cin = 6
         for i, w in enumerate(cfg.widths):
             layers.append(_conv_bn(cin, w, 2))
             if i >= 1:
@@ -86,12 +96,30 @@ class FrameEncoder(nn.Module):
             cin = w
         self.body = nn.Sequential(*layers)
         # avg + max pooling over a 2x2 grid keeps coarse position (arm up vs down, standing vs lying)
-        self.proj = nn.Linear(cin * 4 * 2, cfg.frame_dim)
+        k = cfg.keypoints
+        self.heatmaps = nn.Conv2d(cin, k, 1) if k else None
+        self.proj = nn.Linear(cin * 4 * 2 + 3 * k, cfg.frame_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.body(x)
-        pooled = torch.cat([F.adaptive_avg_pool2d(h, 2), F.adaptive_max_pool2d(h, 2)], dim=1)
-        return F.relu(self.proj(pooled.flatten(1)))
+        parts = [F.adaptive_avg_pool2d(h, 2).flatten(1), F.adaptive_max_pool2d(h, 2).flatten(1)]
+        if self.heatmaps is not None:
+            parts.append(_spatial_softmax(self.heatmaps(h)))
+        return F.relu(self.proj(torch.cat(parts, dim=1)))
+
+
+def _spatial_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """``[N, K, H, W]`` heatmap logits -> ``[N, 3K]``: each keypoint's expected x and y in [-1, 1] and
+    its peak logit. Positions are continuous, so a head that drops while sitting down moves a
+    keypoint down smoothly, and its velocity (in the clip encoder) says which way things went."""
+    n, k, hh, ww = logits.shape
+    prob = torch.softmax(logits.flatten(2), dim=2).view(n, k, hh, ww)
+    ys = torch.linspace(-1.0, 1.0, hh, device=logits.device, dtype=logits.dtype)
+    xs = torch.linspace(-1.0, 1.0, ww, device=logits.device, dtype=logits.dtype)
+    ex = (prob.sum(dim=2) * xs).sum(dim=2)
+    ey = (prob.sum(dim=3) * ys).sum(dim=2)
+    peak = logits.flatten(2).amax(dim=2)
+    return torch.cat([ex, ey, peak], dim=1)
 
 
 class ClipEncoder(nn.Module):
@@ -102,14 +130,17 @@ class ClipEncoder(nn.Module):
         d = cfg.frame_dim
         self.conv1 = nn.Conv1d(2 * d, 128, 3, padding=1)
         self.conv2 = nn.Conv1d(128, 128, 3, padding=2, dilation=2)
-        self.proj = nn.Linear(256, cfg.embed_dim)
+        self.proj = nn.Linear(4 * 128, cfg.embed_dim)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         x = codes.transpose(1, 2)  # [B, d, T]
         vel = torch.diff(x, dim=2, prepend=x[:, :, :1])
         h = F.relu(self.conv1(torch.cat([x, vel], dim=1)))
         h = F.relu(self.conv2(h)) + h
-        pooled = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
+        half = h.shape[2] // 2
+        pooled = torch.cat(
+            [h.mean(dim=2), h.amax(dim=2), h[:, :, :half].mean(dim=2), h[:, :, half:].mean(dim=2)], 1
+        )
         return self.proj(pooled)
 
 
@@ -128,7 +159,7 @@ class ReferenceExtractor(nn.Module):
         """uint8 ``[N, H, W, 3]`` frames and their grid predecessors -> ``[N, frame_dim]`` codes."""
         cur = frames.permute(0, 3, 1, 2).float().div_(255.0)
         prev = previous.permute(0, 3, 1, 2).float().div_(255.0)
-        motion = (cur - prev).mean(dim=1, keepdim=True) * 4.0
+        motion = (cur - prev) * 4.0
         x = torch.cat([(cur - self.mean) / self.std, motion], dim=1)
         return self.frames(x)
 
@@ -153,13 +184,26 @@ class ReferenceHead(nn.Module):
         self.cfg = cfg or HeadConfig()
         k = self.cfg.kernel
         self.norm = nn.LayerNorm(self.cfg.embed_dim)
-        self.conv1 = nn.Conv1d(self.cfg.embed_dim, self.cfg.hidden, k, padding=k // 2)
+        lags = self.cfg.lags
+        self.inp = nn.Conv1d(self.cfg.embed_dim * (1 + len(lags)), self.cfg.hidden, 1) if lags else None
+        cin = self.cfg.hidden if lags else self.cfg.embed_dim
+        self.conv1 = nn.Conv1d(cin, self.cfg.hidden, k, padding=k // 2)
         self.conv2 = nn.Conv1d(self.cfg.hidden, self.cfg.hidden, k, padding=2 * (k // 2), dilation=2)
         self.drop = nn.Dropout(self.cfg.dropout)
         self.out = nn.Conv1d(self.cfg.hidden, self.cfg.num_classes, 1)
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        x = self.norm(emb).transpose(1, 2)
-        h = F.relu(self.conv1(x))
+        x = self.norm(emb).transpose(1, 2)  # [B, D, N]
+        if self.inp is not None:
+            n = x.shape[2]
+            steps = torch.arange(n, device=x.device)
+            diffs = [  # emb(t + lag) - emb(t - lag), holding the first/last clip beyond the video's ends
+                x[:, :, (steps + lag).clamp(max=n - 1)] - x[:, :, (steps - lag).clamp(min=0)]
+                for lag in self.cfg.lags
+            ]
+            x = F.relu(self.inp(torch.cat([x, *diffs], dim=1)))
+            h = F.relu(self.conv1(x)) + x
+        else:
+            h = F.relu(self.conv1(x))
         h = F.relu(self.conv2(self.drop(h))) + h
         return self.out(self.drop(h)).transpose(1, 2)
