@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from actrec_batch import __version__
 from actrec_batch.config import Settings, load_settings, parse_logical_date
 from actrec_batch.errors import ActrecError, ConfigError
+from actrec_batch.model import DEFAULT_MODEL
 
 log = logging.getLogger("actrec")
 
@@ -338,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         "written to events/date=D/events-<model>-<version>.parquet.",
     )
     p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
-    p.add_argument("--model", default="reference@2", help="NAME@VERSION, a bundle directory or s3:// URI")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="NAME@VERSION, a bundle directory or s3:// URI")
     p.add_argument(
         "--segment-seconds",
         type=_positive(float, 5, 86400, "segment length"),

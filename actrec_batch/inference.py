@@ -26,12 +26,12 @@ from actrec_batch.config import Settings
 from actrec_batch.errors import ActrecError, VideoError
 from actrec_batch.events import DetectedEvent, EventParams, event_id, scores_to_events
 from actrec_batch.manifest import QuarantineRecord, read_manifest, write_quarantine
+from actrec_batch.model import DEFAULT_MODEL
 from actrec_batch.storage import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
 
 STAGE = "infer"
-DEFAULT_MODEL = "reference@2"
 DEFAULT_SEGMENT_S = 300.0
 
 EVENTS_SCHEMA = pa.schema(

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from actrec_batch.layout import SIDECAR_SUFFIX, footage_prefix
 from actrec_batch.model.features import clip_embeddings, decode_grid_frames
 from actrec_batch.model.reference import ExtractorConfig, HeadConfig, ReferenceExtractor, ReferenceHead
 from actrec_batch.model.sampling import ClipGrid, build_grid, clip_targets
@@ -147,8 +148,8 @@ def _footage_date(index: int) -> dt.date:
 
 def _rendered_keys(root: Path, index: int, spec: FootageSpec) -> list[str]:
     """Keys already rendered for ``spec`` at its date, or [] when missing or rendered from another spec."""
-    folder = root / f"footage/date={_footage_date(index).isoformat()}"
-    sidecars = sorted(folder.glob("camera=*/*.labels.json"))
+    folder = root / footage_prefix(_footage_date(index))
+    sidecars = sorted(folder.glob(f"camera=*/*{SIDECAR_SUFFIX}"))
     if not sidecars:
         return []
     want = {"seed": spec.seed, "width": spec.width, "height": spec.height, "codec": spec.codec}
@@ -158,7 +159,7 @@ def _rendered_keys(root: Path, index: int, spec: FootageSpec) -> list[str]:
         same = all(meta.get(k) == v for k, v in want.items())
         same = same and abs(float(meta.get("fps", 0)) - spec.fps) < 1e-6
         same = same and abs(float(meta.get("noise", -1)) - spec.noise) < 1e-9
-        video = sidecar.with_name(sidecar.name[: -len(".labels.json")])
+        video = sidecar.with_name(sidecar.name.removesuffix(SIDECAR_SUFFIX))
         if not (same and video.exists()):
             return []
         keys.append(str(video.relative_to(root)))
@@ -178,11 +179,11 @@ def render_footage(
     Videos already rendered from the same spec are reused; the others are (re)rendered in parallel.
     """
     keys = {i: _rendered_keys(root, offset + i, s) for i, s in enumerate(specs)}
-    todo = missing_footage(root, specs, offset=offset)
+    todo = [i for i, k in keys.items() if not k]
     if todo:
         log.info("rendering %d of %d videos into %s", len(todo), len(specs), root)
         for i in todo:
-            shutil.rmtree(root / f"footage/date={_footage_date(offset + i).isoformat()}", ignore_errors=True)
+            shutil.rmtree(root / footage_prefix(_footage_date(offset + i)), ignore_errors=True)
         workers = workers or min(len(todo), os.cpu_count() or 1)
         with cf.ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {i: pool.submit(_render_one, str(root), offset + i, specs[i]) for i in todo}
@@ -290,15 +291,14 @@ def _window_batch(
         frames = torch.from_numpy(v.frames[span.start : span.stop])
         frames = _augment(frames, rng) if augment else frames.float()
         target = torch.from_numpy(v.targets[j0 : j0 + n])
+        has_context = span.start < j0 * ecfg.clip_hop  # frames[0] only serves as frames[1]'s predecessor
         if reverse is not None and _reversible(target, reverse[1]) and rng.random() < cfg.time_reverse:
             # Backwards, without the context frame: clip k of the reversed window is clip n-1-k played
             # backwards; its first frame has no predecessor, like grid frame 0.
-            if span.start < j0 * ecfg.clip_hop:
-                frames = frames[1:]
-            cur = frames.flip(0)
+            cur = (frames[1:] if has_context else frames).flip(0)
             prev = torch.cat([cur[:1], cur[:-1]])
             target = target.flip(0)[:, torch.from_numpy(reverse[0])]
-        elif span.start < j0 * ecfg.clip_hop:
+        elif has_context:
             cur, prev = frames[1:], frames[:-1]
         else:  # grid frame 0: its own predecessor
             cur, prev = frames, torch.cat([frames[:1], frames[:-1]])
@@ -343,8 +343,7 @@ def train_model(videos: list[VideoArrays], labels: list[str], cfg: TrainConfig, 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     weights = np.array([v.grid.num_clips for v in videos], dtype=np.float64)
     weights /= weights.sum()
-    pos = np.concatenate([v.targets for v in videos]).mean(axis=0)
-    pos_weight = torch.tensor(np.clip(0.3 / np.maximum(pos, 1e-3), 1.0, 3.0), dtype=torch.float32)
+    pos_weight = _pos_weight(videos)
     by_label: dict[str, list] = {}
     for v in videos:
         for ev in v.events:
@@ -388,16 +387,24 @@ def train_model(videos: list[VideoArrays], labels: list[str], cfg: TrainConfig, 
     return extractor, head, history
 
 
-def video_embeddings(extractor, videos: list[VideoArrays], device="cpu") -> list[np.ndarray]:
-    """Each pre-decoded video's clip embeddings ``[num_clips, D]`` (the inference features path)."""
+def _pos_weight(videos: list[VideoArrays]) -> torch.Tensor:
+    """BCE positive weights: rare classes count up to 3x, so they are not drowned by background."""
+    pos = np.concatenate([v.targets for v in videos]).mean(axis=0)
+    return torch.tensor(np.clip(0.3 / np.maximum(pos, 1e-3), 1.0, 3.0), dtype=torch.float32)
+
+
+def _embed_video(extractor, video: VideoArrays, device="cpu") -> np.ndarray:
+    """A pre-decoded video's clip embeddings ``[num_clips, D]`` (the inference features path)."""
     from actrec_batch.model.features import embed_range
 
-    out = []
-    for v in videos:
-        clips = range(v.grid.num_clips)
-        span = v.grid.grid_span(clips)
-        out.append(embed_range(extractor, v.grid, clips, v.frames[span.start : span.stop], device).embeddings)
-    return out
+    clips = range(video.grid.num_clips)
+    span = video.grid.grid_span(clips)
+    return embed_range(extractor, video.grid, clips, video.frames[span.start : span.stop], device).embeddings
+
+
+def video_embeddings(extractor, videos: list[VideoArrays], device="cpu") -> list[np.ndarray]:
+    """Each pre-decoded video's clip embeddings ``[num_clips, D]``."""
+    return [_embed_video(extractor, v, device) for v in videos]
 
 
 def refit_head(
@@ -420,8 +427,7 @@ def refit_head(
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=cfg.head_refit_steps, pct_start=0.1
     )
-    pos = np.concatenate([v.targets for v in videos]).mean(axis=0)
-    pos_weight = torch.tensor(np.clip(0.3 / np.maximum(pos, 1e-3), 1.0, 3.0), dtype=torch.float32)
+    pos_weight = _pos_weight(videos)
     usable = [i for i, e in enumerate(embeddings) if len(e) > cfg.head_refit_clips]
     if not usable:
         raise ValueError(f"no training video has more than {cfg.head_refit_clips} clips to refit the head on")
@@ -458,12 +464,9 @@ def config_dict(cfg: TrainConfig) -> dict:
 
 def score_arrays(extractor, head, video: VideoArrays, device="cpu") -> np.ndarray:
     """Per-clip probabilities of a pre-decoded video (the same features path as inference)."""
-    from actrec_batch.model.features import embed_range, head_scores
+    from actrec_batch.model.features import head_scores
 
-    clips = range(video.grid.num_clips)
-    span = video.grid.grid_span(clips)
-    feats = embed_range(extractor, video.grid, clips, video.frames[span.start : span.stop], device)
-    return head_scores(head, feats.embeddings, device)
+    return head_scores(head, _embed_video(extractor, video, device), device)
 
 
 # Post-processing candidates tuned on the validation footage (never on evaluation seeds).

@@ -12,6 +12,7 @@ Prints each command, then a table; writes bench/results/quality.json.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import subprocess
@@ -19,6 +20,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from actrec_batch.layout import manifest_key
+from actrec_batch.model import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = {
@@ -82,7 +86,7 @@ def quality_bar(report: dict, *, shifted: bool = False) -> dict:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="reference@2")
+    p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument(
         "--store",
         help="local store to use (default: a temporary directory); footage already synthesised and "
@@ -96,9 +100,7 @@ def main(argv: list[str]) -> int:
         for name, (date, synth_args) in SETS.items():
             if args.quick:
                 synth_args = [*synth_args[:2], "--minutes", "1", *synth_args[4:]]
-            rendered = (
-                args.store and Path(args.store, "manifests", f"date={date}", "manifest.parquet").is_file()
-            )
+            rendered = args.store and Path(args.store, manifest_key(dt.date.fromisoformat(date))).is_file()
             if rendered and not args.quick:  # footage is deterministic per seed: score it again
                 print(f"reusing the footage of {date} in {args.store}", flush=True)
             else:

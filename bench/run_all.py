@@ -140,10 +140,10 @@ def _model_worker(threads: int) -> dict:
     """Clip throughput of the shipped model's extractor + head with ``threads`` torch threads."""
     import torch
 
-    from actrec_batch.model import load_model
+    from actrec_batch.model import DEFAULT_MODEL, load_model
 
     torch.set_num_threads(threads)
-    model = load_model("reference@2", device="cpu")
+    model = load_model(DEFAULT_MODEL, device="cpu")
     cfg = model.card.extractor.config
     h, w, t, hop = cfg["frame_height"], cfg["frame_width"], cfg["clip_len"], cfg["clip_hop"]
     n_clips = 512
@@ -170,9 +170,9 @@ def bench_model() -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from actrec_batch.model import load_model
+    from actrec_batch.model import DEFAULT_MODEL, load_model
 
-    model = load_model("reference@2", device="cpu")
+    model = load_model(DEFAULT_MODEL, device="cpu")
     cfg = model.card.extractor.config
     frame = torch.zeros((1, cfg["frame_height"], cfg["frame_width"], 3), dtype=torch.uint8)
     with torch.inference_mode(), FlopCounterMode(display=False) as fc:
@@ -204,14 +204,14 @@ def bench_model() -> dict:
 
 def _decode_720p() -> dict:
     """Decode synthetic 1280x720 @ 30 fps h264 onto the model grid with one decoder thread."""
-    from actrec_batch.model import load_model
+    from actrec_batch.model import DEFAULT_MODEL, load_model
     from actrec_batch.model.features import decode_grid_frames
     from actrec_batch.model.sampling import build_grid
     from actrec_batch.storage import open_store
     from actrec_batch.synth import synth_footage
     from actrec_batch.video import DecodeStats, frame_timestamps
 
-    cfg = load_model("reference@2", device="cpu").card.extractor.config
+    cfg = load_model(DEFAULT_MODEL, device="cpu").card.extractor.config
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(tmp)
         rep = synth_footage(

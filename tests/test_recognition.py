@@ -19,7 +19,7 @@ from actrec_batch.config import load_settings
 from actrec_batch.discovery import discover
 from actrec_batch.inference import score_video, video_events
 from actrec_batch.manifest import read_manifest
-from actrec_batch.model import load_model
+from actrec_batch.model import DEFAULT_MODEL, load_model
 from actrec_batch.storage import open_store
 from actrec_batch.synth import synth_footage
 from actrec_batch.video import probe
@@ -44,7 +44,7 @@ def _key(events):
 
 def test_events_do_not_depend_on_where_a_video_is_cut(night):
     _, store, rows = night
-    model = load_model("reference@2", device="cpu")
+    model = load_model(DEFAULT_MODEL, device="cpu")
     row = rows[0]
     path = store.local_path(row["key"])
     duration = row["duration_s"]

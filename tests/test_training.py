@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from actrec_batch.model import load_model
+from actrec_batch.synth import LABELS
 from actrec_batch.training import FootageSpec, TrainConfig, missing_footage, run_training
 
 
@@ -80,7 +81,7 @@ def _ramp_video(labels, label_of_clip):
 def test_time_reversed_windows_play_backwards_with_swapped_labels():
     from actrec_batch.training import _window_batch, reverse_map
 
-    labels = ["walk", "run", "wave", "jump", "fall", "sit_down", "stand_up"]
+    labels = list(LABELS)
     cfg = TrainConfig(batch_windows=3, window_clips=5, time_reverse=1.0, event_centred=0.0)
     video = _ramp_video(labels, "sit_down")
     plain = _window_batch(
@@ -111,7 +112,7 @@ def test_time_reversed_windows_play_backwards_with_swapped_labels():
 def test_falls_are_never_played_backwards():
     from actrec_batch.training import _window_batch, reverse_map
 
-    labels = ["walk", "run", "wave", "jump", "fall", "sit_down", "stand_up"]
+    labels = list(LABELS)
     cfg = TrainConfig(batch_windows=8, window_clips=5, time_reverse=1.0, event_centred=0.0)
     video = _ramp_video(labels, "fall")
     cur, _, counts, targets = _window_batch(

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from actrec_batch.model.card import ExtractorSpec, HeadSpec, ModelCard, ModelError
 
+DEFAULT_MODEL = "reference@2"  # the shipped reference bundle, used when no --model is given
+
 if TYPE_CHECKING:
     from actrec_batch.model.loading import (
         ARCHITECTURES,
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARCHITECTURES",
+    "DEFAULT_MODEL",
     "Architecture",
     "ExtractorSpec",
     "HeadSpec",
