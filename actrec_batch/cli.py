@@ -32,6 +32,15 @@ _SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--probe-timeout", "probe_timeout_s", "seconds before a hung probe is quarantined as 'timeout'"),
     ("--content-id", "content_id", "content id method: sha256 (exact) or fast (size+ETag/sampled)"),
     ("--max-video-bytes", "max_video_bytes", "larger files are quarantined as 'too_large'"),
+    ("--segment-s", "segment_s", "work-unit length in seconds of footage (default 300)"),
+    ("--unit-timeout", "unit_timeout_s", "seconds before a hung unit is quarantined as 'timeout'"),
+    ("--decode-cpus", "decode_cpus", "CPUs reserved by each Ray decode task"),
+    ("--task-retries", "task_retries", "Ray retries of a task, and restarts of an actor, whose worker died"),
+    ("--inference-actors", "inference_actors", "inference actors (0: one per GPU, or one CPU actor)"),
+    ("--actor-gpus", "actor_gpus", "GPUs per inference actor (1, 0.5, ...; 0 = CPU actors; auto)"),
+    ("--actor-cpus", "actor_cpus", "CPUs reserved by each inference actor"),
+    ("--max-inflight-units", "max_inflight_units", "units decoded or scored at once (0: 2 per worker)"),
+    ("--batch-frames", "batch_frames", "frames one inference call gathers across units"),
     ("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR"),
 )
 
@@ -201,6 +210,68 @@ def cmd_infer_local(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    date = parse_logical_date(args.date)
+    from actrec_batch.pipeline.nightly import run_nightly
+
+    summary = run_nightly(
+        settings,
+        date,
+        model_ref=args.model,
+        cameras=tuple(args.camera or ()),
+        force=args.force,
+        progress=not args.json,
+    )
+    if args.json:
+        _print_json(summary)
+    else:
+        print(_run_text(summary))
+    return 0 if summary["status"] == "success" else 1
+
+
+def cmd_infer(args: argparse.Namespace, settings: Settings) -> int:
+    date = parse_logical_date(args.date)
+    from actrec_batch.pipeline.nightly import discover_stage, infer_stage
+
+    if args.discover:
+        discover_stage(settings, date, progress=not args.json)
+    result = infer_stage(
+        settings,
+        date,
+        model_ref=args.model,
+        cameras=tuple(args.camera or ()),
+        run_id=args.run_id,
+        force=args.force,
+        progress=not args.json,
+    )
+    out = result.to_json()
+    if args.json:
+        _print_json(out)
+    else:
+        print(
+            f"infer {out['logical_date']} with {out['model']} (run {out['run_id']}): {out['videos_processed']} videos "
+            f"({out['videos_quarantined']} quarantined), {out['units_total']} units ({out['units_skipped_checkpoint']} "
+            f"from checkpoints, {out['cache_hits']} cache hits, {out['units_computed']} computed), {out['events']} "
+            f"events, {out['video_s_per_wall_s']} video-s per wall-s -> {out['staging_uri']}"
+        )
+    return 0
+
+
+def _run_text(s: dict) -> str:
+    lines = [
+        f"run {s['run_id']} ({s['model']}): {s['status']}",
+        f"  videos: {s['videos_discovered']} discovered = {s['videos_processed']} processed + "
+        f"{s['videos_quarantined']} quarantined",
+        f"  units: {s['units_total']} ({s['units_skipped_checkpoint']} from checkpoints, {s['cache_hits']} cache hits, "
+        f"{s['units_computed']} computed); {s['frames_decoded']} frames decoded",
+        f"  events: {s['events']} -> {s['events_uri']}",
+        f"  {s['video_seconds']:.0f} s of footage in {s['wall_s']:.1f} s ({s['video_s_per_wall_s']} video-s per wall-s)",
+        f"  metrics: {s['metrics_uri']}",
+    ]
+    lines += [f"  quarantined [{q['reason']}] {q['uri']} ({q['stage']})" for q in s["quarantine"]]
+    return "\n".join(lines)
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     date = parse_logical_date(args.date)
     from actrec_batch.evaluation import evaluate, labelled_videos, load_predictions_parquet, load_truth
@@ -350,6 +421,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     _add_setting_flags(p)
     p.set_defaults(func=cmd_infer_local)
+
+    p = sub.add_parser(
+        "run",
+        help="the whole nightly pipeline for one date, without Airflow",
+        description="discover -> validate the manifest -> infer on Ray (feature cache, segment "
+        "checkpoints) -> publish events/date=D/. Reruns skip committed units.",
+    )
+    p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
+    p.add_argument("--camera", action="append", help="only this camera id (repeatable)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="NAME@VERSION, a bundle directory or s3:// URI")
+    p.add_argument(
+        "--force", action="store_true", help="forget this date's checkpoints and recompute every unit"
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "infer",
+        help="the inference stage alone (what ray_jobs/nightly_inference.py runs)",
+        description="Read the date's manifest, compute or reuse every unit's features on Ray, and "
+        "write the run's events to its staging area and its metrics to runs/date=D/run=<id>/.",
+    )
+    p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
+    p.add_argument("--camera", action="append", help="only this camera id (repeatable)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="NAME@VERSION, a bundle directory or s3:// URI")
+    p.add_argument("--run-id", help="run id to use (default: a new one)")
+    p.add_argument("--discover", action="store_true", help="run discovery first (writes the manifest)")
+    p.add_argument(
+        "--force", action="store_true", help="forget this date's checkpoints and recompute every unit"
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser(
         "eval",

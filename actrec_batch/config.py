@@ -118,6 +118,17 @@ def _float_in(lo: float, hi: float) -> Callable[[_Spec, Any], float]:
     return parse
 
 
+def _auto_or_float(lo: float, hi: float) -> Callable[[_Spec, Any], str | float]:
+    number = _float_in(lo, hi)
+
+    def parse(spec: _Spec, raw: Any) -> str | float:
+        if str(raw).strip().lower() == "auto":
+            return "auto"
+        return number(spec, raw)
+
+    return parse
+
+
 def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[_Spec, Any], str]:
     def parse(spec: _Spec, raw: Any) -> str:
         value = str(raw).strip()
@@ -196,6 +207,78 @@ _SPECS: tuple[_Spec, ...] = (
         "use a size limit in bytes, e.g. 68719476736 for 64 GiB",
     ),
     _Spec(
+        "segment_s",
+        "--segment-s",
+        "ACTREC_SEGMENT_S",
+        300.0,
+        _float_in(5.0, 86400.0),
+        "use the work-unit length in seconds of footage, e.g. 300",
+    ),
+    _Spec(
+        "unit_timeout_s",
+        "--unit-timeout",
+        "ACTREC_UNIT_TIMEOUT_S",
+        1800.0,
+        _float_in(1.0, 86400.0),
+        "use the seconds one unit may take to decode before it is quarantined as timeout, e.g. 1800",
+    ),
+    _Spec(
+        "decode_cpus",
+        "--decode-cpus",
+        "ACTREC_DECODE_CPUS",
+        1.0,
+        _float_in(0.1, 64.0),
+        "use the CPUs one decode task reserves, e.g. 1",
+    ),
+    _Spec(
+        "task_retries",
+        "--task-retries",
+        "ACTREC_TASK_RETRIES",
+        3,
+        _int_in(0, 100),
+        "use how often Ray retries a task or restarts an actor whose worker died, e.g. 3",
+    ),
+    _Spec(
+        "inference_actors",
+        "--inference-actors",
+        "ACTREC_INFERENCE_ACTORS",
+        0,
+        _int_in(0, 1024),
+        "use the number of inference actors, or 0 for one per GPU (one CPU actor without GPUs)",
+    ),
+    _Spec(
+        "actor_gpus",
+        "--actor-gpus",
+        "ACTREC_ACTOR_GPUS",
+        "auto",
+        _auto_or_float(0.0, 8.0),
+        "use the GPUs each inference actor reserves (e.g. 1 or 0.5), 0 for CPU actors, or auto",
+    ),
+    _Spec(
+        "actor_cpus",
+        "--actor-cpus",
+        "ACTREC_ACTOR_CPUS",
+        "auto",
+        _auto_or_float(0.0, 64.0),
+        "use the CPUs each inference actor reserves (e.g. 1), or auto (1 for a GPU actor, 0 for a CPU actor)",
+    ),
+    _Spec(
+        "max_inflight_units",
+        "--max-inflight-units",
+        "ACTREC_MAX_INFLIGHT_UNITS",
+        0,
+        _int_in(0, 100000),
+        "use the most units decoded or scored at once (bounds memory), or 0 for 2 per worker",
+    ),
+    _Spec(
+        "batch_frames",
+        "--batch-frames",
+        "ACTREC_BATCH_FRAMES",
+        1024,
+        _int_in(1, 1 << 20),
+        "use the frames an inference call gathers across units, e.g. 1024",
+    ),
+    _Spec(
         "log_level",
         "--log-level",
         "ACTREC_LOG_LEVEL",
@@ -218,6 +301,15 @@ class Settings:
     probe_timeout_s: float = 60.0
     content_id: str = "sha256"
     max_video_bytes: int = 64 * 2**30
+    segment_s: float = 300.0
+    unit_timeout_s: float = 1800.0
+    decode_cpus: float = 1.0
+    task_retries: int = 3
+    inference_actors: int = 0
+    actor_gpus: str | float = "auto"
+    actor_cpus: str | float = "auto"
+    max_inflight_units: int = 0
+    batch_frames: int = 1024
     log_level: str = "INFO"
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 

@@ -113,17 +113,12 @@ def score_video(
     from actrec_batch.model.features import decode_grid_frames, embed_range, head_scores
     from actrec_batch.model.reference import ExtractorConfig
     from actrec_batch.model.sampling import build_grid
+    from actrec_batch.pipeline.work import check_frames_cover
     from actrec_batch.video import DecodeStats, frame_timestamps
 
     cfg = ExtractorConfig.from_dict(model.card.extractor.config)
     times = frame_timestamps(source, uri=uri)
-    covered = float(times[-1] - times[0]) if times.size else 0.0
-    if covered < duration_s - max(1.0, 0.05 * duration_s):
-        raise VideoError(
-            f"{uri or source}: frames cover {covered:.1f} s but the manifest says {duration_s:.1f} s; "
-            "the file changed or was cut after discovery",
-            reason="truncated",
-        )
+    check_frames_cover(times, duration_s, uri or str(source))
     grid = build_grid(
         times, sample_fps=cfg.sample_fps, clip_len=cfg.clip_len, clip_hop=cfg.clip_hop, duration_s=duration_s
     )

@@ -8,6 +8,13 @@ documented in the README:
 - ``manifests/date=D/discovery.json``: the discovery summary (counts, quarantine)
 - ``quarantine/date=D/<stage>.parquet``: quarantined inputs with reason codes
 - ``reports/date=D/...``: validation summaries and later Data Docs
+- ``cache/features/<extractor>/<sampling>/<content_id>/<segment>.npz``: clip embeddings of one work
+  unit, shared by every date, run and head that uses the same extractor and sampling
+- ``checkpoints/date=D/<model>/<segmenting>/<video_id>/<segment>.json``: a unit committed for
+  this date and model (a rerun or resume skips it)
+- ``runs/date=D/run=<run_id>/``: one run's ``summary.json`` and ``metrics.json`` (per unit and per
+  resource, read by the cost ledger)
+- ``staging/date=D/run=<run_id>/events.parquet``: a run's events before they are published
 """
 
 from __future__ import annotations
@@ -61,3 +68,19 @@ def camera_of(key: str, date: dt.date) -> str | None:
 
 def is_sidecar(key: str) -> bool:
     return key.endswith(SIDECAR_SUFFIX)
+
+
+def feature_cache_key(extractor: str, sampling: str, content_id: str, segment: str) -> str:
+    return f"cache/features/{extractor}/{sampling}/{content_id}/{segment}.npz"
+
+
+def checkpoint_prefix(date: dt.date, model: str, segmenting: str) -> str:
+    return f"checkpoints/date={date.isoformat()}/{model}/{segmenting}/"
+
+
+def run_prefix(date: dt.date, run_id: str) -> str:
+    return f"runs/date={date.isoformat()}/run={run_id}/"
+
+
+def staging_events_key(date: dt.date, run_id: str) -> str:
+    return f"staging/date={date.isoformat()}/run={run_id}/events.parquet"
