@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 .PHONY: install demo test lint bench quality train services clean help
 
 help:
-	@echo "make demo   - install, render synthetic footage, run discovery, print a summary"
+	@echo "make demo   - install, render synthetic footage, run discovery and inference on a local Ray, print a summary"
 	@echo "make test   - install, start PostgreSQL + an S3 server on 127.0.0.1, run the whole suite"
 	@echo "make lint   - ruff"
 	@echo "make bench  - speed benchmarks (bench/)"
@@ -45,6 +45,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/pipeline.py
 
 quality: $(STAMP)
 	$(BIN)/python bench/quality.py

@@ -32,6 +32,7 @@ _SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--probe-timeout", "probe_timeout_s", "seconds before a hung probe is quarantined as 'timeout'"),
     ("--content-id", "content_id", "content id method: sha256 (exact) or fast (size+ETag/sampled)"),
     ("--max-video-bytes", "max_video_bytes", "larger files are quarantined as 'too_large'"),
+    ("--local-ray-cpus", "local_ray_cpus", "CPUs a local Ray may use (0: all); ignored with a Ray address"),
     ("--segment-s", "segment_s", "work-unit length in seconds of footage (default 300)"),
     ("--unit-timeout", "unit_timeout_s", "seconds before a hung unit is quarantined as 'timeout'"),
     ("--decode-cpus", "decode_cpus", "CPUs reserved by each Ray decode task"),

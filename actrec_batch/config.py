@@ -207,6 +207,14 @@ _SPECS: tuple[_Spec, ...] = (
         "use a size limit in bytes, e.g. 68719476736 for 64 GiB",
     ),
     _Spec(
+        "local_ray_cpus",
+        "--local-ray-cpus",
+        "ACTREC_LOCAL_RAY_CPUS",
+        0,
+        _int_in(0, 4096),
+        "use the CPUs a local Ray may use, or 0 for all of them (ignored with a Ray address)",
+    ),
+    _Spec(
         "segment_s",
         "--segment-s",
         "ACTREC_SEGMENT_S",
@@ -301,6 +309,7 @@ class Settings:
     probe_timeout_s: float = 60.0
     content_id: str = "sha256"
     max_video_bytes: int = 64 * 2**30
+    local_ray_cpus: int = 0
     segment_s: float = 300.0
     unit_timeout_s: float = 1800.0
     decode_cpus: float = 1.0

@@ -33,13 +33,16 @@ FAULT_DATE = dt.date(2026, 11, 22)
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(s3_endpoint):
+    from s3_server import s3_test_env
+
+    env = {"ACTREC_FAULT_CRASH": "crashme", "ACTREC_FAULT_HANG": "hangme", **s3_test_env(s3_endpoint)}
     ray.init(
         num_cpus=2,
         _node_ip_address="127.0.0.1",
         include_dashboard=False,
         namespace="actrec-test",
-        runtime_env={"env_vars": {"ACTREC_FAULT_CRASH": "crashme", "ACTREC_FAULT_HANG": "hangme"}},
+        runtime_env={"env_vars": env},  # the workers reach moto's S3 server as the driver does
     )
     yield
     ray.shutdown()
@@ -84,6 +87,8 @@ def test_cold_warm_rescore_and_corrupt_cache(local_ray, night, tmp_path):
     assert all(u["decode_s"] > 0 and u["infer_s"] > 0 and u["frames_decoded"] > 0 for u in metrics["units"])
     res = metrics["resources"]
     assert res["cpu"]["reserved_s"] > 0 and res["actor_seconds"] >= res["actor_busy_s"] > 0
+    plan = metrics["ray"]["plan"]
+    assert 1 <= metrics["ray"]["peak_units_inflight"] <= plan["max_inflight_units"] == 3  # bounded memory
 
     # The same events as the single-process path, which scores each whole video in one go.
     from actrec_batch.inference import infer_date
@@ -147,7 +152,7 @@ def test_a_crashing_and_a_hanging_video_are_quarantined_and_the_run_goes_on(loca
         store.put_bytes(new, store.get_bytes(key))
         store.delete(key)
         store.delete(layout.sidecar_key(key))
-    settings = load_settings({"store": str(root), "unit_timeout_s": 15, "task_retries": 1}, env={})
+    settings = load_settings({"store": str(root), "unit_timeout_s": 40, "task_retries": 1}, env={})
     discover(settings, FAULT_DATE, store=store)
     summary = run_nightly(settings, FAULT_DATE)
     assert summary["videos_discovered"] == 3 == summary["videos_processed"] + summary["videos_quarantined"]
@@ -158,6 +163,20 @@ def test_a_crashing_and_a_hanging_video_are_quarantined_and_the_run_goes_on(loca
 
     rows = read_quarantine(store, FAULT_DATE, "infer").to_pylist()
     assert {r["reason"] for r in rows} == {"decode_crash", "timeout"} and all(r["detail"] for r in rows)
+
+
+def test_a_night_on_s3_is_decoded_by_the_workers_through_ranged_reads(local_ray, s3_bucket):
+    store_uri = f"s3://{s3_bucket}/actrec"
+    store = open_store(store_uri)
+    synth_footage(store, date=DATE, cameras=1, minutes=0.5, seed=5454, progress=False)
+    settings = load_settings({"store": store_uri, "segment_s": 10}, env={})
+    summary = run_nightly(settings, DATE)
+    assert summary["status"] == "success" and summary["videos_processed"] == 1
+    assert summary["units_total"] == 3 and summary["frames_decoded"] > 0 and summary["events"] > 0
+    assert summary["events_uri"].startswith(store_uri + "/events/date=")
+    assert store.exists(f"events/date={DATE}/events-reference-2.parquet")
+    again = run_nightly(settings, DATE)
+    assert again["units_skipped_checkpoint"] == 3 and again["frames_decoded"] == 0
 
 
 def test_resources_that_cannot_fit_are_one_line_errors():
@@ -176,23 +195,7 @@ def test_resources_that_cannot_fit_are_one_line_errors():
 
 
 def _new_head_bundle(dest: Path) -> Path:
-    import torch
+    from actrec_batch.model import DEFAULT_MODEL, save_with_new_head
 
-    from actrec_batch.model import DEFAULT_MODEL, load_model, save_model
-    from actrec_batch.model.reference import HeadConfig, ReferenceHead
-
-    base = load_model(DEFAULT_MODEL, device="cpu")
-    torch.manual_seed(7)
-    head = ReferenceHead(HeadConfig.from_dict(base.card.head.config)).eval()
-    save_model(
-        dest,
-        name="rehead",
-        version="1",
-        labels=list(base.card.labels),
-        extractor=base.extractor,
-        head=head,
-        extractor_id=base.card.extractor.id,
-        extractor_version=base.card.extractor.version,
-        postprocess=base.card.postprocess,
-    )
+    save_with_new_head(DEFAULT_MODEL, dest, name="rehead", version="1", seed=7)
     return dest

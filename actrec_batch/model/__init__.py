@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         read_card,
         resolve_model_ref,
         save_model,
+        save_with_new_head,
         select_device,
     )
 
@@ -40,6 +41,7 @@ __all__ = [
     "read_card",
     "resolve_model_ref",
     "save_model",
+    "save_with_new_head",
     "select_device",
 ]
 

@@ -521,3 +521,27 @@ def _torchscript_bytes(module: torch.jit.ScriptModule) -> bytes:
     with _quiet_torchscript():
         torch.jit.save(module, buffer)
     return buffer.getvalue()
+
+
+def save_with_new_head(base_ref: str, dest_dir: Path, *, name: str, version: str, seed: int = 0) -> ModelCard:
+    """Save a bundle with ``base_ref``'s extractor (same weights, id and version) and a freshly
+    initialised head of the same config: the start of a head-only fine-tune, and the cheapest
+    "different model on the same features" for checking that a rescore reuses the feature cache.
+    """
+    base = load_model(base_ref, device="cpu")
+    arch = ARCHITECTURES.get(base.card.arch or "")
+    if arch is None or base.card.format != "state_dict":
+        raise ModelError(f"{base.source}: a new head needs a state_dict bundle of a known architecture")
+    torch.manual_seed(seed)
+    head = arch.head(arch.head_config.from_dict(base.card.head.config)).eval()
+    return save_model(
+        dest_dir,
+        name=name,
+        version=version,
+        labels=list(base.card.labels),
+        extractor=base.extractor,
+        head=head,
+        extractor_id=base.card.extractor.id,
+        extractor_version=base.card.extractor.version,
+        postprocess=base.card.postprocess,
+    )

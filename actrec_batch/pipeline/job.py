@@ -291,7 +291,9 @@ class InferenceJob:
         try:
             res = backend.start()
             self.result.resources["plan"] = res.to_json()
-            _Scheduler(self, backend, todo, res).run()
+            scheduler = _Scheduler(self, backend, todo, res)
+            scheduler.run()
+            self.result.resources["peak_units_inflight"] = scheduler.peak_units_inflight
             self.result.resources["actors"] = backend.actor_usage()
             self.result.resources["nodes"] = backend.nodes()
         finally:
@@ -445,6 +447,7 @@ class _Scheduler:
         self.pending: dict[Any, tuple] = {}  # ref -> (kind, payload, deadline)
         self.decoded: list[tuple[DecodedUnit, Any]] = []  # waiting for an actor
         self.units_inflight = 0
+        self.peak_units_inflight = 0
         self.cpu_inflight = 0
         seconds = sum(s.end_s - s.start_s for s in todo)
         self.progress = _Progress(job.date, len(todo), seconds, job.progress)
@@ -482,6 +485,7 @@ class _Scheduler:
                 self.pending[ref] = ("decode", (spec, frames_ref), time.monotonic() + self.timeout)
                 self.cpu_inflight += 1
                 self.units_inflight += 1
+                self.peak_units_inflight = max(self.peak_units_inflight, self.units_inflight)
                 continue
             if self.to_index and len(self.ready) < res.decode_slots:
                 video_id = self.to_index.popleft()

@@ -122,6 +122,8 @@ def connect(settings: Settings) -> bool:
         elif os.environ.get("RAY_ADDRESS"):
             ray.init(**kwargs)  # inside `ray job submit`: RAY_ADDRESS names the cluster
         else:
+            if settings.local_ray_cpus:
+                kwargs["num_cpus"] = settings.local_ray_cpus
             ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, **kwargs)
             started = True
     except ConnectionError as exc:
