@@ -142,27 +142,33 @@ def test_events_do_not_depend_on_the_segment_length(local_ray, night):
     assert [e[:4] for e in _staged(store, a)] == [e[:4] for e in _staged(store, b)]
 
 
-def test_a_crashing_and_a_hanging_video_are_quarantined_and_the_run_goes_on(local_ray, tmp_path):
+def test_bad_videos_are_quarantined_with_reasons_and_the_run_goes_on(local_ray, tmp_path):
     root = tmp_path / "store"
     store = open_store(str(root))
-    synth_footage(store, date=FAULT_DATE, cameras=3, minutes=0.3, seed=5252, progress=False)
+    synth_footage(store, date=FAULT_DATE, cameras=4, minutes=0.3, seed=5252, progress=False)
     keys = sorted(o.key for o in store.list(layout.footage_prefix(FAULT_DATE)) if o.key.endswith(".mp4"))
     for key, tag in zip(keys, ("crashme", "hangme"), strict=False):
         new = key.rsplit("/", 1)[0] + f"/{tag}.mp4"
         store.put_bytes(new, store.get_bytes(key))
         store.delete(key)
         store.delete(layout.sidecar_key(key))
+    store.put_bytes(keys[3].rsplit("/", 1)[0] + "/junk.mp4", b"\x00not a video" * 100)  # fails discovery
     settings = load_settings({"store": str(root), "unit_timeout_s": 40, "task_retries": 1}, env={})
     discover(settings, FAULT_DATE, store=store)
-    summary = run_nightly(settings, FAULT_DATE)
-    assert summary["videos_discovered"] == 3 == summary["videos_processed"] + summary["videos_quarantined"]
-    reasons = {q["uri"].rsplit("/", 1)[1]: q["reason"] for q in summary["quarantine"]}
-    assert reasons == {"crashme.mp4": "decode_crash", "hangme.mp4": "timeout"}
+    cut = store.get_bytes(keys[2])
+    store.put_bytes(keys[2], cut[: len(cut) // 3])  # truncated after discovery: fails in the decode task
+    summary = run_nightly(settings, FAULT_DATE, discover_first=False)
+    assert summary["videos_discovered"] == 5 == summary["videos_processed"] + summary["videos_quarantined"]
+    reasons = {(q["uri"].rsplit("/", 1)[1], q["stage"]): q["reason"] for q in summary["quarantine"]}
+    truncated = keys[2].rsplit("/", 1)[1]
+    assert reasons.pop((truncated, "infer")) in {"truncated", "decode_error"}
+    assert reasons.pop(("junk.mp4", "discover"))
+    assert reasons == {("crashme.mp4", "infer"): "decode_crash", ("hangme.mp4", "infer"): "timeout"}
     assert summary["videos_processed"] == 1 and summary["status"] == "success"
     from actrec_batch.manifest import read_quarantine
 
     rows = read_quarantine(store, FAULT_DATE, "infer").to_pylist()
-    assert {r["reason"] for r in rows} == {"decode_crash", "timeout"} and all(r["detail"] for r in rows)
+    assert len(rows) == 3 and all(r["detail"] and r["uri"] for r in rows)
 
 
 def test_a_night_on_s3_is_decoded_by_the_workers_through_ranged_reads(local_ray, s3_bucket):
