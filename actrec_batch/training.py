@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from actrec_batch.layout import SIDECAR_SUFFIX, footage_prefix
@@ -96,6 +97,10 @@ class TrainConfig:
     # Stage 2: refit the head on the frozen extractor's embeddings of the whole training footage. It is
     # cheap (no decoding, no frame encoder), sees long windows, and its lag-difference features read
     # what came before and after a clip; end to end, the head does not learn sit_down vs stand_up.
+    # Weight of an auxiliary loss: a linear probe on each frame code predicts which postures
+    # (standing, seated, lying) are on screen, from the synth timeline. It teaches the frame encoder
+    # what seated looks like, so that sitting down and standing up differ in the clip embedding.
+    posture_aux: float = 0.0
     head_refit_steps: int = 3000
     head_refit_windows: int = 16
     head_refit_clips: int = 32
@@ -117,6 +122,7 @@ class VideoArrays:
     targets: np.ndarray  # [num_clips, C]
     events: list[dict]
     duration_s: float
+    postures: np.ndarray | None = None  # [K, 3] per grid frame (synth timeline), for the auxiliary loss
 
 
 def _render_one(root: str, index: int, spec: FootageSpec) -> list[str]:
@@ -221,7 +227,37 @@ def load_video(root: Path, key: str, cfg: ExtractorConfig, labels: list[str]) ->
         clip_targets(grid, sidecar["events"], labels),
         sidecar["events"],
         float(sidecar["duration_s"]),
+        _grid_postures(key, sidecar, grid),
     )
+
+
+def _grid_postures(key: str, sidecar: dict, grid: ClipGrid) -> np.ndarray | None:
+    """Postures per grid frame, re-planned from the sidecar's synth arguments (no rendering), or None
+    when the footage was not made by ``actrec synth`` or the re-planned events differ from the sidecar's."""
+    from actrec_batch.synth import plan_footage
+    from actrec_batch.synth.timeline import posture_frames
+
+    try:
+        date = dt.date.fromisoformat(key.split("date=", 1)[1][:10])
+        planned = plan_footage(
+            date,
+            cameras=1,
+            minutes=float(sidecar["duration_s"]) / 60.0,
+            seed=int(sidecar["seed"]),
+            width=int(sidecar["width"]),
+            height=int(sidecar["height"]),
+            fps=float(sidecar["fps"]),
+            codec=str(sidecar["codec"]),
+            noise=float(sidecar["noise"]),
+            file_minutes=float(sidecar["duration_s"]) / 60.0,
+        )[int(sidecar.get("file_index", 0))]
+    except (KeyError, IndexError, ValueError, TypeError):
+        return None
+    timeline = planned.spec.timeline
+    if [e.to_json() for e in timeline.events] != sidecar["events"]:
+        return None
+    frames = posture_frames(timeline)
+    return frames[np.clip(grid.grid_frames, 0, len(frames) - 1)]
 
 
 def load_videos(
@@ -273,7 +309,7 @@ def _window_batch(
     ``TrainConfig.time_reverse``.
     """
     ecfg = cfg.extractor
-    curs, prevs, counts, targets = [], [], [], []
+    curs, prevs, counts, targets, postures = [], [], [], [], []
     for _ in range(cfg.batch_windows):
         v = videos[rng.choice(len(videos), p=weights)]
         n = min(cfg.window_clips, v.grid.num_clips)
@@ -292,7 +328,13 @@ def _window_batch(
         frames = _augment(frames, rng) if augment else frames.float()
         target = torch.from_numpy(v.targets[j0 : j0 + n])
         has_context = span.start < j0 * ecfg.clip_hop  # frames[0] only serves as frames[1]'s predecessor
+        post = (
+            torch.from_numpy(v.postures[span.start + int(has_context) : span.stop])
+            if v.postures is not None
+            else torch.full((len(span) - int(has_context), 3), -1.0)  # -1: no posture target
+        )
         if reverse is not None and _reversible(target, reverse[1]) and rng.random() < cfg.time_reverse:
+            post = post.flip(0)
             # Backwards, without the context frame: clip k of the reversed window is clip n-1-k played
             # backwards; its first frame has no predecessor, like grid frame 0.
             cur = (frames[1:] if has_context else frames).flip(0)
@@ -306,7 +348,8 @@ def _window_batch(
         prevs.append(prev)
         counts.append(cur.shape[0])
         targets.append(target)
-    return torch.cat(curs), torch.cat(prevs), counts, torch.stack(targets)
+        postures.append(post)
+    return torch.cat(curs), torch.cat(prevs), counts, torch.stack(targets), torch.cat(postures)
 
 
 def _reversible(target: torch.Tensor, allowed: np.ndarray) -> bool:
@@ -338,7 +381,10 @@ def train_model(videos: list[VideoArrays], labels: list[str], cfg: TrainConfig, 
     rng = np.random.default_rng(cfg.seed)
     extractor = ReferenceExtractor(cfg.extractor)
     head = ReferenceHead(HeadConfig(embed_dim=cfg.extractor.embed_dim, num_classes=len(labels)))
+    # Auxiliary posture probe on the frame codes (training only; not part of the saved model).
+    aux = nn.Linear(cfg.extractor.frame_dim, 3) if cfg.posture_aux > 0 else None
     params = list(extractor.parameters()) + list(head.parameters())
+    params += list(aux.parameters()) if aux is not None else []
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     weights = np.array([v.grid.num_clips for v in videos], dtype=np.float64)
@@ -356,7 +402,7 @@ def train_model(videos: list[VideoArrays], labels: list[str], cfg: TrainConfig, 
     bar = tqdm(range(cfg.steps), desc="train", unit="step", disable=not progress)
     t0 = time.perf_counter()
     for step in bar:
-        cur, prev, counts, target = _window_batch(
+        cur, prev, counts, target, posture = _window_batch(
             videos, weights, cfg, rng, augment=True, by_label=by_label, reverse=reverse
         )
         codes = extractor.encode_frames(cur, prev)
@@ -366,6 +412,11 @@ def train_model(videos: list[VideoArrays], labels: list[str], cfg: TrainConfig, 
         ]
         logits = head(torch.stack(embs))
         loss = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
+        known = posture[:, 0] >= 0
+        if aux is not None and bool(known.any()):
+            loss = loss + cfg.posture_aux * F.binary_cross_entropy_with_logits(
+                aux(codes[known]), posture[known]
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)

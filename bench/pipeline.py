@@ -7,7 +7,8 @@ Every figure is the wall time of the whole command, Python and Ray start-up incl
   hit, nothing is decoded); the goal is rescore / cold <= 1/30;
 - driver kill: the cold run SIGKILLed once half of its units are committed, then rerun; goal:
   (killed run + rerun) <= 1.1 x the cold run;
-- workers: a cold run on a local Ray with 1 CPU and with 2 CPUs (goal: >= 1.7x).
+- workers: a cold run pinned (taskset) to 1 core with a 1-CPU local Ray, and to 2 cores with a
+  2-CPU one (goal: >= 1.7x).
 
 Usage: python bench/pipeline.py [--cameras 4] [--minutes 15] [--segment-s 60] [--workdir DIR]
 Footage in --workdir is kept and reused. Writes bench/results/pipeline.json.
@@ -37,7 +38,7 @@ def _actrec(*args: str) -> list[str]:
 
 
 def _run(cmd: list[str]) -> tuple[dict, float]:
-    print("$", " ".join(cmd[2:]), flush=True)
+    print("$", " ".join(c for c in cmd if c not in (sys.executable, "-m")), flush=True)
     t0 = time.perf_counter()
     out = subprocess.run(cmd, env=ENV, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -147,9 +148,10 @@ def main() -> int:
 
     if "workers" not in args.skip:
         walls = {}
-        for cpus in (1, 2):
+        for cpus in (1, 2):  # the whole process tree pinned to that many cores, and Ray told so
             _reset(store)
-            res, wall = _run(_actrec("infer", *common, "--local-ray-cpus", str(cpus)))
+            pin = ["taskset", "-c", ",".join(str(c) for c in range(cpus))] if shutil.which("taskset") else []
+            res, wall = _run([*pin, *_actrec("infer", *common, "--local-ray-cpus", str(cpus))])
             walls[cpus] = wall
             out[f"workers_{cpus}"] = {
                 "wall_s": round(wall, 2),

@@ -5,6 +5,8 @@ The real run (the shipped weights) takes ~30 min on 2 cores; this checks the pip
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
 from actrec_batch.model import load_model
@@ -115,7 +117,7 @@ def test_falls_are_never_played_backwards():
     labels = list(LABELS)
     cfg = TrainConfig(batch_windows=8, window_clips=5, time_reverse=1.0, event_centred=0.0)
     video = _ramp_video(labels, "fall")
-    cur, _, counts, targets = _window_batch(
+    cur, _, counts, targets, _ = _window_batch(
         [video], np.ones(1), cfg, np.random.default_rng(0), False, None, reverse_map(labels, cfg)
     )
     off = 0
@@ -136,3 +138,29 @@ def test_lag_head_scores_videos_shorter_than_its_lags():
         with torch.inference_mode():
             out = head(torch.randn(1, clips, 128))
         assert out.shape == (1, clips, 7) and torch.isfinite(out).all()
+
+
+def test_posture_targets_follow_the_timeline_and_the_window_frames(tmp_path):
+    from actrec_batch.model.reference import ExtractorConfig
+    from actrec_batch.storage import open_store
+    from actrec_batch.synth import synth_footage
+    from actrec_batch.synth.timeline import POSTURES
+    from actrec_batch.training import _window_batch, load_video, reverse_map
+
+    store = open_store(str(tmp_path))
+    report = synth_footage(
+        store, date=dt.date(2000, 1, 3), cameras=1, minutes=0.5, seed=1003, file_minutes=0.5, progress=False
+    )
+    labels = list(LABELS)
+    video = load_video(tmp_path, report.videos[0], ExtractorConfig(), labels)
+    assert video.postures is not None and video.postures.shape == (len(video.grid.grid_times), len(POSTURES))
+    for ev in video.events:  # a figure that just sat down is seated a moment later
+        if ev["label"] == "sit_down":
+            k = int(np.searchsorted(video.grid.grid_times, ev["end_s"] + 0.2))
+            if k < len(video.postures):
+                assert video.postures[k, POSTURES.index("seated")] == 1
+    cfg = TrainConfig(batch_windows=4, window_clips=5)
+    cur, _, counts, _, post = _window_batch(
+        [video], np.ones(1), cfg, np.random.default_rng(1), False, None, reverse_map(labels, cfg)
+    )
+    assert post.shape == (cur.shape[0], 3) and sum(counts) == cur.shape[0]

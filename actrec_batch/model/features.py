@@ -98,8 +98,12 @@ def decode_grid_frames(
     frame_times: np.ndarray | None = None,
     uri: str | None = None,
     stats=None,
+    threads: int = 0,
 ) -> np.ndarray:
-    """Decode the grid frames ``span`` of a video, resized in libswscale: ``[len(span), H, W, 3]`` uint8."""
+    """Decode the grid frames ``span`` of a video, resized in libswscale: ``[len(span), H, W, 3]`` uint8.
+
+    ``threads``: decoder threads (0: FFmpeg chooses, typically one per core; a Ray task passes the
+    CPUs it reserved, so it does not take more than its share)."""
     from actrec_batch.errors import VideoError
     from actrec_batch.video import decode_frames
 
@@ -108,7 +112,14 @@ def decode_grid_frames(
         return out
     indices = grid.grid_frames[span.start : span.stop]
     frames = decode_frames(
-        source, indices.tolist(), width=width, height=height, frame_times=frame_times, uri=uri, stats=stats
+        source,
+        indices.tolist(),
+        width=width,
+        height=height,
+        frame_times=frame_times,
+        uri=uri,
+        stats=stats,
+        threads=threads,
     )
     count = 0
     for _, _, rgb in frames:

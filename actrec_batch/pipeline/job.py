@@ -35,7 +35,7 @@ import numpy as np
 
 from actrec_batch import layout
 from actrec_batch.config import Settings
-from actrec_batch.errors import ActrecError
+from actrec_batch.errors import ActrecError, StorageError
 from actrec_batch.manifest import QuarantineRecord, read_manifest, write_quarantine
 from actrec_batch.model.features import SegmentFeatures
 from actrec_batch.pipeline.cache import Checkpoints, FeatureCache, segment_name
@@ -235,7 +235,16 @@ class InferenceJob:
         return r
 
     def _plan(self) -> None:
-        manifest = read_manifest(self.store, self.date).to_pylist()
+        try:
+            manifest = read_manifest(self.store, self.date).to_pylist()
+        except StorageError as exc:
+            if exc.reason != "not_found":
+                raise
+            raise ActrecError(
+                f"no manifest for {self.date} in {self.store.uri(layout.manifest_key(self.date))}: "
+                f"run `actrec discover --date {self.date}` first (or `actrec infer --discover`)",
+                reason="no_manifest",
+            ) from None
         if self.cameras:
             manifest = [r for r in manifest if r["camera_id"] in self.cameras]
         for row in manifest:

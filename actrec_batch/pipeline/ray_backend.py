@@ -199,7 +199,8 @@ class RayBackend:
         return self._index.remote(self.store_uri, video["key"], video["uri"], float(video["duration_s"]))
 
     def decode(self, spec, index_ref):
-        return self._decode.remote(self.store_uri, spec, index_ref, self.sampling)
+        threads = max(1, int(self.res.decode_cpus))  # no more decoder threads than reserved CPUs
+        return self._decode.remote(self.store_uri, spec, index_ref, self.sampling, threads)
 
     def free_actor(self) -> int | None:
         """The least busy actor with room for another call, or None."""

@@ -167,9 +167,10 @@ def index_video(store_uri: str, key: str, uri: str, duration_s: float) -> VideoI
 
 
 def decode_unit(
-    store_uri: str, spec: UnitSpec, index: VideoIndex, sampling: dict[str, Any]
+    store_uri: str, spec: UnitSpec, index: VideoIndex, sampling: dict[str, Any], threads: int = 1
 ) -> tuple[DecodedUnit | Failure, np.ndarray | None]:
-    """Decode the grid frames of one unit: ``(DecodedUnit, frames [N, H, W, 3] uint8)``, or a Failure."""
+    """Decode the grid frames of one unit with ``threads`` decoder threads:
+    ``(DecodedUnit, frames [N, H, W, 3] uint8)``, or a Failure."""
     from actrec_batch.model.features import decode_grid_frames
     from actrec_batch.model.sampling import build_grid
     from actrec_batch.video import DecodeStats
@@ -199,6 +200,7 @@ def decode_unit(
                 frame_times=times,
                 uri=spec.uri,
                 stats=stats,
+                threads=threads,
             )
         finally:
             if hasattr(src, "close"):

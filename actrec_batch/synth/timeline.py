@@ -172,3 +172,32 @@ def fold_path(
 def walk_bounds(stage: Stage, height: float) -> tuple[float, float]:
     margin = 0.3 * height + 0.02
     return margin, stage.aspect - margin
+
+
+POSTURES: tuple[str, ...] = ("stand", "seated", "lying")
+_POSTURE_OF_KIND = {
+    "idle": "stand",
+    "walk": "stand",
+    "run": "stand",
+    "jump": "stand",
+    "seated": "seated",
+    "lying": "lying",
+}
+
+
+def posture_frames(timeline: Timeline) -> np.ndarray:
+    """Per frame, whether some figure is standing, seated or lying: ``[n_frames, 3]`` float32 in
+    :data:`POSTURES` order. Transitions (``fall``, ``sit_down``, ``stand_up``) are in no posture, and
+    ``wave``/``hold`` follow their ``seated`` parameter. A training signal, not a label: it lets an
+    extractor learn what a seated figure looks like, so the direction of a posture change is easy to read."""
+    out = np.zeros((timeline.n_frames, len(POSTURES)), dtype=np.float32)
+    for seg in timeline.segments:
+        if seg.kind in ("wave", "hold"):
+            posture = "seated" if seg.params.get("seated") else "stand"
+        else:
+            posture = _POSTURE_OF_KIND.get(seg.kind)
+        if posture is not None:
+            out[max(0, seg.start_frame) : min(timeline.n_frames, seg.end_frame), POSTURES.index(posture)] = (
+                1.0
+            )
+    return out
