@@ -205,8 +205,7 @@ def bench_model() -> dict:
 def _decode_720p() -> dict:
     """Decode synthetic 1280x720 @ 30 fps h264 onto the model grid with one decoder thread."""
     from actrec_batch.model import DEFAULT_MODEL, load_model
-    from actrec_batch.model.features import decode_grid_frames
-    from actrec_batch.model.sampling import build_grid
+    from actrec_batch.model.sampling import build_grid, decode_grid_frames
     from actrec_batch.storage import open_store
     from actrec_batch.synth import synth_footage
     from actrec_batch.video import DecodeStats, frame_timestamps

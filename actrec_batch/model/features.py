@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from actrec_batch.model.sampling import ClipGrid
+from actrec_batch.model.sampling import ClipGrid, decode_grid_frames  # noqa: F401 - re-exported
 
 FRAME_BATCH = 256  # frames per encoder call: bounds activation memory on CPU and GPU
 
@@ -86,45 +86,3 @@ def head_scores(head, embeddings: np.ndarray, device) -> np.ndarray:
     with torch.inference_mode():
         logits = head(torch.as_tensor(embeddings, device=device)[None])[0]
         return torch.sigmoid(logits).float().cpu().numpy()
-
-
-def decode_grid_frames(
-    source,
-    grid: ClipGrid,
-    span: range,
-    *,
-    width: int,
-    height: int,
-    frame_times: np.ndarray | None = None,
-    uri: str | None = None,
-    stats=None,
-    threads: int = 0,
-) -> np.ndarray:
-    """Decode the grid frames ``span`` of a video, resized in libswscale: ``[len(span), H, W, 3]`` uint8.
-
-    ``threads``: decoder threads (0: FFmpeg chooses, typically one per core; a Ray task passes the
-    CPUs it reserved, so it does not take more than its share)."""
-    from actrec_batch.errors import VideoError
-    from actrec_batch.video import decode_frames
-
-    out = np.empty((len(span), height, width, 3), dtype=np.uint8)
-    if len(span) == 0:
-        return out
-    indices = grid.grid_frames[span.start : span.stop]
-    frames = decode_frames(
-        source,
-        indices.tolist(),
-        width=width,
-        height=height,
-        frame_times=frame_times,
-        uri=uri,
-        stats=stats,
-        threads=threads,
-    )
-    count = 0
-    for _, _, rgb in frames:
-        out[count] = rgb
-        count += 1
-    if count != len(span):
-        raise VideoError(f"{uri or source}: decoded {count} of {len(span)} grid frames", reason="truncated")
-    return out

@@ -104,3 +104,45 @@ def clip_targets(
         overlap = np.clip(np.minimum(hi, ev["end_s"]) - np.maximum(lo, ev["start_s"]), 0, None)
         out[overlap >= min_overlap * (hi - lo), c] = 1.0
     return out
+
+
+def decode_grid_frames(
+    source,
+    grid: ClipGrid,
+    span: range,
+    *,
+    width: int,
+    height: int,
+    frame_times: np.ndarray | None = None,
+    uri: str | None = None,
+    stats=None,
+    threads: int = 0,
+) -> np.ndarray:
+    """Decode the grid frames ``span`` of a video, resized in libswscale: ``[len(span), H, W, 3]`` uint8.
+
+    ``threads``: decoder threads (0: FFmpeg chooses, typically one per core; a Ray task passes the
+    CPUs it reserved, so it does not take more than its share)."""
+    from actrec_batch.errors import VideoError
+    from actrec_batch.video import decode_frames
+
+    out = np.empty((len(span), height, width, 3), dtype=np.uint8)
+    if len(span) == 0:
+        return out
+    indices = grid.grid_frames[span.start : span.stop]
+    frames = decode_frames(
+        source,
+        indices.tolist(),
+        width=width,
+        height=height,
+        frame_times=frame_times,
+        uri=uri,
+        stats=stats,
+        threads=threads,
+    )
+    count = 0
+    for _, _, rgb in frames:
+        out[count] = rgb
+        count += 1
+    if count != len(span):
+        raise VideoError(f"{uri or source}: decoded {count} of {len(span)} grid frames", reason="truncated")
+    return out

@@ -171,8 +171,7 @@ def decode_unit(
 ) -> tuple[DecodedUnit | Failure, np.ndarray | None]:
     """Decode the grid frames of one unit with ``threads`` decoder threads:
     ``(DecodedUnit, frames [N, H, W, 3] uint8)``, or a Failure."""
-    from actrec_batch.model.features import decode_grid_frames
-    from actrec_batch.model.sampling import build_grid
+    from actrec_batch.model.sampling import build_grid, decode_grid_frames
     from actrec_batch.video import DecodeStats
 
     t0, c0 = time.perf_counter(), time.process_time()
