@@ -46,6 +46,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/pipeline.py --cluster
 
 quality: $(STAMP)
 	$(BIN)/python bench/quality.py

@@ -10,13 +10,14 @@ Every figure is the wall time of the whole command, Python and Ray start-up incl
 - workers: a cold run pinned (taskset) to 1 core with a 1-CPU local Ray, and to 2 cores with a
   2-CPU one (goal: >= 1.7x).
 
-Usage: python bench/pipeline.py [--cameras 4] [--minutes 15] [--segment-s 60] [--workdir DIR]
+Usage: python bench/pipeline.py [--cameras 4] [--minutes 15] [--segment-s 60] [--workdir DIR] [--cluster]
 Footage in --workdir is kept and reused. Writes bench/results/pipeline.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -24,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,10 +72,60 @@ def main() -> int:
     ap.add_argument("--segment-s", type=float, default=60.0)
     ap.add_argument("--workdir", default=str(ROOT / ".actrec" / "bench-pipeline"))
     ap.add_argument("--skip", nargs="*", default=[], choices=["kill", "workers"])
+    ap.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run against a persistent local Ray head (as in production, where the cluster outlives the "
+        "driver) instead of a Ray started by each command; skips the workers comparison",
+    )
     args = ap.parse_args()
+    if args.cluster:
+        args.skip = [*args.skip, "workers"]
+        with _ray_head() as address:
+            return _bench(args, ["--ray-address", address])
+    return _bench(args, [])
+
+
+@contextlib.contextmanager
+def _ray_head():
+    ray = str(Path(sys.executable).parent / "ray")
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    port = 6400 + os.getpid() % 500
+    subprocess.run(
+        [
+            ray,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--include-dashboard=false",
+            f"--temp-dir={temp}",
+            "--disable-usage-stats",
+        ],
+        env=ENV,
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=ENV, capture_output=True)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _bench(args, extra: list[str]) -> int:
     work = Path(args.workdir)
     store = work / "store"
-    common = ["--date", str(DATE), "--store", str(store), "--segment-s", f"{args.segment_s:g}", "--json"]
+    common = [
+        "--date",
+        str(DATE),
+        "--store",
+        str(store),
+        "--segment-s",
+        f"{args.segment_s:g}",
+        "--json",
+        *extra,
+    ]
     if not (store / "manifests" / f"date={DATE}" / "manifest.parquet").exists():
         subprocess.run(
             _actrec(
@@ -96,7 +148,11 @@ def main() -> int:
         subprocess.run(
             _actrec("discover", "--date", str(DATE), "--store", str(store), "--json"), env=ENV, check=True
         )
-    out: dict = {"cpus": os.cpu_count(), "segment_s": args.segment_s}
+    out: dict = {
+        "cpus": os.cpu_count(),
+        "segment_s": args.segment_s,
+        "ray": "persistent head" if extra else "per command",
+    }
 
     _reset(store)
     cold, cold_wall = _run(_actrec("infer", *common))
@@ -160,7 +216,7 @@ def main() -> int:
         out["workers_speedup"] = round(walls[1] / walls[2], 3)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pipeline.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / ("pipeline-cluster.json" if extra else "pipeline.json")).write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
     return 0
 
