@@ -101,16 +101,27 @@ def test_two_worker_nodes_lost_mid_run_and_the_events_are_a_clean_runs(cluster, 
         store = open_store(str(root))
         removed: list[int] = []
 
-        def preempt() -> None:  # a spot reclaim at ~25% of the units, another at ~60%
-            for share, victim in ((0.25, nodes[0]), (0.6, nodes[1])):
-                while _markers(store) < share * total:
-                    time.sleep(0.1)
-                c.remove_node(victim, allow_graceful=False)
-                removed.append(_markers(store))
+        def preempt() -> None:
+            # A spot reclaim at ~25% of the units, of the node that hosts the inference actor (so
+            # the actor must come back elsewhere), and another reclaim at ~60%.
+            while _markers(store) < 0.25 * total:
+                time.sleep(0.1)
+            actor = ray.get_actor(f"actrec-embedder-{job.run_id}-1")
+            host = ray.get(actor.usage.remote())["node_id"]
+            first = next(n for n in nodes if n.node_id == host)
+            c.remove_node(first, allow_graceful=False)
+            removed.append(_markers(store))
+            while _markers(store) < 0.6 * total:
+                time.sleep(0.1)
+            c.remove_node(
+                next(n for n in nodes if n is not first and n.node_id != host), allow_graceful=False
+            )
+            removed.append(_markers(store))
 
+        job = InferenceJob(_settings(root), DATE, model_ref=DEFAULT_MODEL)
         killer = threading.Thread(target=preempt, daemon=True)
         killer.start()
-        run = InferenceJob(_settings(root), DATE, model_ref=DEFAULT_MODEL).run()
+        run = job.run()
         killer.join(timeout=5)
         assert len(removed) == 2 and all(n < total for n in removed), removed
         assert run.videos_processed == 2 and not run.quarantine

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 STAGE = "infer"
 PROGRESS_EVERY_S = 10.0
+ACTOR_RESUBMITS = 3  # driver-side resubmissions of a batch after Ray's own actor-call retries
 _WAIT_S = 0.5
 
 
@@ -294,7 +295,11 @@ class InferenceJob:
         from actrec_batch.pipeline.ray_backend import RayBackend
 
         backend = RayBackend(
-            self.settings, self.model_ref, self.store.root_uri, dict(self.model.card.extractor.config)
+            self.settings,
+            self.model_ref,
+            self.store.root_uri,
+            dict(self.model.card.extractor.config),
+            self.run_id,
         )
         self.result.ray_used = True
         try:
@@ -455,6 +460,7 @@ class _Scheduler:
         self.ready: deque[str] = deque()  # indexed videos with units left to decode
         self.pending: dict[Any, tuple] = {}  # ref -> (kind, payload, deadline)
         self.decoded: list[tuple[DecodedUnit, Any]] = []  # waiting for an actor
+        self.retry: list[tuple[float, int, list]] = []  # (not before, attempts, batch) after an actor outage
         self.units_inflight = 0
         self.peak_units_inflight = 0
         self.cpu_inflight = 0
@@ -465,10 +471,13 @@ class _Scheduler:
         import ray
 
         try:
-            while self.by_video or self.pending or self.decoded:
+            while self.by_video or self.pending or self.decoded or self.retry:
                 self._fill()
                 self._flush()
                 if not self.pending:
+                    if self.retry:  # only batches waiting out an actor's outage
+                        time.sleep(max(0.0, min(t for t, _, _ in self.retry) - time.monotonic()))
+                        continue
                     if self.by_video or self.decoded:  # nothing running, yet work is left: a bookkeeping bug
                         raise ActrecError(
                             f"inference of {self.job.date}: the scheduler stalled with "
@@ -525,7 +534,17 @@ class _Scheduler:
             self.progress.advance(len(left), 0.0)
 
     def _flush(self) -> None:
-        """Send decoded units to an actor once a batch is full, or when nothing else is coming."""
+        """Send decoded units to an actor once a batch is full, or when nothing else is coming.
+        Batches back from an unavailable actor go first, once their backoff is over."""
+        now = time.monotonic()
+        for item in sorted(self.retry, key=lambda r: r[0]):
+            actor = self.backend.free_actor()
+            if item[0] > now or actor is None:
+                break
+            self.retry.remove(item)
+            _, attempts, batch = item
+            ref = self.backend.embed(actor, [u for u, _ in batch], [f for _, f in batch])
+            self.pending[ref] = ("embed", (actor, batch, attempts), None)
         if not self.decoded:
             return
         frames = sum(len(u.clips) * self.job.model.card.extractor.config["clip_hop"] for u, _ in self.decoded)
@@ -537,7 +556,7 @@ class _Scheduler:
             return
         batch, self.decoded = self.decoded, []
         ref = self.backend.embed(actor, [u for u, _ in batch], [f for _, f in batch])
-        self.pending[ref] = ("embed", (actor, batch), None)
+        self.pending[ref] = ("embed", (actor, batch, 0), None)
 
     # ------------------------------------------------------------------------- handling results
 
@@ -588,16 +607,33 @@ class _Scheduler:
                 return
             self.decoded.append((out, frames_ref))
         else:
-            actor, batch = payload
+            actor, batch, attempts = payload
             self.backend.embed_done(actor)
             try:
                 outs = ray.get(ref)
             except ray.exceptions.RayActorError as exc:
-                raise ActrecError(
-                    f"inference of {self.job.date}: an inference actor was lost past its "
-                    f"{self.res.retries} restarts ({type(exc).__name__}); committed units are kept, rerun to resume",
-                    reason="actor_lost",
-                ) from None
+                # Ray's own max_task_retries can burn out while a lost node is not yet declared dead
+                # (calls fail fast with "unavailable"); back off and resubmit, replacing a dead actor.
+                if attempts >= self.res.retries + ACTOR_RESUBMITS:
+                    raise ActrecError(
+                        f"inference of {self.job.date}: an inference actor was lost past its "
+                        f"{self.res.retries} restarts and {attempts} resubmissions ({type(exc).__name__}); "
+                        "committed units are kept, rerun to resume",
+                        reason="actor_lost",
+                    ) from None
+                if isinstance(exc, ray.exceptions.ActorDiedError):
+                    self.backend.replace_actor(actor)
+                delay = min(30.0, 2.0**attempts)
+                log.warning(
+                    "inference actor %d unavailable (%s); resubmitting %d units in %.0f s",
+                    actor,
+                    type(exc).__name__,
+                    len(batch),
+                    delay,
+                )
+                self.job.result.retries += 1
+                self.retry.append((time.monotonic() + delay, attempts + 1, batch))
+                return
             except Exception as exc:  # noqa: BLE001 - the batch's videos are quarantined
                 for unit, _ in batch:
                     self.job.fail_video(unit.spec.video_id, _ray_failure(exc, unit.spec.uri, "infer_error"))

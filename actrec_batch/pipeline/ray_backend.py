@@ -147,8 +147,16 @@ def disconnect(started: bool) -> None:
 class RayBackend:
     """Submits index and decode tasks and embed calls; owns the actor pool."""
 
-    def __init__(self, settings: Settings, model_ref: str, store_uri: str, sampling: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        model_ref: str,
+        store_uri: str,
+        sampling: dict[str, Any],
+        run_id: str = "run",
+    ) -> None:
         self.settings = settings
+        self.run_id = run_id
         self.model_ref = model_ref
         self.store_uri = store_uri
         self.sampling = sampling
@@ -168,18 +176,25 @@ class RayBackend:
         self._decode = ray.remote(decode_unit).options(
             num_cpus=r.decode_cpus, max_retries=r.retries, num_returns=2
         )
-        actor_cls = ray.remote(Embedder).options(
-            num_cpus=r.actor_cpus,
-            num_gpus=r.actor_gpus,
-            max_restarts=r.retries,
-            max_task_retries=r.retries,
-        )
+        actor_cls = ray.remote(Embedder)
+        actor_opts = {
+            "num_cpus": r.actor_cpus,
+            "num_gpus": r.actor_gpus,
+            "max_restarts": r.retries,
+            "max_task_retries": r.retries,
+        }
         threads = max(1, int(r.actor_cpus)) if r.actor_gpus == 0 else 0
         device = None if r.actor_gpus > 0 else "cpu"
-        model_store = self.settings.store
-        self.actors = [
-            actor_cls.remote(self.model_ref, model_store, device, threads) for _ in range(r.actors)
-        ]
+        self._made = 0
+
+        def new_actor():
+            self._made += 1  # named, so operators (and the preemption test) can find it: ray.get_actor(name)
+            name = f"actrec-embedder-{self.run_id}-{self._made}"
+            opts = {**actor_opts, "name": name}
+            return actor_cls.options(**opts).remote(self.model_ref, self.settings.store, device, threads)
+
+        self._new_actor = new_actor
+        self.actors = [self._new_actor() for _ in range(r.actors)]
         self.calls = [0] * r.actors
         log.info(
             "ray: %g CPUs, %g GPUs; %d inference actor(s) x (%g CPU, %g GPU); %d decode slots of %g CPU; "
@@ -215,6 +230,15 @@ class RayBackend:
 
     def embed_done(self, actor: int) -> None:
         self.calls[actor] -= 1
+
+    def replace_actor(self, actor: int) -> None:
+        """A fresh actor in place of one that died past its restarts (its usage is lost)."""
+        import ray
+
+        with contextlib.suppress(Exception):
+            ray.kill(self.actors[actor])
+        self.actors[actor] = self._new_actor()
+        self.calls[actor] = 0
 
     def actor_usage(self) -> list[dict[str, Any]]:
         import ray
