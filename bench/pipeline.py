@@ -81,6 +81,9 @@ def main() -> int:
     args = ap.parse_args()
     if args.cluster:
         args.skip = [*args.skip, "workers"]
+        ENV["RAY_AUTH_MODE"] = (
+            "token"  # `ray start` turns on token authentication; drivers read ~/.ray/auth_token
+        )
         with _ray_head() as address:
             return _bench(args, ["--ray-address", address])
     return _bench(args, [])

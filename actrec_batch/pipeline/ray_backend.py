@@ -129,7 +129,8 @@ def connect(settings: Settings) -> bool:
     except ConnectionError as exc:
         raise ConfigError(
             f"bad setting ray_address = {address!r} (--ray-address / ACTREC_RAY_ADDRESS): cannot connect "
-            f"({' '.join(str(exc).split())[:200]}). Fix: start the cluster, or unset it for a local Ray"
+            f"({' '.join(str(exc).split())[:200]}). Fix: start the cluster (if it uses token authentication, "
+            "set RAY_AUTH_MODE=token and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN), or unset it for a local Ray"
         ) from None
     log.info(
         "ray: %s", "started locally on 127.0.0.1" if started else f"connected to {address or 'RAY_ADDRESS'}"
