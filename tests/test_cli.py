@@ -27,7 +27,7 @@ def test_help_lists_subcommands():
     assert out.returncode == 0
     for cmd in ("synth", "discover", "demo", "config"):
         assert cmd in out.stdout
-    for cmd in ("synth", "discover", "demo", "config"):
+    for cmd in ("synth", "discover", "run", "infer", "demo", "config"):
         sub = run_cli(cmd, "--help")
         assert sub.returncode == 0, sub.stderr
         assert "--store" in sub.stdout
@@ -43,6 +43,9 @@ def test_help_lists_subcommands():
         (["synth", "--date", "2026-11-24", "--codec", "divx"], {}, "--codec"),
         (["synth"], {}, "--date"),
         (["discover", "--date", "2026-11-24", "--no-such-flag"], {}, "--no-such-flag"),
+        (["run", "--date", "2026-11-24", "--actor-gpus", "lots"], {}, "--actor-gpus"),
+        (["infer", "--date", "2026-11-24"], {"ACTREC_SEGMENT_S": "0"}, "ACTREC_SEGMENT_S"),
+        (["infer", "--date", "2026-11-24", "--ray-address", "http://head:8265"], {}, "ray job submit"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, env, needle, tmp_path):
@@ -87,3 +90,18 @@ def test_synth_then_discover_end_to_end(tmp_path):
     assert found.returncode == 0, found.stderr
     out = json.loads(found.stdout.strip().splitlines()[-1])
     assert (out["videos_discovered"], out["videos_manifested"], out["videos_quarantined"]) == (2, 2, 0)
+
+
+def test_ray_entrypoint_is_actrec_infer(tmp_path):
+    script = os.path.join(os.path.dirname(__file__), "..", "ray_jobs", "nightly_inference.py")
+    ok = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "--segment-s" in ok.stdout and "--discover" in ok.stdout
+    missing = subprocess.run(
+        [sys.executable, script, "--date", "2026-11-24", "--store", str(tmp_path / "empty")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    [line] = [ln for ln in missing.stderr.splitlines() if ln.strip()]
+    assert "no manifest for 2026-11-24" in line and "actrec discover --date 2026-11-24" in line

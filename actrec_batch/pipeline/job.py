@@ -198,7 +198,9 @@ class InferenceJob:
 
     def run(self) -> JobResult:
         from actrec_batch.model import load_model
+        from actrec_batch.pipeline.ray_backend import check_driver_address
 
+        check_driver_address(self.settings)
         t0 = time.perf_counter()
         self.model = load_model(self.model_ref, store_uri=self.settings.store, device="cpu")
         card = self.model.card

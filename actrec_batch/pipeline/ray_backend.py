@@ -89,6 +89,17 @@ def plan_resources(settings: Settings, cluster_cpus: float, cluster_gpus: float)
     )
 
 
+def check_driver_address(settings: Settings) -> None:
+    """A driver cannot connect to a Jobs API address (http://host:8265): say so before any work."""
+    address = settings.ray_address
+    if address and address.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"bad setting ray_address = {address!r} (--ray-address / ACTREC_RAY_ADDRESS): that is a Ray Jobs "
+            "API address, which `ray job submit` and the Airflow task use. Fix: for a driver, use 'auto' "
+            "or ray://host:10001"
+        )
+
+
 def connect(settings: Settings) -> bool:
     """Connect to (or start) Ray. Returns True when this call started a local Ray that
     :func:`disconnect` should stop.
@@ -100,13 +111,8 @@ def connect(settings: Settings) -> bool:
 
     if ray.is_initialized():
         return False
+    check_driver_address(settings)
     address = settings.ray_address
-    if address and address.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"bad setting ray_address = {address!r} (--ray-address / ACTREC_RAY_ADDRESS): that is a Ray Jobs "
-            "API address, which `ray job submit` and the Airflow task use. Fix: for a driver, use 'auto' "
-            "or ray://host:10001"
-        )
     env = {k: os.environ[k] for k in FAULT_ENV if os.environ.get(k)}
     kwargs: dict[str, Any] = {
         "namespace": "actrec",
