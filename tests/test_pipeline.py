@@ -90,6 +90,20 @@ def test_cold_warm_rescore_and_corrupt_cache(local_ray, night, tmp_path):
     plan = metrics["ray"]["plan"]
     assert 1 <= metrics["ray"]["peak_units_inflight"] <= plan["max_inflight_units"] == 3  # bounded memory
 
+    # A run over one camera replaces only that camera's published events, quarantine and markers.
+    def published():
+        key = found["events_uri"].split("/store/", 1)[1]
+        return sorted(pq.read_table(io.BytesIO(store.get_bytes(key))).column("camera_id").to_pylist())
+
+    before = published()
+    assert set(before) == {"cam-01", "cam-02"}
+    one = run_nightly(settings, DATE, cameras=("cam-01",), force=True)
+    assert one["videos_discovered"] == 1 and one["units_computed"] == 3 and published() == before
+    from actrec_batch.model import read_card, resolve_model_ref
+
+    card = read_card(open_store(resolve_model_ref("reference@2")))
+    assert len(Checkpoints.for_run(store, DATE, card, 20.0).committed()) == 6  # cam-02's markers were kept
+
     # The same events as the single-process path, which scores each whole video in one go.
     from actrec_batch.inference import infer_date
 

@@ -21,7 +21,8 @@ import hashlib
 import io
 import json
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -78,6 +79,7 @@ class FeatureCache:
     extractor: str
     sampling: str
     corrupt: int = 0  # entries found damaged (and recomputed) since this object was made
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def for_model(cls, store: ObjectStore, card) -> FeatureCache:
@@ -114,7 +116,8 @@ class FeatureCache:
         try:
             return _parse(data)
         except CorruptEntry as exc:
-            self.corrupt += 1
+            with self._lock:  # get() runs on a thread pool during resume
+                self.corrupt += 1
             log.warning("feature cache entry %s is corrupt (%s): recomputing it", self.store.uri(key), exc)
             return None
 
@@ -160,6 +163,6 @@ class Checkpoints:
     def commit(self, key: str, record: dict) -> None:
         self.store.put_bytes(key, json.dumps(record, sort_keys=True).encode())
 
-    def clear(self) -> int:
-        """Forget every marker (``--force``): the next run recomputes or re-reads every unit."""
-        return self.store.delete_prefix(self.prefix)
+    def clear(self, video_ids: list[str]) -> int:
+        """Forget the markers of these videos (``--force``): the next run recomputes their units."""
+        return sum(self.store.delete_prefix(f"{self.prefix}{_tag(v)}/") for v in video_ids)

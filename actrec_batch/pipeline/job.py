@@ -258,8 +258,8 @@ class InferenceJob:
 
     def _resume(self) -> list[UnitSpec]:
         """Load what checkpoints and the cache already hold; return the units left to compute."""
-        if self.force:
-            self.checkpoints.clear()
+        if self.force:  # only this run's videos: a --camera run leaves the other cameras' markers
+            self.checkpoints.clear(list(self.units))
         committed = self.checkpoints.committed()
         specs = [u for units in self.units.values() for u in units]
 
@@ -336,14 +336,22 @@ class InferenceJob:
     # ------------------------------------------------------------------------------------ assemble
 
     def _assemble(self) -> list[dict[str, Any]]:
-        from actrec_batch.inference import VideoScores, _event_rows, join_segments, video_events
-        from actrec_batch.model.features import head_scores
+        from actrec_batch.inference import _event_rows
 
-        card = self.model.card
-        hop_s = card.extractor.config["clip_hop"] / card.extractor.config["sample_fps"]
         rows: list[dict[str, Any]] = []
         for video_id, units in self.units.items():
             row = self.videos[video_id]
+            if video_id not in self.failed:
+                try:
+                    events = self._video_events(units, row)
+                except Exception as exc:  # noqa: BLE001 - one video's bad features never end the run
+                    self.fail_video(
+                        video_id,
+                        Failure(
+                            "infer_error",
+                            f"{row['uri']}: assembling its segments failed: {type(exc).__name__}: {exc}",
+                        ),
+                    )
             if video_id in self.failed:
                 f = self.failed[video_id]
                 self.result.quarantine.append(
@@ -358,22 +366,30 @@ class InferenceJob:
                     )
                 )
                 continue
-            parts = [self.features[(video_id, u.index)] for u in units]
-            parts = [p for p in parts if len(p.clips)]
-            if parts:
-                centers, emb = join_segments(parts)
-                scores = VideoScores(
-                    centers, head_scores(self.model.head, emb, self.model.device), hop_s, 0, len(units)
-                )
-            else:
-                scores = VideoScores(np.zeros(0), np.zeros((0, len(card.labels))), hop_s, 0, len(units))
-            events = video_events(self.model, scores, duration_s=row["duration_s"])
             rows.extend(_event_rows(self.model, row, events))
             self.result.videos_processed += 1
             self.result.video_seconds += float(row["duration_s"])
         for r in rows:
             r["run_id"] = self.run_id
         return sorted(rows, key=lambda r: (r["video_key"], r["start_s"], r["label"]))
+
+    def _video_events(self, units: list[UnitSpec], row: dict[str, Any]):
+        """Head over the video's concatenated segments, then the event steps over the whole video."""
+        from actrec_batch.inference import VideoScores, join_segments, video_events
+        from actrec_batch.model.features import head_scores
+
+        card = self.model.card
+        hop_s = card.extractor.config["clip_hop"] / card.extractor.config["sample_fps"]
+        parts = [self.features[(row["video_id"], u.index)] for u in units]
+        parts = [p for p in parts if len(p.clips)]
+        if parts:
+            centers, emb = join_segments(parts)
+            scores = VideoScores(
+                centers, head_scores(self.model.head, emb, self.model.device), hop_s, 0, len(units)
+            )
+        else:
+            scores = VideoScores(np.zeros(0), np.zeros((0, len(card.labels))), hop_s, 0, len(units))
+        return video_events(self.model, scores, duration_s=row["duration_s"])
 
     # --------------------------------------------------------------------------------------- write
 
@@ -388,7 +404,14 @@ class InferenceJob:
         pq.write_table(table, buf, compression="zstd")
         key = layout.staging_events_key(self.date, self.run_id)
         self.store.put_bytes(key, buf.getvalue())
-        write_quarantine(self.store, self.date, STAGE, self.result.quarantine)
+        records = list(self.result.quarantine)
+        if self.cameras:  # a run over some cameras keeps the other cameras' records
+            records += [
+                QuarantineRecord(**r)
+                for r in _existing_quarantine(self.store, self.date)
+                if layout.camera_of(r["key"], self.date) not in self.cameras
+            ]
+        write_quarantine(self.store, self.date, STAGE, records)
         self.result.events = table.num_rows
         self.result.staging_uri = self.store.uri(key)
 
@@ -407,6 +430,17 @@ class InferenceJob:
         self.store.put_bytes(prefix + "metrics.json", json.dumps(metrics, indent=1, default=str).encode())
         self.result.metrics_uri = self.store.uri(prefix + "metrics.json")
         self.store.put_bytes(prefix + "infer.json", json.dumps(self.result.to_json(), indent=1).encode())
+
+
+def _existing_quarantine(store: ObjectStore, date: dt.date) -> list[dict[str, Any]]:
+    from actrec_batch.manifest import read_quarantine
+
+    try:
+        return read_quarantine(store, date, STAGE).to_pylist()
+    except StorageError as exc:
+        if exc.reason == "not_found":
+            return []
+        raise
 
 
 def resource_ledger(
@@ -502,6 +536,8 @@ class _Scheduler:
             spec = self._next_ready_unit() if self.units_inflight < res.max_inflight_units else None
             if spec is not None:
                 ref, frames_ref = self.backend.decode(spec, self.index_refs[spec.video_id])
+                if spec.video_id not in self.by_video:  # its last unit: the submitted tasks pin the index
+                    self.index_refs.pop(spec.video_id, None)
                 self.pending[ref] = ("decode", (spec, frames_ref), time.monotonic() + self.timeout)
                 self.cpu_inflight += 1
                 self.units_inflight += 1
@@ -545,8 +581,8 @@ class _Scheduler:
                 break
             self.retry.remove(item)
             _, attempts, batch = item
-            ref = self.backend.embed(actor, [u for u, _ in batch], [f for _, f in batch])
-            self.pending[ref] = ("embed", (actor, batch, attempts), None)
+            ref, gen = self.backend.embed(actor, [u for u, _ in batch], [f for _, f in batch])
+            self.pending[ref] = ("embed", (actor, gen, batch, attempts), None)
         if not self.decoded:
             return
         frames = sum(len(u.clips) * self.job.model.card.extractor.config["clip_hop"] for u, _ in self.decoded)
@@ -557,8 +593,8 @@ class _Scheduler:
         if actor is None:
             return
         batch, self.decoded = self.decoded, []
-        ref = self.backend.embed(actor, [u for u, _ in batch], [f for _, f in batch])
-        self.pending[ref] = ("embed", (actor, batch, 0), None)
+        ref, gen = self.backend.embed(actor, [u for u, _ in batch], [f for _, f in batch])
+        self.pending[ref] = ("embed", (actor, gen, batch, 0), None)
 
     # ------------------------------------------------------------------------- handling results
 
@@ -609,8 +645,8 @@ class _Scheduler:
                 return
             self.decoded.append((out, frames_ref))
         else:
-            actor, batch, attempts = payload
-            self.backend.embed_done(actor)
+            actor, gen, batch, attempts = payload
+            self.backend.embed_done(actor, gen)
             try:
                 outs = ray.get(ref)
             except ray.exceptions.RayActorError as exc:
@@ -624,7 +660,7 @@ class _Scheduler:
                         reason="actor_lost",
                     ) from None
                 if isinstance(exc, ray.exceptions.ActorDiedError):
-                    self.backend.replace_actor(actor)
+                    self.backend.replace_actor(actor, gen)
                 delay = min(30.0, 2.0**attempts)
                 log.warning(
                     "inference actor %d unavailable (%s); resubmitting %d units in %.0f s",
@@ -636,15 +672,29 @@ class _Scheduler:
                 self.job.result.retries += 1
                 self.retry.append((time.monotonic() + delay, attempts + 1, batch))
                 return
-            except Exception as exc:  # noqa: BLE001 - the batch's videos are quarantined
-                for unit, _ in batch:
-                    self.job.fail_video(unit.spec.video_id, _ray_failure(exc, unit.spec.uri, "infer_error"))
+            except Exception as exc:  # noqa: BLE001 - split the batch; quarantine only a unit that fails alone
+                if len(batch) > 1:
+                    log.warning(
+                        "an embed call of %d units failed (%s); retrying them one by one", len(batch), exc
+                    )
+                    self.retry.extend((time.monotonic(), attempts, [item]) for item in batch)
+                    return
+                unit = batch[0][0]
+                self.job.fail_video(unit.spec.video_id, _ray_failure(exc, unit.spec.uri, "infer_error"))
                 outs = []
             by_key = {(e.spec.video_id, e.spec.index): e for e in outs}
             for unit, _ in batch:
                 self.units_inflight -= 1
                 e = by_key.get((unit.spec.video_id, unit.spec.index))
-                if e is not None:
+                if e is None:
+                    self.job.fail_video(
+                        unit.spec.video_id,
+                        Failure(
+                            "infer_error",
+                            f"{unit.spec.uri}: segment {unit.spec.segment} came back without features",
+                        ),
+                    )
+                else:
                     self.job.unit_done(
                         unit.spec,
                         SegmentFeatures(e.clips, e.centers_s, e.embeddings),

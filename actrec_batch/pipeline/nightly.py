@@ -56,10 +56,12 @@ def infer_stage(
     return job.run()
 
 
-def publish_stage(store: ObjectStore, date: dt.date, run_id: str, model_id: str) -> str:
+def publish_stage(
+    store: ObjectStore, date: dt.date, run_id: str, model_id: str, cameras: tuple[str, ...] = ()
+) -> str:
     from actrec_batch.pipeline.outputs import publish_staged
 
-    return publish_staged(store, date, run_id, model_id)
+    return publish_staged(store, date, run_id, model_id, cameras)
 
 
 def run_nightly(
@@ -95,7 +97,7 @@ def run_nightly(
         progress=progress,
     )
     stages.append("infer")
-    events_uri = publish_stage(store, date, run_id, job.model_id)
+    events_uri = publish_stage(store, date, run_id, job.model_id, cameras)
     stages.append("publish")
     discovery_quarantine = [
         q

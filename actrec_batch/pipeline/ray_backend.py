@@ -203,6 +203,7 @@ class RayBackend:
         self._new_actor = new_actor
         self.actors = [self._new_actor() for _ in range(r.actors)]
         self.calls = [0] * r.actors
+        self.generation = [0] * r.actors
         log.info(
             "ray: %g CPUs, %g GPUs; %d inference actor(s) x (%g CPU, %g GPU); %d decode slots of %g CPU; "
             "at most %d units in flight",
@@ -231,21 +232,27 @@ class RayBackend:
             return None
         return best
 
-    def embed(self, actor: int, units: list, frame_refs: list):
+    def embed(self, actor: int, units: list, frame_refs: list) -> tuple[Any, int]:
+        """Submit an embed call; returns (ref, generation of the actor in that slot)."""
         self.calls[actor] += 1
-        return self.actors[actor].embed.remote(units, frame_refs)
+        return self.actors[actor].embed.remote(units, frame_refs), self.generation[actor]
 
-    def embed_done(self, actor: int) -> None:
-        self.calls[actor] -= 1
+    def embed_done(self, actor: int, generation: int) -> None:
+        if generation == self.generation[actor]:  # a late answer from a replaced actor frees nothing
+            self.calls[actor] -= 1
 
-    def replace_actor(self, actor: int) -> None:
-        """A fresh actor in place of one that died past its restarts (its usage is lost)."""
+    def replace_actor(self, actor: int, generation: int) -> None:
+        """A fresh actor in place of one that died past its restarts, unless that already happened
+        (another call of the same dead actor reported first). The dead actor's usage is lost."""
         import ray
 
+        if generation != self.generation[actor]:
+            return
         with contextlib.suppress(Exception):
             ray.kill(self.actors[actor])
         self.actors[actor] = self._new_actor()
         self.calls[actor] = 0
+        self.generation[actor] += 1
 
     def actor_usage(self) -> list[dict[str, Any]]:
         import ray
