@@ -66,6 +66,18 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
         g.add_argument(flag, dest=dest, default=argparse.SUPPRESS, help=help_)
 
 
+def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    """The arguments `actrec run` and `actrec infer` share, then the setting flags."""
+    p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
+    p.add_argument("--camera", action="append", help="only this camera id (repeatable)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="NAME@VERSION, a bundle directory or s3:// URI")
+    p.add_argument(
+        "--force", action="store_true", help="forget this date's checkpoints and recompute every unit"
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    _add_setting_flags(p)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     flags = {dest: getattr(args, dest, None) for _, dest, _ in _SETTING_FLAGS}
     return load_settings(flags, config_file=getattr(args, "config_file", None))
@@ -429,14 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="discover -> validate the manifest -> infer on Ray (feature cache, segment "
         "checkpoints) -> publish events/date=D/. Reruns skip committed units.",
     )
-    p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
-    p.add_argument("--camera", action="append", help="only this camera id (repeatable)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="NAME@VERSION, a bundle directory or s3:// URI")
-    p.add_argument(
-        "--force", action="store_true", help="forget this date's checkpoints and recompute every unit"
-    )
-    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
-    _add_setting_flags(p)
+    _add_pipeline_args(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -445,16 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read the date's manifest, compute or reuse every unit's features on Ray, and "
         "write the run's events to its staging area and its metrics to runs/date=D/run=<id>/.",
     )
-    p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
-    p.add_argument("--camera", action="append", help="only this camera id (repeatable)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="NAME@VERSION, a bundle directory or s3:// URI")
     p.add_argument("--run-id", help="run id to use (default: a new one)")
     p.add_argument("--discover", action="store_true", help="run discovery first (writes the manifest)")
-    p.add_argument(
-        "--force", action="store_true", help="forget this date's checkpoints and recompute every unit"
-    )
-    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
-    _add_setting_flags(p)
+    _add_pipeline_args(p)
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser(

@@ -110,7 +110,7 @@ def score_video(
     model, source: Any, *, duration_s: float, segment_s: float = DEFAULT_SEGMENT_S, uri: str | None = None
 ) -> VideoScores:
     """Scores of one video, computed segment by segment (each segment decodes only what it needs)."""
-    from actrec_batch.model.features import decode_grid_frames, embed_range, head_scores
+    from actrec_batch.model.features import decode_grid_frames, embed_range
     from actrec_batch.model.reference import ExtractorConfig
     from actrec_batch.model.sampling import build_grid
     from actrec_batch.pipeline.work import check_frames_cover
@@ -141,17 +141,23 @@ def score_video(
         )
         feats = embed_range(model.extractor, grid, clips, frames, model.device)
         parts.append(feats)
+    return segments_scores(
+        model, parts, grid.hop_s, frames_decoded=stats.frames_decoded, segments=len(starts)
+    )
+
+
+def segments_scores(model, parts: list, hop_s: float, *, frames_decoded: int, segments: int) -> VideoScores:
+    """The head over a whole video's segment features (empty segments allowed), in clip order."""
+    from actrec_batch.model.features import head_scores
+
+    parts = [p for p in parts if len(p.clips)]
     if not parts:
         return VideoScores(
-            np.zeros(0), np.zeros((0, len(model.card.labels))), grid.hop_s, stats.frames_decoded, len(starts)
+            np.zeros(0), np.zeros((0, len(model.card.labels))), hop_s, frames_decoded, segments
         )
     centers, embeddings = join_segments(parts)
     return VideoScores(
-        centers,
-        head_scores(model.head, embeddings, model.device),
-        grid.hop_s,
-        stats.frames_decoded,
-        len(starts),
+        centers, head_scores(model.head, embeddings, model.device), hop_s, frames_decoded, segments
     )
 
 
@@ -251,17 +257,7 @@ def infer_date(
             detail = (
                 str(exc) if isinstance(exc, ActrecError) else f"{row['uri']}: {type(exc).__name__}: {exc}"
             )
-            result.quarantine.append(
-                QuarantineRecord(
-                    uri=row["uri"],
-                    key=row["key"],
-                    logical_date=date.isoformat(),
-                    stage=STAGE,
-                    reason=reason,
-                    detail=" ".join(detail.split())[:500],
-                    size_bytes=row["size_bytes"],
-                )
-            )
+            result.quarantine.append(QuarantineRecord.for_video(row, STAGE, reason, detail))
             continue
         events = video_events(model, scores, duration_s=row["duration_s"])
         rows.extend(_event_rows(model, row, events))

@@ -62,6 +62,20 @@ class QuarantineRecord:
     detail: str
     size_bytes: int | None = None
 
+    @classmethod
+    def for_video(cls, row: Mapping[str, Any], stage: str, reason: str, detail: str) -> QuarantineRecord:
+        """The record of a manifested video (a manifest row) that failed at ``stage``; ``detail`` is
+        made one line of at most 500 characters."""
+        return cls(
+            uri=row["uri"],
+            key=row["key"],
+            logical_date=row["logical_date"],
+            stage=stage,
+            reason=reason,
+            detail=" ".join(detail.split())[:500],
+            size_bytes=row["size_bytes"],
+        )
+
 
 QUARANTINE_SCHEMA = pa.schema(
     [

@@ -33,18 +33,34 @@ class SegmentFeatures:
             )
 
 
+def frame_pairs(
+    frames: np.ndarray | torch.Tensor, first_is_context: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(frames to encode, their predecessors): ``frames[1:]`` after ``frames[:-1]``, or, when
+    ``first_is_context`` is False because ``frames[0]`` is grid frame 0, every frame, the first
+    being its own predecessor (no motion)."""
+    x = torch.as_tensor(frames)
+    if not first_is_context:
+        x = torch.cat([x[:1], x])
+    return x[1:], x[:-1]
+
+
+def encode_pairs(extractor, cur: torch.Tensor, prev: torch.Tensor, device) -> torch.Tensor:
+    """Frame codes of ``cur`` given ``prev``, FRAME_BATCH frames per encoder call."""
+    out = [
+        extractor.encode_frames(
+            cur[lo : lo + FRAME_BATCH].to(device, non_blocking=True),
+            prev[lo : lo + FRAME_BATCH].to(device, non_blocking=True),
+        )
+        for lo in range(0, cur.shape[0], FRAME_BATCH)
+    ]
+    return torch.cat(out) if out else torch.zeros(0, device=device)
+
+
 def frame_codes(extractor, frames: np.ndarray | torch.Tensor, first_is_context: bool, device) -> torch.Tensor:
     """Codes of grid frames ``frames[1:]`` given their predecessors (or of all frames, the
     first standing still, when ``first_is_context`` is False because it is grid frame 0)."""
-    x = torch.as_tensor(frames)
-    if not first_is_context:  # grid frame 0 has no predecessor: it is its own (no motion)
-        x = torch.cat([x[:1], x])
-    out = []
-    for lo in range(1, x.shape[0], FRAME_BATCH):
-        cur = x[lo : lo + FRAME_BATCH].to(device, non_blocking=True)
-        prev = x[lo - 1 : lo - 1 + cur.shape[0]].to(device, non_blocking=True)
-        out.append(extractor.encode_frames(cur, prev))
-    return torch.cat(out) if out else torch.zeros(0, device=device)
+    return encode_pairs(extractor, *frame_pairs(frames, first_is_context), device)
 
 
 def clip_embeddings(

@@ -31,8 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from actrec_batch import layout
 from actrec_batch.config import Settings
 from actrec_batch.errors import ActrecError, StorageError
@@ -260,13 +258,13 @@ class InferenceJob:
         """Load what checkpoints and the cache already hold; return the units left to compute."""
         if self.force:  # only this run's videos: a --camera run leaves the other cameras' markers
             self.checkpoints.clear(list(self.units))
-        committed = self.checkpoints.committed()
+        committed = set() if self.force else self.checkpoints.committed()
         specs = [u for units in self.units.values() for u in units]
 
         def lookup(spec: UnitSpec) -> tuple[UnitSpec, bool, SegmentFeatures | None]:
-            marker = self.checkpoints.key(spec.video_id, spec.content_id, spec.segment) in committed
-            if self.force and not marker:
+            if self.force:  # recompute: neither markers nor the cache are read
                 return spec, False, None
+            marker = self.checkpoints.key(spec.video_id, spec.content_id, spec.segment) in committed
             return spec, marker, self.cache.get(self.cache.key(spec.content_id, spec.segment))
 
         todo = []
@@ -354,17 +352,7 @@ class InferenceJob:
                     )
             if video_id in self.failed:
                 f = self.failed[video_id]
-                self.result.quarantine.append(
-                    QuarantineRecord(
-                        uri=row["uri"],
-                        key=row["key"],
-                        logical_date=self.date.isoformat(),
-                        stage=STAGE,
-                        reason=f.reason,
-                        detail=f.detail[:500],
-                        size_bytes=row["size_bytes"],
-                    )
-                )
+                self.result.quarantine.append(QuarantineRecord.for_video(row, STAGE, f.reason, f.detail))
                 continue
             rows.extend(_event_rows(self.model, row, events))
             self.result.videos_processed += 1
@@ -375,20 +363,17 @@ class InferenceJob:
 
     def _video_events(self, units: list[UnitSpec], row: dict[str, Any]):
         """Head over the video's concatenated segments, then the event steps over the whole video."""
-        from actrec_batch.inference import VideoScores, join_segments, video_events
-        from actrec_batch.model.features import head_scores
+        from actrec_batch.inference import segments_scores, video_events
 
-        card = self.model.card
-        hop_s = card.extractor.config["clip_hop"] / card.extractor.config["sample_fps"]
+        config = self.model.card.extractor.config
         parts = [self.features[(row["video_id"], u.index)] for u in units]
-        parts = [p for p in parts if len(p.clips)]
-        if parts:
-            centers, emb = join_segments(parts)
-            scores = VideoScores(
-                centers, head_scores(self.model.head, emb, self.model.device), hop_s, 0, len(units)
-            )
-        else:
-            scores = VideoScores(np.zeros(0), np.zeros((0, len(card.labels))), hop_s, 0, len(units))
+        scores = segments_scores(
+            self.model,
+            parts,
+            config["clip_hop"] / config["sample_fps"],
+            frames_decoded=0,
+            segments=len(units),
+        )
         return video_events(self.model, scores, duration_s=row["duration_s"])
 
     # --------------------------------------------------------------------------------------- write

@@ -106,35 +106,21 @@ def run_nightly(
     ]
     quarantined = len(discovery_quarantine) + len(job.quarantine)
     discovered = job.videos + len(discovery_quarantine)
+    wall_s = round(time.perf_counter() - t0, 3)
     summary = {
-        "run_id": run_id,
-        "logical_date": date.isoformat(),
+        **job.to_json(),  # the infer stage's counters, with the whole pipeline's view below
         "status": "success",
-        "model": job.model_id,
         "videos_discovered": discovered,
-        "videos_processed": job.videos_processed,
         "videos_quarantined": quarantined,
         "quarantine": [
             {"uri": q["uri"], "reason": q["reason"], "stage": "discover"} for q in discovery_quarantine
         ]
         + [{"uri": q.uri, "reason": q.reason, "stage": "infer"} for q in job.quarantine],
-        "units_total": job.units_total,
-        "units_skipped_checkpoint": job.units_skipped_checkpoint,
-        "units_computed": job.units_computed,
-        "frames_decoded": job.frames_decoded,
-        "cache_hits": job.cache_hits,
-        "cache_misses": job.cache_misses,
-        "cache_corrupt": job.cache_corrupt,
-        "retries": job.retries,
-        "events": job.events,
-        "video_seconds": round(job.video_seconds, 3),
-        "wall_s": round(time.perf_counter() - t0, 3),
+        "wall_s": wall_s,
         "infer_wall_s": round(job.wall_s, 3),
         "cost_usd": None,  # the cost ledger fills this in once it exists
         "stages": stages,
         "events_uri": events_uri,
-        "staging_uri": job.staging_uri,
-        "metrics_uri": job.metrics_uri,
         "manifest_discovered": found.get("videos_discovered"),
     }
     summary["video_s_per_wall_s"] = round(job.video_seconds / max(summary["wall_s"], 1e-9), 2)

@@ -261,7 +261,7 @@ class Embedder:
     def embed(self, units: list[DecodedUnit], frames: list[np.ndarray]) -> list[EmbeddedUnit]:
         import torch
 
-        from actrec_batch.model.features import FRAME_BATCH, clip_embeddings
+        from actrec_batch.model.features import clip_embeddings, encode_pairs, frame_pairs
 
         t0, c0 = time.perf_counter(), time.process_time()
         frames = _resolve(frames)
@@ -270,28 +270,18 @@ class Embedder:
         clip_hop = int(self.model.card.extractor.config["clip_hop"])
         curs, prevs, counts = [], [], []
         for unit, f in zip(units, frames, strict=True):
-            x = torch.from_numpy(np.array(f))  # a private, writable copy of the shared-memory frames
             if len(unit.clips) == 0:
                 counts.append(0)
                 continue
-            if not unit.first_is_context:  # grid frame 0 is its own predecessor (no motion)
-                x = torch.cat([x[:1], x])
-            curs.append(x[1:])
-            prevs.append(x[:-1])
-            counts.append(x.shape[0] - 1)
+            # a private, writable copy of the shared-memory frames
+            cur, prev = frame_pairs(torch.from_numpy(np.array(f)), unit.first_is_context)
+            curs.append(cur)
+            prevs.append(prev)
+            counts.append(cur.shape[0])
         out: list[EmbeddedUnit] = []
         with torch.inference_mode():
-            if curs:
-                cur, prev = torch.cat(curs), torch.cat(prevs)
-                codes = torch.cat(
-                    [
-                        ext.encode_frames(
-                            cur[i : i + FRAME_BATCH].to(dev, non_blocking=True),
-                            prev[i : i + FRAME_BATCH].to(dev, non_blocking=True),
-                        )
-                        for i in range(0, cur.shape[0], FRAME_BATCH)
-                    ]
-                )
+            if curs:  # one batch across units: the encoder sees frames of every unit together
+                codes = encode_pairs(ext, torch.cat(curs), torch.cat(prevs), dev)
                 per_unit = iter(torch.split(codes, [c for c in counts if c]))
             attempt, node = _attempt(), _node_id()
             for unit, n in zip(units, counts, strict=True):
