@@ -8,6 +8,7 @@ reconciliation, I/O), 2 a bad flag or setting (the line names the setting and th
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -90,7 +91,7 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "great_expectations"):
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "great_expectations", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -280,6 +281,9 @@ def _run_text(s: dict) -> str:
         f"  events: {s['events']} -> {s['events_uri']}",
         f"  {s['video_seconds']:.0f} s of footage in {s['wall_s']:.1f} s ({s['video_s_per_wall_s']} video-s per wall-s)",
         f"  metrics: {s['metrics_uri']}",
+        f"  validation (Data Docs): {s.get('docs_uri')}",
+        f"  warehouse: {s.get('warehouse_videos')} videos and {s.get('warehouse_quarantine')} quarantine rows "
+        f"for {s['logical_date']}; events in current_action_events",
     ]
     lines += [f"  quarantined [{q['reason']}] {q['uri']} ({q['stage']})" for q in s["quarantine"]]
     return "\n".join(lines)
@@ -307,6 +311,124 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(report.to_table())
     return 0
+
+
+def cmd_rescore(args: argparse.Namespace, settings: Settings) -> int:
+    start, end = parse_logical_date(args.date_from), parse_logical_date(args.date_to)
+    if end < start:
+        raise ConfigError(f"bad --to {end}: it is before --from {start}. Fix: swap them")
+    from actrec_batch.pipeline.nightly import run_nightly
+
+    failed = 0
+    day = start
+    while day <= end:
+        summary = run_nightly(
+            settings, day, model_ref=args.model, progress=not args.json, discover_first=False
+        )
+        failed += summary["status"] != "success"
+        if args.json:
+            _print_json(summary)
+        else:
+            print(_run_text(summary))
+        day += dt.timedelta(days=1)
+    return 1 if failed else 0
+
+
+def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
+    from actrec_batch.warehouse import open_warehouse
+    from actrec_batch.warehouse.core import redacted
+
+    warehouse = open_warehouse(settings.warehouse_url, upgrade=True)
+    print(f"warehouse {redacted(settings.warehouse_url)} is at revision {warehouse.revision()}")
+    warehouse.dispose()
+    return 0
+
+
+def _timestamp(flag: str, raw: str | None) -> dt.datetime | None:
+    """A --from/--to value: YYYY-MM-DD or an ISO timestamp; UTC when it carries no offset."""
+    if raw is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"bad {flag} {raw!r}: not a date or timestamp. Fix: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"
+        ) from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from actrec_batch.warehouse import open_warehouse
+    from actrec_batch.warehouse.queries import SearchFilter, search_events, when
+
+    f = SearchFilter(
+        label=args.label,
+        camera=args.camera,
+        start=_timestamp("--from", args.start),
+        end=_timestamp("--to", args.end),
+        min_confidence=args.min_confidence,
+        limit=args.limit,
+    )
+    warehouse = open_warehouse(settings.warehouse_url)
+    rows = search_events(warehouse, f)
+    warehouse.dispose()
+    for r in rows:
+        r["when"] = when(r)
+    _print_rows(
+        rows,
+        ["when", "camera_id", "label", "confidence", "start_s", "end_s", "uri", "model_version", "event_id"],
+        args.format,
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from actrec_batch.warehouse import open_warehouse
+    from actrec_batch.warehouse.queries import report_names, report_params, run_report
+
+    if args.list or not args.name:
+        for name in report_names():
+            print(f"{name}  ({', '.join(report_params(name)) or 'no parameters'})")
+        return 0
+    params = {}
+    for item in args.param or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"bad --param {item!r}. Fix: write --param NAME=VALUE")
+        params[key] = value
+    warehouse = open_warehouse(settings.warehouse_url)
+    columns, rows = run_report(warehouse, args.name, params)
+    warehouse.dispose()
+    _print_rows([dict(zip(columns, r, strict=True)) for r in rows], columns, args.format)
+    return 0
+
+
+def _print_rows(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> None:
+    """Rows as an aligned table, CSV or JSON lines-free JSON (one array) on stdout."""
+    if fmt == "json":
+        sys.stdout.write(json.dumps([{c: r.get(c) for c in columns} for r in rows], default=str) + "\n")
+        return
+    if fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows([["" if r.get(c) is None else r.get(c) for c in columns] for r in rows])
+        return
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -454,6 +576,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--discover", action="store_true", help="run discovery first (writes the manifest)")
     _add_pipeline_args(p)
     p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser(
+        "rescore",
+        help="rerun a model's head over the cached features of a range of dates",
+        description="For each date from --from to --to: infer from the feature cache (no decoding when "
+        "the extractor matches), validate, publish the new version's events and make it current.",
+    )
+    p.add_argument("--from", dest="date_from", required=True, help="first logical date YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", required=True, help="last logical date YYYY-MM-DD (inclusive)")
+    p.add_argument("--model", required=True, help="NAME@VERSION, a bundle directory or s3:// URI")
+    p.add_argument("--json", action="store_true", help="print one JSON summary per date")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_rescore)
+
+    p = sub.add_parser(
+        "search",
+        help="search the warehouse's current events",
+        description="Filter current_action_events (the active model version of each date). Times "
+        "are printed as wall-clock UTC when the recording's start is known, else as seconds into the video.",
+    )
+    p.add_argument("--label", help="action label, e.g. fall")
+    p.add_argument("--camera", help="camera id")
+    p.add_argument("--from", dest="start", help="from this date or UTC timestamp (inclusive)")
+    p.add_argument("--to", dest="end", help="to this date or UTC timestamp (exclusive)")
+    p.add_argument(
+        "--min-confidence", type=_positive(float, 0.0, 1.0, "confidence"), help="lowest confidence, 0..1"
+    )
+    p.add_argument("--limit", type=_positive(int, 1, 1_000_000, "row limit"), default=100)
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "report",
+        help="run a report query from sql/ against the warehouse",
+        description="Run sql/NAME.sql with its bind parameters. Without NAME, list the reports and their parameters.",
+    )
+    p.add_argument("name", nargs="?", help="report name (a file in sql/ without .sql)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="a bind parameter (repeatable)")
+    p.add_argument("--list", action="store_true", help="list the reports")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "warehouse",
+        help="manage the warehouse schema",
+        description="actrec warehouse upgrade: apply the Alembic migrations (actrec run also does).",
+    )
+    p.add_argument("action", choices=["upgrade"], help="upgrade: apply every pending migration")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_warehouse)
 
     p = sub.add_parser(
         "eval",

@@ -1,8 +1,8 @@
 """`make demo`: render a small labelled synthetic night, then run the stages that exist.
 
 Today that is synth -> discovery (probe, content id, quarantine, GX-validated manifest) ->
-inference on a local Ray -> published events. The demo prints only what it measured; later stages
-(warehouse, cost, Airflow) join it as they land.
+inference on a local Ray -> GX-validated events -> Parquet + the warehouse (DuckDB by default).
+The demo prints only what it measured; later stages (cost, Airflow) join it as they land.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def run_demo(settings: Settings, *, date: dt.date, cameras: int = 2, minutes: fl
     from actrec_batch.discovery import discover
     from actrec_batch.pipeline.nightly import run_nightly
     from actrec_batch.synth import synth_footage
+    from actrec_batch.warehouse.core import redacted
 
     t0 = time.perf_counter()
     store = open_store(settings.store)
@@ -55,7 +56,10 @@ def run_demo(settings: Settings, *, date: dt.date, cameras: int = 2, minutes: fl
         print(f"      quarantined [{q['reason']}] {q['uri']}")
     print(f"      manifest: {found['manifest_uri']}")
     print(f"      probe: {found['probe_s_per_file'] * 1000:.1f} ms per file")
-    print("[3/3] infer on a local Ray (decode tasks + inference actor, feature cache, checkpoints), publish")
+    print(
+        "[3/3] infer on a local Ray (decode tasks + inference actor, feature cache, checkpoints), "
+        "validate the events (GX), publish to Parquet and the warehouse"
+    )
     summary = run_nightly(settings, date, discover_first=False, progress=True)
     print(
         f"      run {summary['run_id']}: {summary['videos_discovered']} videos = {summary['videos_processed']} "
@@ -63,27 +67,33 @@ def run_demo(settings: Settings, *, date: dt.date, cameras: int = 2, minutes: fl
         f"({summary['units_skipped_checkpoint']} from checkpoints, {summary['cache_hits']} cache hits); "
         f"{summary['video_s_per_wall_s']} video-s per wall-s"
     )
-    for label, n in sorted(_events_per_label(store, summary["events_uri"]).items()):
+    print(f"      events per label, from the warehouse ({redacted(settings.warehouse_url)}):")
+    for label, n in sorted(_events_per_label(settings, date).items()):
         print(f"      {label:<9} {n} events")
-    print(f"      events:  {summary['events_uri']}")
-    print(f"      metrics: {summary['metrics_uri']}")
-    print(f"      check them against the ground truth: actrec eval --date {date} --store {settings.store}")
+    print(f"      events (Parquet): {summary['events_uri']}")
+    print(f"      Data Docs:        {summary['docs_uri']}")
+    print(f"      metrics:          {summary['metrics_uri']}")
     print(
-        f"done in {time.perf_counter() - t0:.1f} s. Not yet in the demo: the warehouse, the cost ledger and the "
+        f"      try: actrec search --label fall --from {date}   |   actrec report   |   actrec eval --date {date}"
+    )
+    print(
+        f"done in {time.perf_counter() - t0:.1f} s. Not yet in the demo: the cost ledger and the "
         "Airflow DAG (they land with the next issues; see README 'Status')."
     )
     return 0
 
 
-def _events_per_label(store, events_uri: str) -> dict[str, int]:
-    import io
+def _events_per_label(settings: Settings, date: dt.date) -> dict[str, int]:
+    """Events per label of ``date`` in the warehouse, through the shipped report query."""
+    from actrec_batch.warehouse import open_warehouse
+    from actrec_batch.warehouse.queries import run_report
 
-    import pyarrow.parquet as pq
-
-    key = events_uri[len(store.root_uri) + 1 :]
+    warehouse = open_warehouse(settings.warehouse_url)
+    day = date.isoformat()
+    columns, rows = run_report(warehouse, "daily_counts_by_label_camera", {"from_date": day, "to_date": day})
+    warehouse.dispose()
     counts: dict[str, int] = {}
-    for label in (
-        pq.read_table(io.BytesIO(store.get_bytes(key)), columns=["label"]).column("label").to_pylist()
-    ):
-        counts[label] = counts.get(label, 0) + 1
+    for row in rows:
+        r = dict(zip(columns, row, strict=True))
+        counts[r["label"]] = counts.get(r["label"], 0) + r["events"]
     return counts

@@ -45,6 +45,13 @@ class VideoError(ActrecError):
 
 
 class ValidationFailed(ActrecError):
-    """A Great Expectations suite failed; the message summarises the failing expectations."""
+    """A Great Expectations suite failed; the message summarises the failing expectations.
+
+    ``docs_index`` is the path of the Data Docs ``index.html`` written for the failed run, if any.
+    """
 
     reason = "validation_failed"
+
+    def __init__(self, message: str, *, reason: str | None = None, docs_index: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.docs_index = docs_index

@@ -2,14 +2,17 @@
 
 A suite runs against a pandas DataFrame in an ephemeral GX context (no project folder to keep
 in sync). A failing suite raises :class:`ValidationFailed` whose message lists each failing
-expectation with its column and a few offending values.
+expectation with its column and a few offending values. Given a ``docs_dir``, a run also writes
+GX Data Docs (static HTML: an index, the suite, the validation result) under that directory.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from actrec_batch.errors import ValidationFailed
@@ -37,6 +40,49 @@ MANIFEST_COLUMNS = (
     "rotation",
 )
 
+# A published action event, with its video's duration joined from the manifest.
+EVENT_COLUMNS = (
+    "event_id",
+    "video_id",
+    "video_key",
+    "uri",
+    "camera_id",
+    "logical_date",
+    "label",
+    "start_s",
+    "end_s",
+    "start_ts",
+    "end_ts",
+    "confidence",
+    "model_name",
+    "model_version",
+    "model_sha256",
+    "extractor_id",
+    "content_id",
+    "code_version",
+    "run_id",
+    "video_duration_s",
+)
+_EVENT_FLOATS = ("start_s", "end_s", "confidence", "video_duration_s")
+_EVENT_STRINGS = tuple(c for c in EVENT_COLUMNS if c not in _EVENT_FLOATS + ("start_ts", "end_ts"))
+_EVENT_REQUIRED = (
+    "event_id",
+    "video_id",
+    "camera_id",
+    "logical_date",
+    "label",
+    "start_s",
+    "end_s",
+    "confidence",
+    "model_name",
+    "model_version",
+    "run_id",
+    "code_version",
+    "extractor_id",
+)
+
+_DOCS_SITE = "actrec"
+
 
 @dataclass(frozen=True)
 class ExpectationOutcome:
@@ -45,14 +91,17 @@ class ExpectationOutcome:
     success: bool
     unexpected_count: int | None = None
     examples: tuple[Any, ...] = ()
+    # Why a check without per-row counts failed: an error, missing columns, an observed dtype.
+    detail: str | None = None
 
     def describe(self) -> str:
         where = f" on {self.column}" if self.column else ""
         if self.success:
             return f"{self.expectation}{where}: ok"
-        detail = f"{self.unexpected_count} unexpected" if self.unexpected_count is not None else "failed"
+        if self.unexpected_count is None:
+            return f"{self.expectation}{where}: {self.detail or 'failed'}"
         ex = f", e.g. {list(self.examples)[:3]}" if self.examples else ""
-        return f"{self.expectation}{where}: {detail}{ex}"
+        return f"{self.expectation}{where}: {self.unexpected_count} unexpected{ex}"
 
 
 @dataclass(frozen=True)
@@ -60,6 +109,7 @@ class SuiteResult:
     suite: str
     success: bool
     outcomes: tuple[ExpectationOutcome, ...] = field(default_factory=tuple)
+    docs_index: str | None = None  # path of the Data Docs index.html, when docs were written
 
     @property
     def failed(self) -> tuple[ExpectationOutcome, ...]:
@@ -77,14 +127,25 @@ class SuiteResult:
             "success": self.success,
             "evaluated": len(self.outcomes),
             "failed": [o.describe() for o in self.failed],
+            "docs_index": self.docs_index,
         }
+
+
+def _gx() -> Any:
+    """The great_expectations package, imported with its loggers quiet."""
+    quiet = max(logging.WARNING, log.getEffectiveLevel())
+    # Before the import: importing GX logs INFO lines about every API it registers.
+    logging.getLogger("great_expectations").setLevel(quiet)
+    import great_expectations as gx
+
+    # GX pins this logger to INFO at import; its ephemeral-context chatter is not ours to show.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(quiet)
+    return gx
 
 
 def manifest_expectations(logical_date: dt.date) -> list[Any]:
     """The manifest suite: schema, identity, and probe values in physically sane ranges."""
-    import great_expectations as gx
-
-    E = gx.expectations
+    E = _gx().expectations
     return [
         E.ExpectTableColumnsToMatchSet(column_set=list(MANIFEST_COLUMNS), exact_match=False),
         E.ExpectColumnValuesToBeUnique(column="video_id"),
@@ -107,49 +168,185 @@ def manifest_expectations(logical_date: dt.date) -> list[Any]:
     ]
 
 
-def run_suite(name: str, df: Any, expectations: list[Any]) -> SuiteResult:
-    """Validate ``df`` (a pandas DataFrame) against ``expectations``; never raises on failure."""
-    import great_expectations as gx
+def events_expectations(logical_date: dt.date, labels: Sequence[str]) -> list[Any]:
+    """The events suite for ``logical_date``, with ``labels`` the model's label map.
+
+    Schema (exactly :data:`EVENT_COLUMNS`), value types, required fields, identity, the date, the
+    label set, and time bounds: ``0 <= start_s < end_s <= video_duration_s`` with no tolerance,
+    because event ends are clipped to the very duration the manifest holds. An event whose
+    ``video_duration_s`` is missing (its video is not in the manifest) fails the last bound.
+    """
+    E = _gx().expectations
+    return [
+        E.ExpectTableColumnsToMatchSet(column_set=list(EVENT_COLUMNS), exact_match=True),
+        # "float" and "str" match numpy float64 and pandas' str/string dtypes; on object columns GX
+        # checks each non-null value's Python type instead, so a stray "0.9" is caught too.
+        *[E.ExpectColumnValuesToBeOfType(column=c, type_="float") for c in _EVENT_FLOATS],
+        *[E.ExpectColumnValuesToBeOfType(column=c, type_="str") for c in _EVENT_STRINGS],
+        *[E.ExpectColumnValuesToNotBeNull(column=c) for c in _EVENT_REQUIRED],
+        E.ExpectColumnValuesToBeUnique(column="event_id"),
+        E.ExpectColumnValuesToBeInSet(column="logical_date", value_set=[logical_date.isoformat()]),
+        E.ExpectColumnValuesToBeInSet(column="label", value_set=list(labels)),
+        E.ExpectColumnValuesToBeBetween(column="confidence", min_value=0.0, max_value=1.0),
+        E.ExpectColumnValuesToBeBetween(column="start_s", min_value=0.0),
+        E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="end_s", column_B="start_s", or_equal=False),
+        E.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="video_duration_s", column_B="end_s", or_equal=True
+        ),
+    ]
+
+
+def run_suite(
+    name: str,
+    df: Any,
+    expectations: list[Any],
+    *,
+    docs_dir: Path | None = None,
+    run_name: str | None = None,
+) -> SuiteResult:
+    """Validate ``df`` (a pandas DataFrame) against ``expectations``; never raises on failure.
+
+    With ``docs_dir``, GX Data Docs for this validation (index, suite page, validation result
+    page) are written under it, whatever the outcome, and ``docs_index`` is the index's path.
+    ``run_name`` labels the run in those docs. The directory holds one validation's docs: GX
+    deletes the pages of results its (ephemeral) context does not hold, so give each suite and
+    run a directory of its own.
+    """
+    gx = _gx()
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    # GX pins one of its own loggers to INFO at import; its ephemeral-context chatter is not ours to show.
-    quiet = max(logging.WARNING, log.getEffectiveLevel())
-    for logger_name in ("great_expectations", "great_expectations.data_context.types.base"):
-        logging.getLogger(logger_name).setLevel(quiet)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    # The ephemeral context comes with a docs site in a temporary directory; docs go only where asked.
+    for site in list(ctx.list_data_docs_sites()):
+        ctx.delete_data_docs_site(site)
+    actions = []
+    if docs_dir is not None:
+        docs_dir = Path(docs_dir).resolve()
+        ctx.add_data_docs_site(
+            _DOCS_SITE,
+            {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        actions.append(UpdateDataDocsAction(name="update_data_docs", site_names=[_DOCS_SITE]))
     asset = ctx.data_sources.add_pandas(f"{name}_source").add_dataframe_asset(name)
     batch_def = asset.add_batch_definition_whole_dataframe(f"{name}_batch")
     suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
     validation = ctx.validation_definitions.add(
         gx.ValidationDefinition(name=f"{name}_validation", data=batch_def, suite=suite)
     )
-    result = validation.run(batch_parameters={"dataframe": df})
-    outcomes = []
-    for r in result.results:
-        cfg = r.expectation_config
-        res = r.result or {}
-        outcomes.append(
-            ExpectationOutcome(
-                expectation=cfg.type,
-                column=cfg.kwargs.get("column"),
-                success=bool(r.success),
-                unexpected_count=res.get("unexpected_count"),
-                examples=tuple(res.get("partial_unexpected_list") or ())[:5],
-            )
-        )
-    return SuiteResult(suite=name, success=bool(result.success), outcomes=tuple(outcomes))
+    # A checkpoint stores the result in the context and hands it to the docs action, which renders it.
+    checkpoint = ctx.checkpoints.add(
+        gx.Checkpoint(name=f"{name}_checkpoint", validation_definitions=[validation], actions=actions)
+    )
+    # Without a run_time GX parses one out of a date-like run_name, stamping every page with midnight.
+    run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.UTC))
+    run = checkpoint.run(batch_parameters={"dataframe": df}, run_id=run_id)
+    (result,) = run.run_results.values()
+    # GX returns results grouped by domain; report them in suite order (the schema check first).
+    order = {e.id: i for i, e in enumerate(suite.expectations)}
+    results = sorted(result.results, key=lambda r: order.get(r.expectation_config.id, len(order)))
+    columns = set(df.columns)
+    return SuiteResult(
+        suite=name,
+        success=bool(result.success),
+        outcomes=tuple(_outcome(r, columns) for r in results),
+        docs_index=str(docs_dir / "index.html") if docs_dir is not None else None,
+    )
 
 
-def validate_manifest(df: Any, logical_date: dt.date) -> SuiteResult:
-    """Run the manifest suite; raise :class:`ValidationFailed` naming the date and failures."""
+def _outcome(r: Any, columns: set[str]) -> ExpectationOutcome:
+    """One GX ExpectationValidationResult, on a frame with ``columns``, as an :class:`ExpectationOutcome`."""
+    kwargs = r.expectation_config.kwargs
+    res = r.result or {}
+    used = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+    column = f"({', '.join(used)})" if len(used) > 1 else (used[0] if used else None)
+    missing = [c for c in used if c not in columns]
+    detail = None
+    if not r.success:
+        # GX's own error for an absent column varies by expectation (some say "list index out of range").
+        detail = f"no column {missing[0]}" if missing else _failure_detail(r.exception_info or {}, res)
+    return ExpectationOutcome(
+        expectation=r.expectation_config.type,
+        column=column,
+        success=bool(r.success),
+        unexpected_count=res.get("unexpected_count"),
+        examples=tuple(_plain(v) for v in (res.get("partial_unexpected_list") or ())[:5]),
+        detail=detail,
+    )
+
+
+def _failure_detail(exception_info: dict[str, Any], res: dict[str, Any]) -> str | None:
+    # GX reports one error as a flat dict, or several keyed by metric id.
+    infos = [exception_info] if "raised_exception" in exception_info else list(exception_info.values())
+    errors = [i.get("exception_message") for i in infos if isinstance(i, dict) and i.get("raised_exception")]
+    if errors:
+        return f"error: {str(errors[0]).removeprefix('Error: ')}"
+    mismatched = (res.get("details") or {}).get("mismatched")
+    if mismatched:
+        return ", ".join(f"{kind} {sorted(cols)}" for kind, cols in mismatched.items() if cols)
+    if "observed_value" in res:
+        return f"observed {_plain(res['observed_value'])!r}"
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (and tuples of them, as column pairs report) as plain Python values."""
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value.item() if hasattr(value, "item") and getattr(value, "ndim", None) == 0 else value
+
+
+def validate_manifest(df: Any, logical_date: dt.date, docs_dir: Path | None = None) -> SuiteResult:
+    """Run the manifest suite; raise :class:`ValidationFailed` naming the date and failures.
+
+    With ``docs_dir``, Data Docs are written there (see :func:`run_suite`), also before raising;
+    an empty manifest passes without running the suite, so it gets no docs.
+    """
     if len(df) == 0:
         # GX treats an empty table as vacuously valid; an empty manifest is valid too (a quiet night).
         return SuiteResult(suite="manifest", success=True, outcomes=())
-    result = run_suite("manifest", df, manifest_expectations(logical_date))
+    return _checked("manifest", df, manifest_expectations(logical_date), logical_date, docs_dir)
+
+
+def validate_events(
+    df: Any, logical_date: dt.date, labels: Sequence[str], *, docs_dir: Path | None = None
+) -> SuiteResult:
+    """Run the events suite (:func:`events_expectations`) on ``df``, the events of ``logical_date``.
+
+    Raises :class:`ValidationFailed` when it fails; the message names the date and each failing
+    expectation (type, column, unexpected count, a few values). An empty frame passes when its
+    columns are right. With ``docs_dir``, GX Data Docs for this validation are written under it,
+    also before raising, and the path of their ``index.html`` is ``docs_index`` on the result and
+    on the exception.
+    """
+    if len(df) == 0:
+        # An empty column's dtype says nothing (pandas makes it float64 or object depending on how
+        # the frame was built); as object columns, the type checks are as vacuous as the others.
+        df = df.astype(object)
+    return _checked("events", df, events_expectations(logical_date, labels), logical_date, docs_dir)
+
+
+def _checked(
+    suite: str, df: Any, expectations: list[Any], logical_date: dt.date, docs_dir: Path | None
+) -> SuiteResult:
+    """Run ``suite`` for ``logical_date``; raise ValidationFailed naming the date, the failing
+    expectations and the Data Docs index, or log the summary and return the result."""
+    result = run_suite(suite, df, expectations, docs_dir=docs_dir, run_name=logical_date.isoformat())
     if not result.success:
+        docs = f"; data docs: {result.docs_index}" if result.docs_index else ""
         raise ValidationFailed(
-            f"manifest for {logical_date.isoformat()} failed validation: {result.summary()}"
+            f"{suite} for {logical_date.isoformat()} failed validation: {result.summary()}{docs}",
+            docs_index=result.docs_index,
         )
-    log.info("manifest for %s: %s", logical_date, result.summary())
+    log.info("%s for %s: %s", suite, logical_date, result.summary())
     return result

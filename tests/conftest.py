@@ -92,3 +92,23 @@ def s3_bucket(s3_client, s3_env: str):
         if keys:
             s3_client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
     s3_client.delete_bucket(Bucket=name)
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def warehouse_url(request, tmp_path):
+    """A fresh, empty warehouse on each engine: a DuckDB file, and a schema of its own on the real
+    PostgreSQL (``search_path`` in the URL), dropped afterwards."""
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path}/warehouse.duckdb"
+        return
+    import sqlalchemy as sa
+
+    base = request.getfixturevalue("pg_url")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()

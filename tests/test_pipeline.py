@@ -57,7 +57,8 @@ def night(tmp_path_factory):
 
 
 def _settings(root: Path, **extra):
-    return load_settings({"store": str(root), "segment_s": 20, **extra}, env={})
+    warehouse = f"duckdb:///{root.parent}/warehouse.duckdb"
+    return load_settings({"store": str(root), "segment_s": 20, "warehouse_url": warehouse, **extra}, env={})
 
 
 def _staged(store, result) -> list[tuple]:

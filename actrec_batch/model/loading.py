@@ -195,6 +195,12 @@ def load_model(
             extractor, head = _load_state_dicts(store, card, extractor_file, head_file)
         else:
             extractor, head = _load_torchscript(store, card, extractor_file, head_file, target)
+    if target.type == "cuda":
+        # TF32 convolutions (PyTorch's cuDNN default) move probabilities by ~2e-3 against CPU
+        # (measured on an H200, bench/gpu.py); features must not depend on the device that made
+        # them, since the feature cache is shared by CPU and GPU runs. Full fp32 costs ~1% there.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     extractor = extractor.to(target).eval()
     head = head.to(target).eval()
     _check_head_classes(card, head, target, f"weights file {store.uri(card.head.weights)}")

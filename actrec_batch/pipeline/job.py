@@ -414,7 +414,16 @@ class InferenceJob:
         }
         self.store.put_bytes(prefix + "metrics.json", json.dumps(metrics, indent=1, default=str).encode())
         self.result.metrics_uri = self.store.uri(prefix + "metrics.json")
-        self.store.put_bytes(prefix + "infer.json", json.dumps(self.result.to_json(), indent=1).encode())
+        card = self.model.card
+        infer = {  # the later stages (validation, publishing) read the model's identity from here
+            **self.result.to_json(),
+            "model_name": card.name,
+            "model_version": card.version,
+            "model_labels": list(card.labels),
+            "model_sha256": card.weights_sha256,
+            "extractor_id": card.extractor_id,
+        }
+        self.store.put_bytes(prefix + "infer.json", json.dumps(infer, indent=1).encode())
 
 
 def _existing_quarantine(store: ObjectStore, date: dt.date) -> list[dict[str, Any]]:

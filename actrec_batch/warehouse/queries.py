@@ -1,0 +1,149 @@
+"""Reading the warehouse: event search over ``current_action_events`` and the report queries of
+``sql/`` (one statement per file, ``:name`` bind parameters).
+
+Every value a user gives reaches the database as a bound parameter, never as SQL text: a label
+such as ``fall'; DROP TABLE runs; --`` is just a label that matches nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from actrec_batch.errors import ConfigError
+from actrec_batch.warehouse import schema
+from actrec_batch.warehouse.core import Warehouse
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+SEARCH_COLUMNS = (
+    "event_id",
+    "logical_date",
+    "camera_id",
+    "label",
+    "start_s",
+    "end_s",
+    "start_ts",
+    "end_ts",
+    "confidence",
+    "video_id",
+    "uri",
+    "model_name",
+    "model_version",
+    "run_id",
+)
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """What ``actrec search`` asks for. ``start``/``end`` are UTC datetimes, half-open
+    ``[start, end)``, matched against an event's wall-clock start; an event without one (a
+    recording whose start is unknown) matches when its logical date lies in the range's dates."""
+
+    label: str | None = None
+    camera: str | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    min_confidence: float | None = None
+    limit: int = 100
+
+
+def search_events(warehouse: Warehouse, f: SearchFilter) -> list[dict[str, Any]]:
+    """The current events matching ``f``, in wall-clock order, then the events without a
+    wall-clock time (by date, camera and offset); at most ``f.limit`` rows.
+
+    Two queries, not one with ``OR start_ts IS NULL``: each is a plain range over an index
+    (label + time, camera + time), which the ``OR`` would defeat, and the second runs only when
+    the first leaves room under the limit.
+    """
+    v = schema.current_action_events
+    columns = [v.c[name] for name in SEARCH_COLUMNS]
+    common = []
+    if f.label is not None:
+        common.append(v.c.label == f.label)
+    if f.camera is not None:
+        common.append(v.c.camera_id == f.camera)
+    if f.min_confidence is not None:
+        common.append(v.c.confidence >= f.min_confidence)
+    timed = [v.c.start_ts.is_not(None)]
+    if f.start is not None:
+        timed.append(v.c.start_ts >= f.start)
+    if f.end is not None:
+        timed.append(v.c.start_ts < f.end)
+    untimed = [v.c.start_ts.is_(None)]
+    if f.start is not None:
+        untimed.append(v.c.logical_date >= f.start.date())
+    if f.end is not None:
+        untimed.append(v.c.logical_date <= f.end.date())
+    with warehouse.connect() as conn:
+        rows = [
+            dict(r._mapping)
+            for r in conn.execute(
+                sa.select(*columns).where(*common, *timed).order_by(v.c.start_ts, v.c.event_id).limit(f.limit)
+            )
+        ]
+        if len(rows) < f.limit:
+            rest = (
+                sa.select(*columns)
+                .where(*common, *untimed)
+                .order_by(v.c.logical_date, v.c.camera_id, v.c.start_s, v.c.event_id)
+                .limit(f.limit - len(rows))
+            )
+            rows += [dict(r._mapping) for r in conn.execute(rest)]
+    return rows
+
+
+def when(row: dict[str, Any]) -> str:
+    """The wall-clock start of an event when known, else the offset into its video."""
+    ts = row.get("start_ts")
+    if ts is not None:
+        return ts.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return f"{row['logical_date']} +{row['start_s']:.1f}s into video"
+
+
+# ---------------------------------------------------------------- reports (sql/)
+
+
+def report_names() -> list[str]:
+    return sorted(p.stem for p in SQL_DIR.glob("*.sql"))
+
+
+def report_sql(name: str) -> str:
+    path = SQL_DIR / f"{name}.sql"
+    if not path.is_file():
+        raise ConfigError(f"bad report {name!r}: no {path}. Fix: use one of {', '.join(report_names())}")
+    return path.read_text()
+
+
+def report_params(name: str) -> list[str]:
+    """The bind parameters ``sql/<name>.sql`` takes, in order of first use."""
+    seen: dict[str, None] = {}
+    for match in _PARAM.finditer(_without_comments(report_sql(name))):
+        seen.setdefault(match.group(1))
+    return list(seen)
+
+
+def run_report(warehouse: Warehouse, name: str, params: dict[str, Any]) -> tuple[list[str], list[tuple]]:
+    """Run ``sql/<name>.sql`` with ``params`` bound; return (column names, rows). A missing
+    parameter is a ConfigError naming it."""
+    missing = [p for p in report_params(name) if p not in params]
+    if missing:
+        raise ConfigError(
+            f"report {name} needs --param {missing[0]}=VALUE (parameters: {', '.join(report_params(name))})"
+        )
+    stmt = sa.text(_without_comments(report_sql(name)))
+    with warehouse.connect() as conn:
+        result = conn.execute(stmt, {k: params[k] for k in report_params(name)})
+        return list(result.keys()), [tuple(r) for r in result]
+
+
+def _without_comments(sql: str) -> str:
+    return (
+        "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--")).strip().rstrip(";")
+    )

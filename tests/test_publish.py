@@ -1,0 +1,235 @@
+"""`actrec run` end to end into both real warehouses: Parquet partition, warehouse rows, Great
+Expectations on the events, reruns, a forced validation failure, rescoring and search.
+
+One synthetic night (two cameras and one corrupt file) is inferred once on a local Ray by the
+module fixture; every later run finds its units checkpointed and its features cached, so it
+exercises validation, publishing and the warehouse without paying for decoding again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+from actrec_batch import layout
+from actrec_batch.config import load_settings
+from actrec_batch.errors import ValidationFailed
+from actrec_batch.evaluation import load_truth
+from actrec_batch.model.loading import SHIPPED_DIR
+from actrec_batch.pipeline.nightly import infer_stage, publish_stage, run_nightly, validate_stage
+from actrec_batch.pipeline.outputs import validation_key
+from actrec_batch.storage import open_store
+from actrec_batch.synth import synth_footage
+from actrec_batch.warehouse import open_warehouse
+
+DATE = dt.date(2026, 11, 5)
+ACTREC = str(Path(sys.executable).with_name("actrec"))
+
+
+def _env(root: Path, url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ACTREC_STORE": str(root),
+        "ACTREC_WAREHOUSE_URL": url,
+        "ACTREC_SEGMENT_S": "20",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
+
+
+def _actrec(args: list[str], root: Path, url: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [ACTREC, *args], env=_env(root, url), capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, f"actrec {' '.join(args)} failed: {proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    """A store with a synthetic night (2 cameras x 1 min, plus a corrupt file) whose units are all
+    inferred and checkpointed once, on a real local Ray, by `actrec infer --discover`."""
+    base = tmp_path_factory.mktemp("publish")
+    root = base / "store"
+    store = open_store(str(root))
+    synth_footage(store, date=DATE, cameras=2, minutes=1.0, seed=4242, progress=False)
+    store.put_bytes(
+        f"{layout.camera_prefix(DATE, 'cam-01')}broken.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x17" * 4000
+    )
+    _actrec(["infer", "--discover", "--date", DATE.isoformat()], root, f"duckdb:///{base}/warmup.duckdb")
+    return root, store
+
+
+def _counts(url: str) -> dict[str, int]:
+    wh = open_warehouse(url)
+    with wh.connect() as conn:
+        out = {
+            table: conn.execute(
+                sa.text(f"SELECT COUNT(*) FROM {table} WHERE logical_date = :d"), {"d": DATE}
+            ).scalar_one()
+            for table in ("action_events", "current_action_events", "videos", "quarantine", "runs")
+        }
+    wh.dispose()
+    return out
+
+
+def _published(root: Path) -> pa.Table:
+    dataset = ds.dataset(str(root / "events"), format="parquet", partitioning="hive")
+    return dataset.to_table(
+        filter=(ds.field("date") == DATE.isoformat()) & (ds.field("model_version") == "2")
+    )
+
+
+def test_actrec_run_fills_the_warehouse_and_a_rerun_changes_no_counts(night, warehouse_url):
+    root, store = night
+    summary = json.loads(
+        _actrec(["run", "--date", DATE.isoformat(), "--json"], root, warehouse_url).stdout.splitlines()[-1]
+    )
+    assert summary["status"] == "success"
+    assert summary["stages"] == ["discover", "infer", "validate", "publish"]
+    assert summary["videos_discovered"] == summary["videos_processed"] + summary["videos_quarantined"] == 3
+    assert summary["units_skipped_checkpoint"] == summary["units_total"] and summary["frames_decoded"] == 0
+    counts = _counts(warehouse_url)
+    assert counts["action_events"] == counts["current_action_events"] == summary["events"] > 0
+    assert counts["videos"] + counts["quarantine"] == summary["videos_discovered"]
+    assert counts["quarantine"] == 1 and counts["runs"] == 1
+
+    wh = open_warehouse(warehouse_url)
+    with wh.connect() as conn:
+        lineage = conn.execute(
+            sa.text(
+                "SELECT COUNT(*) FROM action_events WHERE logical_date = :d AND run_id = :r AND model_version = '2' "
+                "AND extractor_id IS NOT NULL AND code_version IS NOT NULL AND model_sha256 IS NOT NULL"
+            ),
+            {"d": DATE, "r": summary["run_id"]},
+        ).scalar_one()
+        reason = conn.execute(
+            sa.text("SELECT reason FROM quarantine WHERE logical_date = :d"), {"d": DATE}
+        ).scalar_one()
+        run = conn.execute(sa.text("SELECT status, videos_discovered, events FROM runs")).one()
+    wh.dispose()
+    assert lineage == summary["events"]
+    assert reason in {"truncated", "decode_error", "not_a_video", "no_video_stream"}
+    assert tuple(run) == ("success", 3, summary["events"])
+
+    # The Parquet partition holds the same events, once each, sorted and readable as a Hive dataset.
+    table = _published(root)
+    assert table.num_rows == summary["events"]
+    assert len(set(table.column("event_id").to_pylist())) == table.num_rows
+    assert table.column("camera_id").to_pylist() == sorted(table.column("camera_id").to_pylist())
+    docs = summary["docs_uri"]
+    assert docs.endswith("index.html") and store.exists(docs.split("/store/", 1)[1])
+
+    # A rerun of the date (a backfill, an Airflow clear) replaces the partition: same counts.
+    _actrec(["run", "--date", DATE.isoformat()], root, warehouse_url)
+    again = _counts(warehouse_url)
+    assert {k: v for k, v in again.items() if k != "runs"} == {k: v for k, v in counts.items() if k != "runs"}
+    assert again["runs"] == 2  # runs is the history of attempts, one row each
+    assert _published(root).num_rows == summary["events"]
+
+
+def test_search_finds_the_ground_truth_falls(night, warehouse_url):
+    root, store = night
+    _actrec(["run", "--date", DATE.isoformat()], root, warehouse_url)
+    out = _actrec(
+        ["search", "--label", "fall", "--format", "json", "--limit", "1000"], root, warehouse_url
+    ).stdout
+    found = json.loads(out)
+    assert found and all(r["label"] == "fall" for r in found)
+    falls = [t for t in load_truth(store, DATE) if t.label == "fall"]
+    assert falls, "the synthetic night should contain falls"
+    for truth in falls:
+        hits = [
+            r
+            for r in found
+            if r["uri"].endswith(truth.video) and r["start_s"] < truth.end_s and r["end_s"] > truth.start_s
+        ]
+        assert hits, f"no fall found for the ground-truth fall {truth}"
+    # Wall-clock times (the recordings' start is known for synthetic footage) and CSV/table output.
+    assert all(r["when"].endswith("Z") for r in found)
+    csv_out = _actrec(["search", "--label", "fall", "--format", "csv"], root, warehouse_url).stdout
+    assert (
+        csv_out.splitlines()[0].startswith("when,camera_id,label")
+        and len(csv_out.splitlines()) == len(found) + 1
+    )
+
+
+def test_a_failed_validation_blocks_the_publish_and_keeps_the_old_data(night, warehouse_url):
+    root, store = night
+    settings = load_settings({"store": str(root), "warehouse_url": warehouse_url, "segment_s": 20}, env={})
+    run_nightly(settings, DATE, discover_first=False)
+    key = "events/date=2026-11-05/events-reference-2.parquet"
+    before_bytes, before_counts = store.get_bytes(key), _counts(warehouse_url)
+
+    job = infer_stage(settings, DATE, store=store)  # a new run, all from checkpoints
+    staged_key = layout.staging_events_key(DATE, job.run_id)
+    table = pq.read_table(io.BytesIO(store.get_bytes(staged_key)))
+    conf = table.column("confidence").to_pylist()
+    conf[0] = 1.7  # a corrupt event: confidence outside [0, 1]
+    table = table.set_column(
+        table.column_names.index("confidence"), "confidence", pa.array(conf, pa.float64())
+    )
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    store.put_bytes(staged_key, buf.getvalue())
+
+    with pytest.raises(ValidationFailed, match=r"expect_column_values_to_be_between on confidence.*1\.7"):
+        validate_stage(store, DATE, job.run_id)
+    record = json.loads(store.get_bytes(validation_key(DATE, job.run_id)))
+    assert record["success"] is False and record["docs_uri"].endswith("index.html")
+    with pytest.raises(ValidationFailed, match="have not passed validation") as exc:
+        publish_stage(settings, store, DATE, job.run_id)
+    assert exc.value.reason == "not_validated"
+    assert store.get_bytes(key) == before_bytes
+    assert _counts(warehouse_url) == before_counts
+
+
+def test_rescoring_with_a_new_version_adds_rows_and_switches_the_view(night, warehouse_url, tmp_path):
+    root, store = night
+    settings = load_settings({"store": str(root), "warehouse_url": warehouse_url, "segment_s": 20}, env={})
+    first = run_nightly(settings, DATE, discover_first=False)
+    bundle = tmp_path / "reference-v3"
+    shutil.copytree(Path(SHIPPED_DIR) / "reference-v2", bundle)
+    card = json.loads((bundle / "card.json").read_text())
+    (bundle / "card.json").write_text(json.dumps({**card, "version": "3"}))
+
+    out = _actrec(
+        ["rescore", "--from", DATE.isoformat(), "--to", DATE.isoformat(), "--model", str(bundle), "--json"],
+        root,
+        warehouse_url,
+    )
+    second = json.loads(out.stdout.splitlines()[-1])
+    assert second["model"] == "reference@3" and second["frames_decoded"] == 0
+    # Cached features only (or, when another test rescored first, this version's checkpoints).
+    assert second["cache_hits"] + second["units_skipped_checkpoint"] == second["units_total"]
+    wh = open_warehouse(warehouse_url)
+    with wh.connect() as conn:
+        per_version = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT model_version, COUNT(*) FROM action_events WHERE logical_date = :d GROUP BY model_version"
+                ),
+                {"d": DATE},
+            ).all()
+        )
+        current = (
+            conn.execute(sa.text("SELECT DISTINCT model_version FROM current_action_events")).scalars().all()
+        )
+    wh.dispose()
+    assert per_version == {"2": first["events"], "3": second["events"]}
+    assert current == ["3"]
+    assert sorted(p.name for p in (root / "events" / f"date={DATE}").glob("*.parquet")) == [
+        "events-reference-2.parquet",
+        "events-reference-3.parquet",
+    ]
