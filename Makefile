@@ -43,10 +43,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP)
+bench: $(STAMP) services
 	$(BIN)/python bench/run_all.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/pipeline.py --cluster
+	$(BIN)/python bench/warehouse.py
 
 quality: $(STAMP)
 	$(BIN)/python bench/quality.py

@@ -297,7 +297,14 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     store = open_store(settings.store)
     version = args.model.partition("@")[2] if args.model else None
-    preds = load_predictions_parquet(store, date, model_version=version)
+    preds = _warehouse_predictions(settings, store, date, version) if args.source != "parquet" else None
+    if preds is None:
+        if args.source == "warehouse":
+            raise ActrecError(
+                f"no events for {date} in the warehouse; run `actrec run --date {date}` first, or use --source parquet",
+                reason="no_events",
+            )
+        preds = load_predictions_parquet(store, date, model_version=version)
     labels = None
     if args.model:  # the label map is in the card: no need to deserialise the weights
         bundle = open_store(resolve_model_ref(args.model, store_uri=settings.store))
@@ -311,6 +318,39 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(report.to_table())
     return 0
+
+
+def _warehouse_predictions(settings: Settings, store, date: dt.date, version: str | None):
+    """The date's current events (or ``version``'s) from the warehouse as predictions; None when
+    the warehouse has no published run for the date."""
+    import pyarrow as pa
+
+    from actrec_batch.evaluation import predictions_from_table
+    from actrec_batch.warehouse import open_warehouse
+    from actrec_batch.warehouse.queries import events_of_date
+
+    warehouse = open_warehouse(settings.warehouse_url, upgrade=True)
+    rows, active = events_of_date(warehouse, date, version)
+    warehouse.dispose()
+    if active is None:
+        return None
+    root = store.root_uri.rstrip("/") + "/"
+    for r in rows:
+        r["video_key"] = r.pop("uri").removeprefix(root)
+    table = pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("label", pa.string()),
+                ("start_s", pa.float64()),
+                ("end_s", pa.float64()),
+                ("confidence", pa.float64()),
+                ("model_version", pa.string()),
+                ("video_key", pa.string()),
+            ]
+        ),
+    )
+    return predictions_from_table(table, source=f"the warehouse's events of {date}", model_version=version)
 
 
 def cmd_rescore(args: argparse.Namespace, settings: Settings) -> int:
@@ -636,7 +676,15 @@ def build_parser() -> argparse.ArgumentParser:
         "error and confusion matrix.",
     )
     p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
-    p.add_argument("--model", help="NAME@VERSION whose events to evaluate (needed when several exist)")
+    p.add_argument(
+        "--model", help="NAME@VERSION whose events to evaluate (default: the date's current version)"
+    )
+    p.add_argument(
+        "--source",
+        choices=["auto", "warehouse", "parquet"],
+        default="auto",
+        help="where the events come from; auto: the warehouse when it has the date, else events/date=D/*.parquet",
+    )
     p.add_argument("--format", choices=["table", "json"], default="table")
     _add_setting_flags(p)
     p.set_defaults(func=cmd_eval)

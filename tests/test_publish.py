@@ -159,6 +159,16 @@ def test_search_finds_the_ground_truth_falls(night, warehouse_url):
     # Wall-clock times (the recordings' start is known for synthetic footage) and CSV/table output.
     assert all(r["when"].endswith("Z") for r in found)
     csv_out = _actrec(["search", "--label", "fall", "--format", "csv"], root, warehouse_url).stdout
+    # actrec eval reads the warehouse's current events by default; the Parquet files say the same.
+    evals = [
+        json.loads(
+            _actrec(
+                ["eval", "--date", DATE.isoformat(), "--format", "json", "--source", src], root, warehouse_url
+            ).stdout
+        )
+        for src in ("warehouse", "parquet")
+    ]
+    assert evals[0] == evals[1] and evals[0]["per_class"]["fall"]["recall"] == 1.0
     assert (
         csv_out.splitlines()[0].startswith("when,camera_id,label")
         and len(csv_out.splitlines()) == len(found) + 1
@@ -233,3 +243,64 @@ def test_rescoring_with_a_new_version_adds_rows_and_switches_the_view(night, war
         "events-reference-2.parquet",
         "events-reference-3.parquet",
     ]
+
+
+_PUBLISH = """
+import pathlib, sys, time
+from actrec_batch.config import load_settings
+from actrec_batch.pipeline.nightly import publish_stage
+from actrec_batch.storage import open_store
+root, url, tmp, date, run_id = sys.argv[1:6]
+import datetime as dt
+settings = load_settings({"store": root, "warehouse_url": url}, env={})
+store = open_store(root)
+while not (pathlib.Path(tmp) / "go").exists():
+    time.sleep(0.01)
+print(publish_stage(settings, store, dt.date.fromisoformat(date), run_id).events)
+"""
+
+
+def test_two_processes_publishing_the_same_date_leave_one_consistent_set(night, warehouse_url, tmp_path):
+    root, store = night
+    settings = load_settings({"store": str(root), "warehouse_url": warehouse_url, "segment_s": 20}, env={})
+    run_ids = []
+    for _ in range(2):  # two validated runs of the same date, published at the same moment
+        job = infer_stage(settings, DATE, store=store)
+        validate_stage(store, DATE, job.run_id)
+        run_ids.append(job.run_id)
+    open_warehouse(warehouse_url, upgrade=True).dispose()
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _PUBLISH,
+                str(root),
+                warehouse_url,
+                str(tmp_path),
+                DATE.isoformat(),
+                run_id,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for run_id in run_ids
+    ]
+    import time
+
+    time.sleep(4.0)  # both have imported and wait at the start line
+    (tmp_path / "go").touch()
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    counts = _counts(warehouse_url)
+    parquet = _published(root)
+    assert counts["action_events"] == counts["current_action_events"] == parquet.num_rows == job.events
+    wh = open_warehouse(warehouse_url)
+    with wh.connect() as conn:
+        db_runs = set(conn.execute(sa.text("SELECT DISTINCT run_id FROM action_events")).scalars())
+        active = conn.execute(sa.text("SELECT run_id FROM active_models")).scalar_one()
+    wh.dispose()
+    # Whichever publish came second won everywhere: the warehouse, the view and the Parquet file agree.
+    assert db_runs == set(parquet.column("run_id").to_pylist()) == {active}
+    assert active in run_ids

@@ -99,6 +99,33 @@ def search_events(warehouse: Warehouse, f: SearchFilter) -> list[dict[str, Any]]
     return rows
 
 
+def events_of_date(
+    warehouse: Warehouse, date: dt.date, model_version: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The events of ``date`` for evaluation: the current version's (``current_action_events``),
+    or ``model_version``'s from ``action_events``. Returns (rows with ``uri``, ``label``,
+    ``start_s``, ``end_s``, ``confidence``, ``model_version``; the active version or None)."""
+    a, e, v = schema.active_models, schema.action_events, schema.current_action_events
+    source = v if model_version is None else e
+    q = sa.select(
+        source.c.uri,
+        source.c.label,
+        source.c.start_s,
+        source.c.end_s,
+        source.c.confidence,
+        source.c.model_version,
+    )
+    q = q.where(source.c.logical_date == date)
+    if model_version is not None:
+        q = q.where(e.c.model_version == model_version)
+    with warehouse.connect() as conn:
+        active = conn.execute(
+            sa.select(a.c.model_version).where(a.c.logical_date == date)
+        ).scalar_one_or_none()
+        rows = [dict(r._mapping) for r in conn.execute(q)]
+    return rows, active
+
+
 def when(row: dict[str, Any]) -> str:
     """The wall-clock start of an event when known, else the offset into its video."""
     ts = row.get("start_ts")
