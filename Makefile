@@ -8,11 +8,12 @@ export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test lint bench quality train services clean help
+.PHONY: install demo test lint bench quality train services browser airflow clean help
 
 help:
-	@echo "make demo   - install, render synthetic footage, run discovery and inference on a local Ray, print a summary"
-	@echo "make test   - install, start PostgreSQL + an S3 server on 127.0.0.1, run the whole suite"
+	@echo "make demo   - install, render a synthetic night, run the nightly DAG through Airflow (local store, DuckDB, local Ray), print a summary"
+	@echo "make airflow - start Airflow on http://127.0.0.1:8080 (admin/admin) with the DAGs and the demo's data"
+	@echo "make test   - install, start PostgreSQL + an S3 server on 127.0.0.1, install headless Chromium, run the whole suite"
 	@echo "make lint   - ruff"
 	@echo "make bench  - speed benchmarks (bench/)"
 	@echo "make quality - held-out quality of the shipped model (bench/quality.py, ~10 min)"
@@ -33,10 +34,17 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/actrec demo
 
+airflow: $(STAMP)
+	@bash scripts/airflow_ui.sh
+
 services: $(STAMP)
 	@bash scripts/start_postgres.sh
 
-test: $(STAMP) services
+# Headless Chromium + chromedriver for the UI checks (Debian packages; a no-op once installed).
+browser:
+	@bash scripts/install_browser.sh
+
+test: $(STAMP) services browser
 	@bash scripts/run_tests.sh $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -43,6 +43,9 @@ _SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--actor-cpus", "actor_cpus", "CPUs reserved by each inference actor"),
     ("--max-inflight-units", "max_inflight_units", "units decoded or scored at once (0: 2 per worker)"),
     ("--batch-frames", "batch_frames", "frames one inference call gathers across units"),
+    ("--cpu-hour-usd", "cpu_hour_usd", "on-demand USD per vCPU-hour, for the cost ledger"),
+    ("--gpu-hour-usd", "gpu_hour_usd", "on-demand USD per GPU-hour, for the cost ledger"),
+    ("--spot-price-ratio", "spot_price_ratio", "spot price as a fraction of on-demand (0..1)"),
     ("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR"),
 )
 
@@ -163,7 +166,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     date = parse_logical_date(args.date)
     from actrec_batch.demo import run_demo
 
-    return run_demo(settings, date=date, cameras=args.cameras, minutes=args.minutes)
+    return run_demo(
+        settings, date=date, cameras=args.cameras, minutes=args.minutes, airflow=not args.without_airflow
+    )
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -547,12 +552,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="what `make demo` runs: synthetic footage, then the pipeline stages",
-        description="Render a small synthetic night and run the stages that exist so far.",
+        help="what `make demo` runs: synthetic footage, then the nightly DAG through Airflow",
+        description="Render a small synthetic night (plus one corrupt file), run the actrec_nightly DAG over it "
+        "through Airflow on the embedded defaults (local store, DuckDB, local Ray), and print a summary.",
     )
     p.add_argument("--date", default="2026-11-24", help="logical date YYYY-MM-DD")
     p.add_argument("--cameras", type=_positive(int, 1, 16, "camera count"), default=2)
     p.add_argument("--minutes", type=_positive(float, 0.1, 60, "number of minutes"), default=2.0)
+    p.add_argument(
+        "--without-airflow",
+        action="store_true",
+        help="run the stages through `actrec run` instead of the DAG",
+    )
     _add_setting_flags(p)
     p.set_defaults(func=cmd_demo)
 

@@ -287,6 +287,30 @@ _SPECS: tuple[_Spec, ...] = (
         "use the frames an inference call gathers across units, e.g. 1024",
     ),
     _Spec(
+        "cpu_hour_usd",
+        "--cpu-hour-usd",
+        "ACTREC_CPU_HOUR_USD",
+        0.0446,
+        _float_in(0.0, 1000.0),
+        "use the on-demand price of one vCPU-hour in USD, e.g. 0.0446",
+    ),
+    _Spec(
+        "gpu_hour_usd",
+        "--gpu-hour-usd",
+        "ACTREC_GPU_HOUR_USD",
+        1.006,
+        _float_in(0.0, 10000.0),
+        "use the on-demand price of one GPU-hour in USD, e.g. 1.006",
+    ),
+    _Spec(
+        "spot_price_ratio",
+        "--spot-price-ratio",
+        "ACTREC_SPOT_PRICE_RATIO",
+        0.35,
+        _float_in(0.0, 1.0),
+        "use the spot price as a fraction of on-demand, between 0 and 1, e.g. 0.35",
+    ),
+    _Spec(
         "log_level",
         "--log-level",
         "ACTREC_LOG_LEVEL",
@@ -319,6 +343,9 @@ class Settings:
     actor_cpus: str | float = "auto"
     max_inflight_units: int = 0
     batch_frames: int = 1024
+    cpu_hour_usd: float = 0.0446
+    gpu_hour_usd: float = 1.006
+    spot_price_ratio: float = 0.35
     log_level: str = "INFO"
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 

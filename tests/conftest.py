@@ -112,3 +112,43 @@ def warehouse_url(request, tmp_path):
     with engine.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """A headless Chromium (Debian's, installed by scripts/install_browser.sh) driven by Selenium
+    through Debian's chromedriver, 1600x1000, with a fresh profile; quit afterwards."""
+    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+        _missing("Chromium", "run `make browser` (scripts/install_browser.sh: chromium + chromium-driver)")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _missing("selenium", "run `make install` (selenium is a dev dependency)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1600,1000",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(
+        options=options, service=Service(str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log"))
+    )
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()

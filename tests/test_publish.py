@@ -304,3 +304,49 @@ def test_two_processes_publishing_the_same_date_leave_one_consistent_set(night, 
     # Whichever publish came second won everywhere: the warehouse, the view and the Parquet file agree.
     assert db_runs == set(parquet.column("run_id").to_pylist()) == {active}
     assert active in run_ids
+
+
+def test_quality_of_unlabelled_footage_reports_event_statistics_only(night, tmp_path):
+    """Real footage has no ground-truth sidecars: the quality stage must still succeed."""
+    from actrec_batch.pipeline.nightly import quality_stage
+
+    root, _ = night
+    copy = tmp_path / "store"
+    shutil.copytree(root, copy)
+    for sidecar in copy.rglob("*.labels.json"):
+        sidecar.unlink()
+    store = open_store(str(copy))
+    settings = load_settings({"store": str(copy), "segment_s": 20}, env={})
+    job = infer_stage(settings, DATE, store=store)  # from checkpoints: no Ray
+    report = quality_stage(store, DATE, job.run_id)
+    assert report["evaluation"] is None
+    assert report["events"]["count"] == job.events > 0
+    assert sum(v["events"] for v in report["events"]["per_label"].values()) == job.events
+
+
+def test_cost_ledger_prices_reserved_hours_at_spot_or_on_demand_rates():
+    from actrec_batch.costs import ledger_rows
+
+    settings = load_settings(
+        {"cpu_hour_usd": "0.05", "gpu_hour_usd": "2.0", "spot_price_ratio": "0.3"}, env={}
+    )
+    metrics = {
+        "resources": {
+            "cpu": {"decode_task_s": 7200.0, "actor_reserved_s": 3600.0},
+            "gpu": {"reserved_s": 1800.0},
+        },
+        "ray": {"nodes": [{"market": "spot"}, {"market": "spot"}]},
+    }
+    rows = {
+        (r["component"], r["resource"]): r for r in ledger_rows(settings, "r1", metrics, {"wall_s": 360.0})
+    }
+    assert rows[("decode", "cpu")]["cost_usd"] == pytest.approx(2 * 0.05 * 0.3)
+    assert rows[("infer", "gpu")]["cost_usd"] == pytest.approx(0.5 * 2.0 * 0.3)
+    assert rows[("driver", "cpu")]["quantity"] == pytest.approx(0.1)
+    assert {r["pricing"] for r in rows.values()} == {"spot"}
+    metrics["ray"]["nodes"].append({"market": "on_demand"})  # any on-demand node: never understate the bill
+    rows = ledger_rows(settings, "r1", metrics, {"wall_s": 0.0})
+    assert {r["pricing"] for r in rows} == {"on_demand"} and ("driver", "cpu") not in {
+        (r["component"], r["resource"]) for r in rows
+    }
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(2 * 0.05 + 1 * 0.05 + 0.5 * 2.0)

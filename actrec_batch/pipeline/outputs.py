@@ -106,7 +106,7 @@ def validate_run(store: ObjectStore, date: dt.date, run_id: str) -> dict[str, An
             record.update(success=False, summary=str(exc))
             docs_index = getattr(exc, "docs_index", None)
             failure = exc
-        record["docs_uri"] = _upload_docs(store, Path(tmp), docs_index, data_docs_prefix(date, run_id))
+        record["docs_uri"] = upload_data_docs(store, Path(tmp), docs_index, data_docs_prefix(date, run_id))
     store.put_bytes(validation_key(date, run_id), json.dumps(record, indent=1).encode())
     if failure is not None:
         message = str(failure)
@@ -119,7 +119,7 @@ def validate_run(store: ObjectStore, date: dt.date, run_id: str) -> dict[str, An
     return record
 
 
-def _upload_docs(store: ObjectStore, root: Path, index: str | None, prefix: str) -> str | None:
+def upload_data_docs(store: ObjectStore, root: Path, index: str | None, prefix: str) -> str | None:
     """Copy the Data Docs site under ``root`` to ``prefix`` in the store; return the index's URI."""
     if not index:
         return None

@@ -130,7 +130,9 @@ def connect(settings: Settings) -> bool:
         else:
             if settings.local_ray_cpus:
                 kwargs["num_cpus"] = settings.local_ray_cpus
-            ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, **kwargs)
+            # address="local": always a new Ray of our own. Without it, ray.init() joins whatever cluster
+            # /tmp/ray/ray_current_cluster names (another `ray start` on the same host).
+            ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, **kwargs)
             started = True
     except ConnectionError as exc:
         raise ConfigError(

@@ -20,7 +20,6 @@ import fcntl
 import hashlib
 import io
 import logging
-import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -185,6 +184,15 @@ class Warehouse:
             conn.execute(sa.delete(schema.runs).where(schema.runs.c.run_id == values["run_id"]))
             conn.execute(sa.insert(schema.runs), [values])
 
+    def replace_costs(self, run_id: str, rows: Sequence[Mapping[str, Any]], cost_usd: float) -> None:
+        """Replace the ``job_costs`` rows of ``run_id`` and set its ``runs.cost_usd``, in one transaction."""
+        c, r = schema.job_costs, schema.runs
+        with self.begin() as conn:
+            conn.execute(sa.delete(c).where(c.c.run_id == run_id))
+            if rows:
+                conn.execute(sa.insert(c), [_only(c, row) for row in rows])
+            conn.execute(sa.update(r).where(r.c.run_id == run_id).values(cost_usd=cost_usd))
+
 
 class DateLoad:
     """The loads of one date inside one transaction (see :meth:`Warehouse.date_load`)."""
@@ -314,11 +322,3 @@ def _copy_into(conn: sa.Connection, table_name: str, arrow_table: Any) -> None:
                 copy.write(buf.getbuffer())
     finally:
         cursor.close()
-
-
-def default_duckdb_path(url: str) -> Path | None:
-    """The DuckDB file behind ``url``, or None for PostgreSQL or an in-memory DuckDB."""
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() != "duckdb" or (parsed.database or ":memory:") == ":memory:":
-        return None
-    return Path(os.path.expanduser(parsed.database))

@@ -1,0 +1,160 @@
+"""The nightly DAG's infer task: an Airflow operator that runs one date's inference.
+
+With ``ACTREC_RAY_ADDRESS`` (or ``ray_address=``) a Ray Jobs API address (``http://head:8265``),
+the inference is submitted to that cluster as a Ray job
+(:func:`~actrec_batch.pipeline.ray_jobs_api.submit_infer_job`): the task waits for it, streams its
+log into the task log, and stops it when the task is killed. Otherwise it runs in the worker
+(:func:`~actrec_batch.orchestration.tasks.infer_local`, a local Ray).
+
+Killing. In Airflow 3.3 the task runner installs a SIGTERM handler that calls :meth:`on_kill` and
+returns (``airflow/sdk/execution_time/task_runner.py``, ``_run_task_and_map_outcome``). The
+supervisor sends that SIGTERM when the task is cleared or marked failed (its heartbeat is answered
+404/409/410), and forwards it when the worker itself is terminated; SIGKILL follows 5 s later. Past
+``execution_timeout`` the runner raises ``AirflowTaskTimeout`` inside ``execute`` and calls
+``on_kill`` as well; a forwarded SIGINT raises ``KeyboardInterrupt`` there, and
+:func:`~actrec_batch.pipeline.ray_jobs_api.submit_infer_job` stops the job on its way out. ``on_kill``
+stops the Ray job, and the wait then ends with ``ray_job_stopped``. A kill that lands while the job
+is still being submitted is caught at the next status poll. A worker killed outright (SIGKILL, a
+lost node) runs no handler, so the next try stops the earlier tries' jobs before submitting its own.
+
+The module imports only the Airflow SDK: Ray and the pipeline load when the task runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+
+class RayInferOperator(BaseOperator):
+    """Infer one date; returns the run's summary (ids and counters) for XCom.
+
+    ``date`` (``YYYY-MM-DD``), ``run_id``, ``model`` (default: the shipped model), ``cameras`` (a list, or ids joined by commas) and
+    ``force`` (a bool, or ``"True"``/``"False"`` as a template renders it) are templated, so they can
+    come from ``params`` or an upstream task's XCom. ``submission_id`` defaults to
+    ``actrec-<run_id>-try<try number>``: a retry submits a new job, and a rerun of the same try
+    follows the job already there instead of starting another.
+    """
+
+    template_fields: Sequence[str] = (
+        "date",
+        "run_id",
+        "model",
+        "cameras",
+        "force",
+        "ray_address",
+        "submission_id",
+    )
+    ui_color = "#d6e4f0"
+
+    def __init__(
+        self,
+        *,
+        date: str,
+        run_id: str,
+        model: str | None = None,
+        cameras: Sequence[str] | str = (),
+        force: bool | str = False,
+        ray_address: str | None = None,
+        submission_id: str | None = None,
+        poll_s: float = 2.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.date = date
+        self.run_id = run_id
+        self.model = model
+        self.cameras = cameras
+        self.force = force
+        self.ray_address = ray_address
+        self.submission_id = submission_id
+        self.poll_s = poll_s
+        self._job: tuple[str, str] | None = None  # (address, submission id) of the job this try runs
+        self._killed = False
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from actrec_batch.config import load_settings, parse_logical_date
+        from actrec_batch.model import DEFAULT_MODEL
+        from actrec_batch.orchestration.tasks import infer_local, infer_xcom
+        from actrec_batch.pipeline.ray_jobs_api import is_jobs_api_address, submit_infer_job
+
+        date = parse_logical_date(str(self.date))
+        cameras = _camera_list(self.cameras)
+        force = _flag(self.force)
+        model = str(self.model or DEFAULT_MODEL)
+        address = self.ray_address or load_settings({}).ray_address
+        if not is_jobs_api_address(address):
+            self.log.info("infer %s in this worker (ray_address %s)", date, address or "unset: local Ray")
+            return infer_local(date.isoformat(), str(self.run_id), model, cameras, force)
+
+        try_number = _try_number(context)
+        sid = self.submission_id or _submission_id(str(self.run_id), try_number)
+        if not self.submission_id:
+            self._stop_earlier_tries(address, str(self.run_id), try_number)
+        self._job = (address, sid)
+        job = submit_infer_job(
+            address,
+            date=date,
+            run_id=str(self.run_id),
+            model=model,
+            cameras=tuple(cameras),
+            force=force,
+            submission_id=sid,
+            on_log=lambda line: self.log.info("%s", line),
+            poll_s=self.poll_s,
+            stop_requested=lambda: self._killed,  # a kill during the submission itself
+        )
+        out = infer_xcom(job.summary or {})
+        out["ray_job_id"] = job.job_id
+        return out
+
+    def on_kill(self) -> None:
+        """Stop the Ray job this try started. Never raises: it runs inside a signal handler."""
+        self._killed = True
+        if self._job is None:
+            return
+        from actrec_batch.pipeline.ray_jobs_api import stop_job
+
+        address, sid = self._job
+        try:
+            stopped = stop_job(address, sid)
+            self.log.info("ray job %s on %s: %s", sid, address, "stopped" if stopped else "already finished")
+        except Exception as exc:  # noqa: BLE001 - the kill goes on; say what could not be stopped
+            self.log.error("ray job %s on %s could not be stopped: %s", sid, address, exc)
+
+    def _stop_earlier_tries(self, address: str, run_id: str, try_number: int) -> None:
+        from actrec_batch.pipeline.ray_jobs_api import stop_job
+
+        for k in range(1, try_number):
+            earlier = _submission_id(run_id, k)
+            with contextlib.suppress(Exception):  # best effort: the submission below reports real trouble
+                if stop_job(address, earlier):
+                    self.log.warning("ray job %s of an earlier try was still running: stopped it", earlier)
+
+
+def _submission_id(run_id: str, try_number: int) -> str:
+    """``actrec-<run_id>-try<k>``, limited to characters Ray accepts in job ids and file names."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", f"actrec-{run_id}-try{try_number}")
+
+
+def _try_number(context: Any) -> int:
+    ti = context.get("ti") if hasattr(context, "get") else None
+    return int(getattr(ti, "try_number", None) or 1)
+
+
+def _camera_list(cameras: Sequence[str] | str | None) -> list[str]:
+    if not cameras:
+        return []
+    if isinstance(cameras, str):
+        cameras = cameras.split(",")
+    return [c.strip() for c in cameras if c and c.strip()]
+
+
+def _flag(value: bool | str) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

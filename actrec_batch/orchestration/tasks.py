@@ -1,0 +1,192 @@
+"""What the DAGs' tasks call: one function per task, Airflow-free, JSON in and JSON out.
+
+Each function takes the footage date as ``YYYY-MM-DD`` and the pipeline run id (both from XCom
+or the task context), reads its settings from the environment (``ACTREC_*``, as every command
+does), calls one stage of :mod:`actrec_batch.pipeline.nightly`, and returns a small dict of ids,
+counts and URIs for XCom, never data. Every function is idempotent for its date and run id: a
+retry or a cleared task replaces what the previous try wrote.
+
+The logical-date mapping (see the nightly DAG's ``doc_md``): the footage date of a run is the
+start of its data interval, in UTC. The run id is derived from the DAG run, so every task of a
+run, and every retry, agrees on it without passing state around.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+from actrec_batch.config import Settings, load_settings
+
+
+def footage_date(data_interval_start: dt.datetime) -> str:
+    """The footage date a run covers: its data interval's start, as a UTC date."""
+    return data_interval_start.astimezone(dt.UTC).date().isoformat()
+
+
+def pipeline_run_id(dag_id: str, dag_run_id: str, date: str) -> str:
+    """A run id that is the same for every task and try of one DAG run (and differs between runs)."""
+    digest = hashlib.sha256(f"{dag_id}\n{dag_run_id}".encode()).hexdigest()[:12]
+    return f"{date}-af-{digest}"
+
+
+def _settings() -> Settings:
+    return load_settings({})
+
+
+def _store(settings: Settings):
+    from actrec_batch.storage import open_store
+
+    return open_store(settings.store)
+
+
+def discover(date: str) -> dict[str, Any]:
+    from actrec_batch.pipeline.nightly import discover_stage
+
+    settings = _settings()
+    out = discover_stage(settings, dt.date.fromisoformat(date), store=_store(settings)).to_json()
+    return {
+        k: out[k]
+        for k in (
+            "logical_date",
+            "videos_discovered",
+            "videos_manifested",
+            "videos_quarantined",
+            "manifest_uri",
+        )
+    }
+
+
+def validate_manifest(date: str) -> dict[str, Any]:
+    from actrec_batch.pipeline.nightly import validate_manifest_stage, warehouse_stage
+
+    settings = _settings()
+    warehouse_stage(settings).dispose()  # migrate (and fail on an unreachable warehouse) before the long work
+    return validate_manifest_stage(_store(settings), dt.date.fromisoformat(date))
+
+
+def infer_local(date: str, run_id: str, model: str, cameras: list[str], force: bool) -> dict[str, Any]:
+    """The infer stage in this process, on a local Ray (or ``ray_address``'s cluster as a driver)."""
+    from actrec_batch.pipeline.nightly import infer_stage
+
+    settings = _settings()
+    result = infer_stage(
+        settings,
+        dt.date.fromisoformat(date),
+        model_ref=model,
+        cameras=tuple(cameras),
+        run_id=run_id,
+        force=force,
+        store=_store(settings),
+    )
+    return infer_xcom(result.to_json())
+
+
+def infer_xcom(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = ("run_id", "logical_date", "model", "videos_processed", "videos_quarantined", "units_total")
+    keys += (
+        "units_skipped_checkpoint",
+        "cache_hits",
+        "frames_decoded",
+        "events",
+        "staging_uri",
+        "metrics_uri",
+    )
+    return {k: summary.get(k) for k in keys}
+
+
+def validate_events(date: str, run_id: str) -> dict[str, Any]:
+    from actrec_batch.pipeline.nightly import validate_stage
+
+    settings = _settings()
+    record = validate_stage(_store(settings), dt.date.fromisoformat(date), run_id)
+    return {k: record.get(k) for k in ("run_id", "rows", "success", "docs_uri")}
+
+
+def publish(date: str, run_id: str, cameras: list[str], started_at: str | None = None) -> dict[str, Any]:
+    """Parquet + warehouse for the validated run, then its ``runs`` row and summary."""
+    from actrec_batch.pipeline.nightly import publish_stage, record_run_stage, warehouse_stage
+
+    settings = _settings()
+    store = _store(settings)
+    day = dt.date.fromisoformat(date)
+    warehouse = warehouse_stage(settings)
+    try:
+        published = publish_stage(settings, store, day, run_id, tuple(cameras), warehouse=warehouse)
+        summary = record_run_stage(
+            warehouse,
+            store,
+            day,
+            run_id,
+            published,
+            cameras=tuple(cameras),
+            started_at=dt.datetime.fromisoformat(started_at) if started_at else None,
+            stages=("discover", "validate_manifest", "infer", "validate_events", "publish"),
+        )
+    finally:
+        warehouse.dispose()
+    out = published.to_json()
+    out.update(
+        {k: summary[k] for k in ("status", "videos_discovered", "videos_processed", "videos_quarantined")}
+    )
+    if out["status"] != "success":
+        from actrec_batch.errors import ActrecError
+
+        raise ActrecError(
+            f"run {run_id} for {date} does not reconcile: {out['videos_discovered']} discovered != "
+            f"{out['videos_processed']} processed + {out['videos_quarantined']} quarantined",
+            reason="reconciliation_failed",
+        )
+    return out
+
+
+def cost(date: str, run_id: str) -> dict[str, Any]:
+    from actrec_batch.pipeline.nightly import cost_stage
+
+    settings = _settings()
+    report = cost_stage(settings, _store(settings), dt.date.fromisoformat(date), run_id)
+    return {k: report[k] for k in ("run_id", "cost_usd", "video_hours", "usd_per_video_hour")}
+
+
+def quality(date: str, run_id: str) -> dict[str, Any]:
+    from actrec_batch.pipeline.nightly import quality_stage
+
+    settings = _settings()
+    report = quality_stage(_store(settings), dt.date.fromisoformat(date), run_id)
+    evaluation = report.get("evaluation") or {}
+    return {
+        "run_id": run_id,
+        "uri": report["uri"],
+        "events": report["events"]["count"],
+        "f1": evaluation.get("f1"),
+    }
+
+
+def rescore_dates(date_from: str, date_to: str) -> list[str]:
+    """The dates from ``date_from`` to ``date_to`` inclusive (ConfigError naming the param if reversed)."""
+    from actrec_batch.config import parse_logical_date
+    from actrec_batch.errors import ConfigError
+
+    start, end = parse_logical_date(date_from), parse_logical_date(date_to)
+    if end < start:
+        raise ConfigError(f"bad params: to_date {end} is before from_date {start}. Fix: swap them")
+    return [(start + dt.timedelta(days=k)).isoformat() for k in range((end - start).days + 1)]
+
+
+def rescore(date: str, model: str) -> dict[str, Any]:
+    """One date rescored with ``model`` from the feature cache: the nightly pipeline without discovery."""
+    from actrec_batch.pipeline.nightly import run_nightly
+
+    summary = run_nightly(_settings(), dt.date.fromisoformat(date), model_ref=model, discover_first=False)
+    keys = (
+        "run_id",
+        "logical_date",
+        "model",
+        "status",
+        "units_total",
+        "cache_hits",
+        "frames_decoded",
+        "events",
+    )
+    return {k: summary.get(k) for k in (*keys, "cost_usd", "events_uri")}

@@ -1,0 +1,416 @@
+"""The nightly inference as a Ray job: submit it through the Ray Jobs API, follow it, stop it.
+
+This is what the Airflow infer task does when ``ACTREC_RAY_ADDRESS`` is a Jobs API address
+(``http://head:8265``); without one the task runs the inference in-process on a local Ray.
+
+* The entrypoint is ``python ray_jobs/nightly_inference.py --date D --run-id R --model M
+  [--camera C ...] [--force] --json`` (that is ``actrec infer``). It prints its JSON summary as the
+  last line of stdout, which :func:`submit_infer_job` reads back from the job's logs.
+* The project checkout is uploaded as the job's ``working_dir`` (Ray puts it first on
+  ``PYTHONPATH``, so the cluster runs this code), without virtualenvs, caches, git data or tests.
+* Settings travel as ``env_vars``: every ``ACTREC_*`` and ``AWS_*`` variable. Their names are
+  logged, never their values. ``ACTREC_RAY_ADDRESS`` stays behind: inside a job, Ray's own
+  ``RAY_ADDRESS`` names the cluster, and a driver cannot use a Jobs API address.
+
+Authentication. A cluster started with ``ray start`` while a token exists (``~/.ray/auth_token``,
+``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``) uses token authentication. Ray's
+``JobSubmissionClient`` sends ``Authorization: Bearer <token>`` only when this process runs with
+``RAY_AUTH_MODE=token``, and it reads the token from those same places. Ray reads the mode once per
+process, so set it in the worker's environment (not midway through a process that already used
+Ray). Without it the cluster answers 401, reported here as a :class:`ConfigError`.
+
+Ray's client also prefers ``RAY_API_SERVER_ADDRESS`` or ``RAY_ADDRESS`` from the environment to the
+address it is given. A different address there is reported as a :class:`ConfigError` instead of
+silently submitting to another cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from actrec_batch.errors import ActrecError, ConfigError
+
+if TYPE_CHECKING:
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+log = logging.getLogger(__name__)
+
+SETTING = "ray_address (--ray-address / ACTREC_RAY_ADDRESS)"
+ENTRYPOINT = "ray_jobs/nightly_inference.py"
+# Not uploaded with the working directory (Ray also honours the checkout's .gitignore).
+UPLOAD_EXCLUDES = [
+    "/.venv/",
+    "/.actrec/",
+    ".git/",
+    "/tests/",
+    "/bench/",
+    "/infra/",
+    "__pycache__/",
+    "*.pyc",
+    ".pytest_cache/",
+    ".ruff_cache/",
+    "*.egg-info/",
+    ".terraform/",
+]
+PASSED_ENV_PREFIXES = ("ACTREC_", "AWS_")
+KEPT_ENV = frozenset({"ACTREC_RAY_ADDRESS"})  # a driver inside the job uses Ray's RAY_ADDRESS
+LAST_LINES = 20  # log lines quoted in a failure message
+LINE_CHARS = 300  # ... each cut to this length
+UNREACHABLE_GRACE_S = 60.0  # the Jobs API may be unreachable this long (a dashboard restart) mid-job
+STOP_WAIT_S = 30.0
+AGENT_WAIT_S = 30.0  # a fresh head refuses jobs ("No available agent") until its job agent is up  # after a stop request, wait this long for the job to reach STOPPED
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    """A finished (SUCCEEDED) Ray job. ``summary`` is the JSON object the entrypoint printed as its
+    last stdout line (``actrec infer --json``), or None when there was none."""
+
+    job_id: str
+    address: str
+    status: str
+    summary: dict | None
+
+
+def is_jobs_api_address(address: str | None) -> bool:
+    """True for a Ray Jobs API address (``http://head:8265``), which jobs are submitted to."""
+    return bool(address) and address.startswith(("http://", "https://"))
+
+
+def infer_entrypoint(
+    *, date: dt.date, run_id: str, model: str, cameras: tuple[str, ...] = (), force: bool = False
+) -> str:
+    """The job's shell command, quoted."""
+    argv = ["python", ENTRYPOINT, "--date", date.isoformat(), "--run-id", run_id, "--model", model]
+    for camera in cameras:
+        argv += ["--camera", camera]
+    if force:
+        argv.append("--force")
+    return shlex.join([*argv, "--json"])
+
+
+def job_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables the job's driver needs: ``ACTREC_*`` and ``AWS_*`` from ``env`` (default:
+    ``os.environ``), without ``ACTREC_RAY_ADDRESS``. Holds secrets: log the keys only."""
+    source = os.environ if env is None else env
+    return {
+        k: v
+        for k, v in source.items()
+        if k.startswith(PASSED_ENV_PREFIXES) and k not in KEPT_ENV and v is not None
+    }
+
+
+def project_root() -> Path:
+    """The checkout that holds ``ray_jobs/`` (the default working directory). Raises ConfigError."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ENTRYPOINT).is_file():
+        raise ConfigError(
+            f"cannot submit to the Ray Jobs API: {root} has no {ENTRYPOINT} (actrec_batch is not run from "
+            "a project checkout). Fix: pass working_dir= the checkout's root"
+        )
+    return root
+
+
+def _client(address: str) -> JobSubmissionClient:
+    """A Jobs API client for ``address``. Raises ConfigError when it cannot be used."""
+    if not is_jobs_api_address(address):
+        raise ConfigError(
+            f"bad setting {SETTING} = {address!r}: the Ray Jobs API needs an http(s) address. "
+            "Fix: use http://head:8265 (the head's dashboard port), or unset it to run in-process"
+        )
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        client = JobSubmissionClient(address)
+    except ConnectionError:
+        raise ConfigError(
+            f"bad setting {SETTING} = {address!r}: cannot reach the Ray Jobs API there. Fix: start the "
+            "cluster with its dashboard on that host and port (ray start --head --dashboard-host ...), "
+            "or correct the address"
+        ) from None
+    except AuthenticationError:
+        raise ConfigError(
+            f"bad setting {SETTING} = {address!r}: the cluster refused this client's token. Fix: run with "
+            "RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token"
+        ) from None
+    if client.get_address().rstrip("/") != address.rstrip("/"):
+        raise ConfigError(
+            f"bad setting {SETTING} = {address!r}: Ray's client uses {client.get_address()!r} from "
+            "RAY_API_SERVER_ADDRESS / RAY_ADDRESS instead. Fix: unset those in this environment or make "
+            "them agree"
+        )
+    return client
+
+
+def stop_job(address: str, submission_id: str) -> bool:
+    """Ask the cluster to stop a job (SIGTERM to its driver, then SIGKILL; its tasks and actors go with
+    it). Returns True when the job was running, False when it had finished or does not exist.
+    Raises ConfigError when the address cannot be used."""
+    client = _client(address)
+    return _stop(client, submission_id)
+
+
+def _stop(client: JobSubmissionClient, submission_id: str) -> bool:
+    try:
+        stopped = bool(client.stop_job(submission_id))
+    except RuntimeError as exc:
+        if "does not exist" in str(exc):
+            return False
+        raise
+    log.info("ray job %s: stop requested (%s)", submission_id, "was running" if stopped else "not running")
+    return stopped
+
+
+def parse_summary(logs: str) -> dict | None:
+    """The last line of ``logs`` that is a JSON object, or None."""
+    for line in reversed(logs.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                obj = json.loads(line)
+                if isinstance(obj, dict):
+                    return obj
+    return None
+
+
+def submit_infer_job(
+    address: str,
+    *,
+    date: dt.date,
+    run_id: str,
+    model: str,
+    cameras: tuple[str, ...] = (),
+    force: bool = False,
+    env: Mapping[str, str] | None = None,
+    working_dir: str | None = None,
+    submission_id: str | None = None,
+    on_log: Callable[[str], None] = print,
+    poll_s: float = 2.0,
+    timeout_s: float | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+) -> SubmittedJob:
+    """Run one date's inference as a Ray job on the cluster at ``address`` and wait for it.
+
+    Each line the job logs (its driver's stdout and stderr, Ray's set-up lines included) goes to
+    ``on_log`` while it runs. With a ``submission_id`` the call is idempotent: a job of that id that
+    is PENDING or RUNNING is followed instead of submitted again, and one that SUCCEEDED is returned
+    (its logs replayed) without running anything. ``poll_s`` is the status poll interval in seconds;
+    ``timeout_s`` (seconds, None = no limit) stops the job when it runs longer. ``stop_requested``
+    is asked at every poll; once it returns True the job is stopped (this is how a kill that lands
+    while the job is still being submitted reaches it).
+
+    If this call is interrupted (KeyboardInterrupt, Airflow's task timeout, any unexpected error)
+    the job is stopped before the exception propagates, so no cluster time leaks.
+
+    Raises :class:`ConfigError` (the address cannot be used), :class:`ActrecError` with reason
+    ``ray_job_failed`` or ``ray_job_stopped`` (a FAILED or STOPPED job: the message names the job,
+    the address and its last log lines), ``timeout``, ``ray_submit_failed`` or ``ray_unreachable``.
+    """
+    client = _client(address)
+    sid = submission_id
+    existing = _status_or_none(client, sid) if sid else None
+    if existing is not None:
+        on_log(f"ray job {sid} on {address} exists ({existing}): following it instead of submitting again")
+    else:
+        sid = _submit(client, address, date, run_id, model, cameras, force, env, working_dir, sid, on_log)
+    follower = _Follower(client, sid, on_log, poll_s, stop_requested)
+    try:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        status = asyncio.run(follower.run(deadline))
+        if status is None:  # past the deadline
+            _stop(client, sid)
+            asyncio.run(follower.run(time.monotonic() + STOP_WAIT_S))
+            follower.catch_up()
+            raise ActrecError(
+                f"ray job {sid} on {address} ran past timeout_s = {timeout_s:g} s and was stopped; "
+                f"last log lines: {follower.last_lines()}",
+                reason="timeout",
+            )
+    except BaseException as exc:
+        if not isinstance(exc, ActrecError) or exc.reason == "ray_unreachable":
+            with contextlib.suppress(Exception):  # the error that got us here is the one to report
+                _stop(client, sid)
+        raise
+    logs = follower.catch_up()
+    if status == "SUCCEEDED":
+        return SubmittedJob(job_id=sid, address=address, status=str(status), summary=parse_summary(logs))
+    info = client.get_job_info(sid)
+    what = "failed" if status == "FAILED" else "was stopped"
+    raise ActrecError(
+        f"ray job {sid} on {address} {what} ({(info.message or str(status)).splitlines()[0]}); "
+        f"last log lines: {follower.last_lines()}",
+        reason="ray_job_failed" if status == "FAILED" else "ray_job_stopped",
+    )
+
+
+def _submit(
+    client: JobSubmissionClient,
+    address: str,
+    date: dt.date,
+    run_id: str,
+    model: str,
+    cameras: tuple[str, ...],
+    force: bool,
+    env: Mapping[str, str] | None,
+    working_dir: str | None,
+    submission_id: str | None,
+    on_log: Callable[[str], None],
+) -> str:
+    entrypoint = infer_entrypoint(date=date, run_id=run_id, model=model, cameras=cameras, force=force)
+    env_vars = job_env(env)
+    runtime_env: dict[str, Any] = {
+        "working_dir": str(working_dir or project_root()),
+        "excludes": UPLOAD_EXCLUDES,
+        # The driver's ray.init passes ACTREC_FAULT_* on again (ray_backend.connect); Ray refuses a
+        # job whose driver repeats one of the job's env var keys unless told to merge them.
+        "env_vars": {**env_vars, "RAY_OVERRIDE_JOB_RUNTIME_ENV": "1"},
+    }
+    metadata = {"actrec_run_id": run_id, "actrec_date": date.isoformat(), "actrec_model": model}
+    on_log(
+        f"submitting ray job {submission_id or '(new id)'} to {address}: {entrypoint} "
+        f"(working_dir {runtime_env['working_dir']}; env {', '.join(sorted(env_vars)) or 'none'}, values not shown)"
+    )
+    deadline = time.monotonic() + AGENT_WAIT_S
+    while True:
+        try:
+            return client.submit_job(
+                entrypoint=entrypoint, runtime_env=runtime_env, submission_id=submission_id, metadata=metadata
+            )
+        except RuntimeError as exc:
+            if submission_id and "already exists" in str(exc):  # submitted by someone else meanwhile
+                return submission_id
+            # A head that has just started answers 500 until its job agent has registered.
+            if "No available agent" in str(exc) and time.monotonic() < deadline:
+                time.sleep(1.0)
+                continue
+            raise ActrecError(
+                f"cannot submit ray job {submission_id or ''} to {address}: {_last_line(str(exc))}",
+                reason="ray_submit_failed",
+            ) from None
+
+
+def _status_or_none(client: JobSubmissionClient, submission_id: str) -> JobStatus | None:
+    try:
+        return client.get_job_status(submission_id)
+    except RuntimeError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:LINE_CHARS] if lines else ""
+
+
+class _Follower:
+    """Streams a job's log lines to ``on_log`` while it polls the job's status.
+
+    Live lines come from ``tail_job_logs`` (a websocket). It replays the log from its start, so a
+    tail that drops (a dashboard restart) is reopened and skips the lines already shown. When the job
+    ends, :meth:`catch_up` reads the whole log once and shows whatever the tail had not reached: the
+    stored log is the source of truth, the websocket only makes it live.
+    """
+
+    def __init__(
+        self,
+        client: JobSubmissionClient,
+        submission_id: str,
+        on_log: Callable[[str], None],
+        poll_s: float,
+        stop_requested: Callable[[], bool] | None = None,
+    ) -> None:
+        self.client, self.sid, self.on_log, self.poll_s = client, submission_id, on_log, poll_s
+        self.stop_requested = stop_requested
+        self.stop_sent = False
+        self.shown = 0
+        self.recent: collections.deque[str] = collections.deque(maxlen=LAST_LINES)
+        self.unreachable_since: float | None = None
+
+    async def run(self, deadline: float | None) -> JobStatus | None:
+        """Follow until the job is terminal (returns its status) or ``deadline`` (monotonic seconds)
+        passes (returns None)."""
+        tail = asyncio.create_task(self._tail())
+        try:
+            while True:
+                status = await asyncio.to_thread(self._status)
+                if status is not None and status.is_terminal():
+                    return status
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                if self.stop_requested is not None and not self.stop_sent and self.stop_requested():
+                    self.stop_sent = True
+                    await asyncio.to_thread(_stop, self.client, self.sid)
+                if tail.done():
+                    if not tail.cancelled() and tail.exception() is not None:
+                        log.debug("ray job %s: log tail dropped (%s); reopening", self.sid, tail.exception())
+                    tail = asyncio.create_task(self._tail())
+                    await asyncio.sleep(self.poll_s)
+                else:
+                    await asyncio.wait({tail}, timeout=self.poll_s)
+        finally:
+            tail.cancel()
+            with contextlib.suppress(BaseException):
+                await tail
+
+    async def _tail(self) -> None:
+        seen, partial = 0, ""
+        async for chunk in self.client.tail_job_logs(self.sid):
+            *lines, partial = (partial + chunk).split("\n")
+            for line in lines:
+                seen += 1
+                if seen > self.shown:
+                    self._show(line)
+
+    def _status(self) -> JobStatus | None:
+        """The job's status; None while the Jobs API is briefly unreachable. Raises ActrecError
+        ``ray_unreachable`` after UNREACHABLE_GRACE_S of failures."""
+        import requests
+
+        try:
+            status = self.client.get_job_status(self.sid)
+        except (requests.RequestException, RuntimeError) as exc:
+            now = time.monotonic()
+            self.unreachable_since = self.unreachable_since or now
+            if now - self.unreachable_since > UNREACHABLE_GRACE_S:
+                raise ActrecError(
+                    f"ray job {self.sid}: the Ray Jobs API has not answered for {UNREACHABLE_GRACE_S:g} s "
+                    f"({_last_line(str(exc))})",
+                    reason="ray_unreachable",
+                ) from None
+            return None
+        self.unreachable_since = None
+        return status
+
+    def _show(self, line: str) -> None:
+        line = line.rstrip("\r")
+        self.shown += 1
+        self.recent.append(line)
+        self.on_log(line)
+
+    def catch_up(self) -> str:
+        """Show the log lines not shown yet; returns the whole log."""
+        logs = self.client.get_job_logs(self.sid)
+        lines = logs.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        for line in lines[self.shown :]:
+            self._show(line)
+        return logs
+
+    def last_lines(self) -> str:
+        """The last LAST_LINES log lines as one line: ``a | b | c``."""
+        return " | ".join(ln[:LINE_CHARS] for ln in self.recent if ln.strip()) or "(no log lines)"

@@ -1,0 +1,72 @@
+"""The quality report of one run: what the model said, and, where ground truth exists, how right.
+
+Written to ``reports/date=D/run=<id>/quality.json``:
+
+- ``events``: count, per-label counts and mean confidence, events per hour of footage;
+- ``evaluation``: when the date's footage has ground-truth sidecars (synthetic or hand-labelled),
+  event-level precision, recall and F1 at tIoU 0.5, overall and per class (``actrec eval``'s
+  figures); otherwise null.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from actrec_batch import layout
+from actrec_batch.errors import ActrecError
+
+
+def quality_key(date: dt.date, run_id: str) -> str:
+    return layout.run_prefix(date, run_id).replace("runs/", "reports/", 1) + "quality.json"
+
+
+def quality_report(store, date: dt.date, run_id: str) -> dict[str, Any]:
+    """Build, write and return the quality report of ``run_id`` (see the module doc)."""
+    from actrec_batch.evaluation import evaluate, labelled_videos, load_truth, predictions_from_table
+
+    infer = json.loads(store.get_bytes(layout.run_prefix(date, run_id) + "infer.json"))
+    table = pq.ParquetFile(io.BytesIO(store.get_bytes(layout.staging_events_key(date, run_id)))).read()
+    labels = list(infer["model_labels"])
+    per_label: dict[str, dict[str, float]] = {}
+    for row in table.select(["label", "confidence"]).to_pylist():
+        entry = per_label.setdefault(row["label"], {"events": 0, "confidence_sum": 0.0})
+        entry["events"] += 1
+        entry["confidence_sum"] += row["confidence"]
+    hours = float(infer.get("video_seconds") or 0.0) / 3600.0
+    report: dict[str, Any] = {
+        "run_id": run_id,
+        "logical_date": date.isoformat(),
+        "model": infer["model"],
+        "events": {
+            "count": table.num_rows,
+            "per_hour": round(table.num_rows / hours, 3) if hours else None,
+            "per_label": {
+                label: {
+                    "events": int(per_label.get(label, {}).get("events", 0)),
+                    "mean_confidence": round(v["confidence_sum"] / v["events"], 4)
+                    if (v := per_label.get(label))
+                    else None,
+                }
+                for label in labels
+            },
+        },
+        "evaluation": None,
+    }
+    try:
+        truths = load_truth(store, date)
+    except ActrecError as exc:
+        if exc.reason != "no_ground_truth":
+            raise
+        truths = []  # real footage has no sidecars: the report holds the event statistics only
+    if truths:
+        preds = predictions_from_table(table, source=f"run {run_id}")
+        result = evaluate(preds, truths, labels, videos=labelled_videos(store, date)).to_json()
+        report["evaluation"] = {k: result[k] for k in ("precision", "recall", "f1", "per_class", "tiou")}
+    store.put_bytes(quality_key(date, run_id), json.dumps(report, indent=1).encode())
+    report["uri"] = store.uri(quality_key(date, run_id))
+    return report
