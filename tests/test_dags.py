@@ -145,8 +145,8 @@ _DAG_TEST = """
 import datetime as dt, json
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder={dags!r})
-dag = bag.get_dag("actrec_nightly")
-run = dag.test(logical_date=dt.datetime(2026, 11, 8, 2, 0, tzinfo=dt.timezone.utc))
+dag = bag.get_dag({dag_id!r})
+run = dag.test(logical_date=dt.datetime(2026, 11, 8, 2, 0, tzinfo=dt.timezone.utc), run_conf={conf!r})
 print(json.dumps({{"state": str(run.state), "run_id": run.run_id}}))
 """
 
@@ -179,7 +179,7 @@ def test_dag_test_runs_the_nightly_dag_end_to_end(airflow_home, tmp_path):
         ACTREC_SEGMENT_S="15",
         ACTREC_LOCAL_RAY_CPUS="2",
     )
-    out = _python(_DAG_TEST.format(dags=str(DAGS)), env, timeout=900)
+    out = _python(_DAG_TEST.format(dags=str(DAGS), dag_id="actrec_nightly", conf=None), env, timeout=900)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["state"].endswith("success"), out.stderr[-4000:]
 
@@ -202,3 +202,28 @@ def test_dag_test_runs_the_nightly_dag_end_to_end(airflow_home, tmp_path):
     assert run.run_id.startswith(f"{date}-af-") and costs >= 1 and run.cost_usd > 0
     assert (root / "events" / f"date={date}" / "events-reference-2.parquet").is_file()
     assert (root / "reports" / f"date={date}" / f"run={run.run_id}" / "quality.json").is_file()
+
+    # The rescore DAG: the same date with another version of the model, from the feature cache.
+    import shutil
+
+    from actrec_batch.model.loading import SHIPPED_DIR
+
+    bundle = tmp_path / "reference-v3"
+    shutil.copytree(Path(SHIPPED_DIR) / "reference-v2", bundle)
+    card = json.loads((bundle / "card.json").read_text())
+    (bundle / "card.json").write_text(json.dumps({**card, "version": "3"}))
+    conf = {"from_date": str(date), "to_date": str(date), "model": str(bundle)}
+    out = _python(_DAG_TEST.format(dags=str(DAGS), dag_id="actrec_rescore", conf=conf), env, timeout=600)
+    assert json.loads(out.stdout.strip().splitlines()[-1])["state"].endswith("success"), out.stderr[-4000:]
+    wh = open_warehouse(url)
+    with wh.connect() as conn:
+        versions = dict(
+            conn.execute(sa.text("SELECT model_version, COUNT(*) FROM action_events GROUP BY 1")).all()
+        )
+        current = (
+            conn.execute(sa.text("SELECT DISTINCT model_version FROM current_action_events")).scalars().all()
+        )
+        rescored = conn.execute(sa.text("SELECT cost_usd FROM runs WHERE model_version = '3'")).scalar_one()
+    wh.dispose()
+    assert versions == {"2": q["action_events"], "3": q["action_events"]} and current == ["3"]
+    assert rescored is not None

@@ -69,8 +69,8 @@ KEPT_ENV = frozenset({"ACTREC_RAY_ADDRESS"})  # a driver inside the job uses Ray
 LAST_LINES = 20  # log lines quoted in a failure message
 LINE_CHARS = 300  # ... each cut to this length
 UNREACHABLE_GRACE_S = 60.0  # the Jobs API may be unreachable this long (a dashboard restart) mid-job
-STOP_WAIT_S = 30.0
-AGENT_WAIT_S = 30.0  # a fresh head refuses jobs ("No available agent") until its job agent is up  # after a stop request, wait this long for the job to reach STOPPED
+STOP_WAIT_S = 30.0  # after a stop request, wait this long for the job to reach STOPPED
+AGENT_WAIT_S = 30.0  # a fresh head refuses jobs ("No available agent") until its job agent is up
 
 
 @dataclass(frozen=True)
