@@ -97,7 +97,16 @@ def test_actrec_run_fills_the_warehouse_and_a_rerun_changes_no_counts(night, war
         _actrec(["run", "--date", DATE.isoformat(), "--json"], root, warehouse_url).stdout.splitlines()[-1]
     )
     assert summary["status"] == "success"
-    assert summary["stages"] == ["discover", "infer", "validate", "publish"]
+    assert summary["stages"] == [
+        "discover",
+        "validate_manifest",
+        "infer",
+        "validate_events",
+        "publish",
+        "cost",
+        "quality",
+    ]
+    assert summary["cost_usd"] > 0 and summary["quality_uri"].endswith("quality.json")
     assert summary["videos_discovered"] == summary["videos_processed"] + summary["videos_quarantined"] == 3
     assert summary["units_skipped_checkpoint"] == summary["units_total"] and summary["frames_decoded"] == 0
     counts = _counts(warehouse_url)
