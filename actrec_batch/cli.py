@@ -301,7 +301,10 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from actrec_batch.storage import open_store
 
     store = open_store(settings.store)
-    version = args.model.partition("@")[2] if args.model else None
+    version = labels = None
+    if args.model:  # the card has the version and the label map: no need to deserialise the weights
+        card = read_card(open_store(resolve_model_ref(args.model, store_uri=settings.store)))
+        version, labels = card.version, list(card.labels)
     preds = _warehouse_predictions(settings, store, date, version) if args.source != "parquet" else None
     if preds is None:
         if args.source == "warehouse":
@@ -310,10 +313,6 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                 reason="no_events",
             )
         preds = load_predictions_parquet(store, date, model_version=version)
-    labels = None
-    if args.model:  # the label map is in the card: no need to deserialise the weights
-        bundle = open_store(resolve_model_ref(args.model, store_uri=settings.store))
-        labels = list(read_card(bundle).labels)
     truths = load_truth(store, date)
     if labels is None:
         labels = sorted({e.label for e in truths} | {p.label for p in preds})
@@ -327,7 +326,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 def _warehouse_predictions(settings: Settings, store, date: dt.date, version: str | None):
     """The date's current events (or ``version``'s) from the warehouse as predictions; None when
-    the warehouse has no published run for the date."""
+    the warehouse has no published run for the date (or none of ``version``)."""
     import pyarrow as pa
 
     from actrec_batch.evaluation import predictions_from_table
@@ -337,7 +336,9 @@ def _warehouse_predictions(settings: Settings, store, date: dt.date, version: st
     warehouse = open_warehouse(settings.warehouse_url, upgrade=True)
     rows, active = events_of_date(warehouse, date, version)
     warehouse.dispose()
-    if active is None:
+    if active is None or (
+        version is not None and not rows
+    ):  # not published there: the Parquet files may have it
         return None
     root = store.root_uri.rstrip("/") + "/"
     for r in rows:
