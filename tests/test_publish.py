@@ -248,6 +248,26 @@ def test_rescoring_with_a_new_version_adds_rows_and_switches_the_view(night, war
     wh.dispose()
     assert per_version == {"2": first["events"], "3": second["events"]}
     assert current == ["3"]
+    # Either version can still be evaluated from the warehouse, named by reference or by bundle path.
+    for ref in ("reference@2", str(bundle)):
+        report = json.loads(
+            _actrec(
+                [
+                    "eval",
+                    "--date",
+                    DATE.isoformat(),
+                    "--model",
+                    ref,
+                    "--source",
+                    "warehouse",
+                    "--format",
+                    "json",
+                ],
+                root,
+                warehouse_url,
+            ).stdout
+        )
+        assert 0.0 <= report["f1"] <= 1.0 and report["per_class"]
     assert sorted(p.name for p in (root / "events" / f"date={DATE}").glob("*.parquet")) == [
         "events-reference-2.parquet",
         "events-reference-3.parquet",
