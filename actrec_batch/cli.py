@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from actrec_batch import __version__
-from actrec_batch.config import Settings, load_settings, parse_logical_date
+from actrec_batch.config import Settings, load_settings, logical_date_range, parse_logical_date
 from actrec_batch.errors import ActrecError, ConfigError
 from actrec_batch.model import DEFAULT_MODEL
 
@@ -360,14 +360,11 @@ def _warehouse_predictions(settings: Settings, store, date: dt.date, version: st
 
 
 def cmd_rescore(args: argparse.Namespace, settings: Settings) -> int:
-    start, end = parse_logical_date(args.date_from), parse_logical_date(args.date_to)
-    if end < start:
-        raise ConfigError(f"bad --to {end}: it is before --from {start}. Fix: swap them")
+    days = logical_date_range(args.date_from, args.date_to)
     from actrec_batch.pipeline.nightly import run_nightly
 
     failed = 0
-    day = start
-    while day <= end:
+    for day in days:
         summary = run_nightly(
             settings, day, model_ref=args.model, progress=not args.json, discover_first=False
         )
@@ -376,7 +373,6 @@ def cmd_rescore(args: argparse.Namespace, settings: Settings) -> int:
             _print_json(summary)
         else:
             print(_run_text(summary))
-        day += dt.timedelta(days=1)
     return 1 if failed else 0
 
 

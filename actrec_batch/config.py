@@ -435,6 +435,21 @@ def replace(settings: Settings, **changes: Any) -> Settings:
     return dataclasses.replace(settings, **parsed)
 
 
+def logical_date_range(
+    first: str, last: str, *, settings: tuple[str, str] = ("--from", "--to")
+) -> list[_dt.date]:
+    """The dates from ``first`` to ``last`` inclusive (both ``YYYY-MM-DD``). Raises
+    :class:`ConfigError` naming ``settings`` for a bad date or a reversed range."""
+    start = parse_logical_date(first, setting=settings[0])
+    end = parse_logical_date(last, setting=settings[1])
+    if end < start:
+        raise ConfigError(
+            f"bad setting {settings[1]} = {end.isoformat()!r}: it is before {settings[0]} "
+            f"{start.isoformat()}. Fix: swap them"
+        )
+    return [start + _dt.timedelta(days=k) for k in range((end - start).days + 1)]
+
+
 def parse_logical_date(raw: str, *, setting: str = "--date") -> _dt.date:
     """Parse ``YYYY-MM-DD`` (the logical date of a nightly run). Raises :class:`ConfigError`."""
     try:

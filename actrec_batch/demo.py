@@ -212,13 +212,13 @@ def _print_summary(settings: Settings, store, date: dt.date, run_id: str) -> Non
     for row in rows:
         r = dict(zip(columns, row, strict=True))
         counts[r["label"]] = counts.get(r["label"], 0) + r["events"]
-    columns, rows = run_report(warehouse, "cost_per_job", {"from_date": day, "to_date": day})
-    cost = sum(dict(zip(columns, r, strict=True))["cost_usd"] for r in rows if r[0] == run_id)
     warehouse.dispose()
     print(
         f"      events per label (warehouse, current model version): {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}"
     )
-    print(f"      cost: ${cost:.6f} (runs/date={date}/run={run_id}/cost.json; `actrec report cost_per_job`)")
+    print(
+        f"      cost: ${summary['cost_usd']:.6f} (runs/date={date}/run={run_id}/cost.json; `actrec report cost_per_job`)"
+    )
     quality = summary.get("f1")
     if quality is not None:
         print(

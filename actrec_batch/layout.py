@@ -82,5 +82,10 @@ def run_prefix(date: dt.date, run_id: str) -> str:
     return f"runs/date={date.isoformat()}/run={run_id}/"
 
 
+def run_report_prefix(date: dt.date, run_id: str) -> str:
+    """``reports/date=D/run=<run_id>/``: a run's human-facing reports (Data Docs, quality)."""
+    return f"{report_prefix(date)}run={run_id}/"
+
+
 def staging_events_key(date: dt.date, run_id: str) -> str:
     return f"staging/date={date.isoformat()}/run={run_id}/events.parquet"

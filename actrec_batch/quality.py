@@ -22,7 +22,7 @@ from actrec_batch.errors import ActrecError
 
 
 def quality_key(date: dt.date, run_id: str) -> str:
-    return layout.run_prefix(date, run_id).replace("runs/", "reports/", 1) + "quality.json"
+    return layout.run_report_prefix(date, run_id) + "quality.json"
 
 
 def quality_report(store, date: dt.date, run_id: str) -> dict[str, Any]:

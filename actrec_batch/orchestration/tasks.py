@@ -165,13 +165,10 @@ def quality(date: str, run_id: str) -> dict[str, Any]:
 
 def rescore_dates(date_from: str, date_to: str) -> list[str]:
     """The dates from ``date_from`` to ``date_to`` inclusive (ConfigError naming the param if reversed)."""
-    from actrec_batch.config import parse_logical_date
-    from actrec_batch.errors import ConfigError
+    from actrec_batch.config import logical_date_range
 
-    start, end = parse_logical_date(date_from), parse_logical_date(date_to)
-    if end < start:
-        raise ConfigError(f"bad params: to_date {end} is before from_date {start}. Fix: swap them")
-    return [(start + dt.timedelta(days=k)).isoformat() for k in range((end - start).days + 1)]
+    days = logical_date_range(date_from, date_to, settings=("params.from_date", "params.to_date"))
+    return [d.isoformat() for d in days]
 
 
 def rescore(date: str, model: str) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def validation_key(date: dt.date, run_id: str) -> str:
 
 
 def data_docs_prefix(date: dt.date, run_id: str) -> str:
-    return layout.run_prefix(date, run_id).replace("runs/", "reports/", 1) + "data_docs/"
+    return layout.run_report_prefix(date, run_id) + "data_docs/"
 
 
 def read_infer_summary(store: ObjectStore, date: dt.date, run_id: str) -> dict[str, Any]:

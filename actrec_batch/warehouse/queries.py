@@ -150,23 +150,23 @@ def report_sql(name: str) -> str:
 
 def report_params(name: str) -> list[str]:
     """The bind parameters ``sql/<name>.sql`` takes, in order of first use."""
-    seen: dict[str, None] = {}
-    for match in _PARAM.finditer(_without_comments(report_sql(name))):
-        seen.setdefault(match.group(1))
-    return list(seen)
+    return _param_names(_without_comments(report_sql(name)))
+
+
+def _param_names(sql: str) -> list[str]:
+    return list(dict.fromkeys(m.group(1) for m in _PARAM.finditer(sql)))
 
 
 def run_report(warehouse: Warehouse, name: str, params: dict[str, Any]) -> tuple[list[str], list[tuple]]:
     """Run ``sql/<name>.sql`` with ``params`` bound; return (column names, rows). A missing
     parameter is a ConfigError naming it."""
-    missing = [p for p in report_params(name) if p not in params]
+    sql = _without_comments(report_sql(name))
+    names = _param_names(sql)
+    missing = [p for p in names if p not in params]
     if missing:
-        raise ConfigError(
-            f"report {name} needs --param {missing[0]}=VALUE (parameters: {', '.join(report_params(name))})"
-        )
-    stmt = sa.text(_without_comments(report_sql(name)))
+        raise ConfigError(f"report {name} needs --param {missing[0]}=VALUE (parameters: {', '.join(names)})")
     with warehouse.connect() as conn:
-        result = conn.execute(stmt, {k: params[k] for k in report_params(name)})
+        result = conn.execute(sa.text(sql), {k: params[k] for k in names})
         return list(result.keys()), [tuple(r) for r in result]
 
 
