@@ -12,6 +12,10 @@ GPUs for their whole life, idle time included. This module prices those hours:
 Prices come from the settings ``cpu_hour_usd`` and ``gpu_hour_usd`` (on-demand) and
 ``spot_price_ratio``. A run whose Ray nodes all carried the ``spot`` resource is priced at spot
 rates; anything else at on-demand rates, which never understates a bill.
+
+Amounts keep nano-dollar precision (9 decimals): a run that resumed every unit from its
+checkpoints holds its driver for a fraction of a second, which costs well under a micro-dollar
+but is not free.
 """
 
 from __future__ import annotations
@@ -56,11 +60,11 @@ def ledger_rows(
                 "run_id": run_id,
                 "component": component,
                 "resource": resource,
-                "quantity": round(hours, 6),
+                "quantity": round(hours, 9),
                 "unit": unit,
                 "unit_price_usd": round(price, 6),
                 "pricing": pricing,
-                "cost_usd": round(hours * price, 6),
+                "cost_usd": round(hours * price, 9),
             }
         )
     return rows
@@ -73,13 +77,13 @@ def price_run(settings: Settings, store: ObjectStore, date: dt.date, run_id: str
     infer = json.loads(store.get_bytes(prefix + "infer.json"))
     rows = ledger_rows(settings, run_id, metrics, infer)
     video_hours = float(infer.get("video_seconds") or 0.0) / 3600.0
-    total = round(sum(r["cost_usd"] for r in rows), 6)
+    total = round(sum(r["cost_usd"] for r in rows), 9)
     report = {
         "run_id": run_id,
         "logical_date": date.isoformat(),
         "cost_usd": total,
         "video_hours": round(video_hours, 6),
-        "usd_per_video_hour": round(total / video_hours, 6) if video_hours else None,
+        "usd_per_video_hour": round(total / video_hours, 9) if video_hours else None,
         "rows": rows,
         "prices": {
             "cpu_hour_usd": settings.cpu_hour_usd,
