@@ -174,11 +174,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from actrec_batch.training import TrainConfig, run_training
+    from actrec_batch.training import TrainConfig, bidirectional_config, run_training
 
     out = Path(args.out)
     work = Path(args.workdir) if args.workdir else out.parent / f".{out.name}-work"
     cfg = TrainConfig(seed=args.seed, steps=args.steps)
+    if args.bidirectional:
+        cfg = bidirectional_config(cfg)
     card, report = run_training(
         out,
         work,
@@ -580,6 +582,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--extractor-from",
         metavar="MODEL",
         help="keep this model's extractor and fit only a new head on its embeddings (minutes, not half an hour)",
+    )
+    p.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="read every clip forwards and backwards (twice the frame encoder's work) and fit the head "
+        "on mirrored and time-reversed footage too; with --extractor-from, that extractor's weights are reused",
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -178,7 +178,7 @@ def bench_model() -> dict:
     with torch.inference_mode(), FlopCounterMode(display=False) as fc:
         model.extractor.encode_frames(frame, frame)
     per_frame = fc.get_total_flops()
-    codes = torch.zeros((1, cfg["clip_len"], cfg["frame_dim"]))
+    codes = torch.zeros((1, cfg["clip_len"], model.extractor.cfg.code_dim))
     with torch.inference_mode(), FlopCounterMode(display=False) as fc2:
         model.extractor.encode_clips(codes)
     per_clip_pool = fc2.get_total_flops()

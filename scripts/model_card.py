@@ -50,7 +50,7 @@ def _timings(tr: dict) -> str:
             f"{tr['extractor_sha256'][:12]}), stage 2 as `actrec train --extractor-from` it; "
             "one `actrec train` runs both"
         )
-    decode, refit = float(t.get("decode_s") or 0), float(t.get("head_refit_s") or 0)
+    decode, refit = float(t.get("decode_s") or 0), float(t.get("head_refit_s") or 0)  # refit includes embed_s
     tune = max(
         0.0,
         float(t.get("total_s") or 0)
@@ -102,7 +102,14 @@ def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
         f"- extractor: 2D CNN per frame (widths {ex['widths']}, 2x2 avg+max pooling -> {ex['frame_dim']}-d),",
         f"  then dilated temporal convolutions over a clip of {ex['clip_len']} frames, pooled by mean, max and the "
         f"means of the clip's two halves (so the direction of a change is kept) -> {ex['embed_dim']}-d "
-        f"embedding; clips every {ex['clip_hop']} grid frames",
+        f"embedding; clips every {ex['clip_hop']} grid frames"
+        + (
+            f"; bidirectional: every clip is also read backwards (each frame against its successor, the "
+            f"codes pooled in reverse order) with the same weights, and the embedding is both "
+            f"{ex['embed_dim'] // 2}-d halves side by side, which swap when time runs backwards"
+            if ex.get("bidirectional")
+            else ""
+        ),
         "- head: temporal convolutions over a whole video's clip embeddings -> per-clip multi-label logits"
         + (
             f"; its input adds the differences emb(t + l) - emb(t - l) for l in {hd['lags']} clips, which change "
@@ -154,7 +161,18 @@ def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
         f"the training footage embedded once, and a new head with lag-difference features is fitted on "
         f"{cfg.get('head_refit_windows')} windows x {cfg.get('head_refit_clips')} clips per step for "
         f"{cfg.get('head_refit_steps')} steps (end to end, the head never learnt to tell sitting down from "
-        "standing up)",
+        "standing up)"
+        + (
+            "; stage 2 also sees the training footage mirrored (a second embedding pass)"
+            if cfg.get("head_flip")
+            else ""
+        )
+        + (
+            "; and, from the bidirectional embedding, every video played backwards (halves swapped, time "
+            "reversed, sit_down and stand_up swapped, no loss on labels without a reversed twin)"
+            if cfg.get("head_reverse") and ex.get("bidirectional")
+            else ""
+        ),
         "- seeds 1000-1999 are reserved for training and validation; evaluate on any other seed",
         "",
         "## Validation (seeds of the validation footage)",

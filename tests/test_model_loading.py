@@ -37,10 +37,12 @@ WEIGHTS = {
 }
 
 
-def _random_modules(seed: int = 0) -> tuple[ReferenceExtractor, ReferenceHead]:
+def _random_modules(seed: int = 0, bidirectional: bool = False) -> tuple[ReferenceExtractor, ReferenceHead]:
     """Fresh modules whose BatchNorm statistics are random too, so buffers must survive the round trip."""
     torch.manual_seed(seed)
-    extractor, head = ReferenceExtractor(EXTRACTOR_CFG), ReferenceHead(HEAD_CFG)
+    cfg = EXTRACTOR_CFG.bidirectional_of() if bidirectional else EXTRACTOR_CFG
+    extractor = ReferenceExtractor(cfg)
+    head = ReferenceHead(HeadConfig(**{**HEAD_CFG.to_dict(), "embed_dim": cfg.embed_dim}))
     with torch.no_grad():
         for module in extractor.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -49,8 +51,15 @@ def _random_modules(seed: int = 0) -> tuple[ReferenceExtractor, ReferenceHead]:
     return extractor, head
 
 
-def _save(dest: Path, fmt: str = "state_dict", *, name: str = "tiny", version: str = "1") -> ModelCard:
-    extractor, head = _random_modules()
+def _save(
+    dest: Path,
+    fmt: str = "state_dict",
+    *,
+    name: str = "tiny",
+    version: str = "1",
+    bidirectional: bool = False,
+) -> ModelCard:
+    extractor, head = _random_modules(bidirectional=bidirectional)
     return save_model(
         dest,
         name=name,
@@ -89,8 +98,8 @@ def _assert_same_outputs(original: tuple[torch.nn.Module, torch.nn.Module], load
     """Identical codes, embeddings and scores, on batch sizes and clip lengths other than those traced."""
     extractor, head = (module.eval() for module in original)
     frames, previous = _frames(5, seed=1), _frames(5, seed=2)
-    codes = torch.randn(3, EXTRACTOR_CFG.clip_len + 3, EXTRACTOR_CFG.frame_dim)
-    embeddings = torch.randn(2, 6, EXTRACTOR_CFG.embed_dim)
+    codes = torch.randn(3, extractor.cfg.clip_len + 3, extractor.cfg.code_dim)
+    embeddings = torch.randn(2, 6, extractor.cfg.embed_dim)
     with torch.inference_mode():
         pairs = [
             (extractor.encode_frames(frames, previous), loaded.extractor.encode_frames(frames, previous)),
@@ -122,6 +131,18 @@ def test_round_trip_gives_identical_outputs(tmp_path: Path, fmt: str) -> None:
     assert loaded.device == torch.device("cpu")
     assert not loaded.extractor.training and not loaded.head.training
     _assert_same_outputs(_random_modules(), loaded)
+
+
+@pytest.mark.parametrize("fmt", ["state_dict", "torchscript"])
+def test_bidirectional_round_trip_gives_identical_outputs(tmp_path: Path, fmt: str) -> None:
+    card = _save(tmp_path / "bundle", fmt, bidirectional=True)
+    assert card.extractor.config["bidirectional"] is True
+    assert card.extractor.config["embed_dim"] == 2 * EXTRACTOR_CFG.embed_dim
+    loaded = load_model(str(tmp_path / "bundle"), device="cpu")
+    _assert_same_outputs(_random_modules(bidirectional=True), loaded)
+    with torch.inference_mode():
+        codes = loaded.extractor.encode_frames(_frames(4, seed=3), _frames(4, seed=4))
+    assert codes.shape == (4, 2 * EXTRACTOR_CFG.frame_dim)
 
 
 def test_save_model_leaves_the_callers_modules_alone(tmp_path: Path) -> None:

@@ -11,7 +11,13 @@ import numpy as np
 
 from actrec_batch.model import load_model
 from actrec_batch.synth import LABELS
-from actrec_batch.training import FootageSpec, TrainConfig, missing_footage, run_training
+from actrec_batch.training import (
+    FootageSpec,
+    TrainConfig,
+    bidirectional_config,
+    missing_footage,
+    run_training,
+)
 
 
 def test_tiny_training_run_produces_a_verified_bundle(tmp_path):
@@ -62,6 +68,22 @@ def test_tiny_training_run_produces_a_verified_bundle(tmp_path):
     assert card3.head.config["lags"] == list(cfg.head_lags)
     assert card3.training["extractor_from"] == "toy@0"
     assert np.isfinite(report.to_json()["f1"])
+    # The same extractor read both ways: same weights, but other features, so another extractor
+    # version (the feature cache is keyed by it), and a head over both halves.
+    card4, _ = run_training(
+        tmp_path / "bundle4",
+        tmp_path / "work",
+        bidirectional_config(cfg),
+        name="toy",
+        version="2",
+        progress=False,
+        extractor_from=str(tmp_path / "bundle"),
+    )
+    assert card4.extractor.sha256 == card.extractor.sha256
+    assert card4.extractor_id == "reference-extractor@2" != card.extractor_id
+    assert card4.extractor.config["bidirectional"] is True
+    assert card4.head.config["embed_dim"] == 2 * card.head.config["embed_dim"]
+    assert load_model(str(tmp_path / "bundle4"), device="cpu").card.weights_sha256 == card4.weights_sha256
 
 
 def _ramp_video(labels, label_of_clip):
@@ -164,3 +186,70 @@ def test_posture_targets_follow_the_timeline_and_the_window_frames(tmp_path):
         [video], np.ones(1), cfg, np.random.default_rng(1), False, None, reverse_map(labels, cfg)
     )
     assert post.shape == (cur.shape[0], 3) and sum(counts) == cur.shape[0]
+
+
+def _bidirectional_pair():
+    import torch
+
+    from actrec_batch.model.reference import ExtractorConfig, ReferenceExtractor
+    from actrec_batch.training import with_config
+
+    torch.manual_seed(0)
+    cfg = ExtractorConfig(
+        frame_width=32, frame_height=24, frame_dim=16, embed_dim=16, widths=(4, 8), keypoints=4
+    )
+    forward = ReferenceExtractor(cfg).eval()
+    return forward, with_config(forward, cfg.bidirectional_of())
+
+
+def test_bidirectional_embeddings_are_forward_plus_the_clip_read_backwards():
+    import torch
+
+    from actrec_batch.model.features import embed_range
+    from actrec_batch.model.sampling import build_grid
+
+    forward, both = _bidirectional_pair()
+    grid = build_grid(np.arange(0, 12, 1 / 15), sample_fps=7.5, clip_len=8, clip_hop=2, duration_s=12)
+    frames = np.random.default_rng(1).integers(0, 256, (len(grid.grid_times), 24, 32, 3), dtype=np.uint8)
+    n = grid.num_clips
+
+    def embed(extractor, clips):
+        span = grid.grid_span(clips)
+        return embed_range(extractor, grid, clips, frames[span.start : span.stop], "cpu").embeddings
+
+    whole = embed(both, range(n))
+    assert whole.shape == (n, 32)
+    np.testing.assert_array_equal(whole[:, :16], embed(forward, range(n)))  # same weights, same forward half
+    # However the video is cut into work units, the features are the same (no frame beyond the
+    # forward path's context frame is needed).
+    cut = np.concatenate([embed(both, r) for r in (range(0, 7), range(7, 19), range(19, n))])
+    np.testing.assert_allclose(cut, whole, rtol=0, atol=1e-6)  # batch sizes differ: float sums may too
+    # The backward half of clip j is the forward extractor on frames s+6 .. s-1 played backwards
+    # (s = its first grid frame), frame s+7 standing before them.
+    j = 9
+    s = j * 2
+    backwards = np.ascontiguousarray(frames[s - 1 : s + 8][::-1])
+    with torch.inference_mode():
+        expected = forward(torch.from_numpy(backwards)[None])[0].numpy()
+    np.testing.assert_allclose(whole[j, 16:], expected, rtol=0, atol=1e-5)
+
+
+def test_stage_two_sees_each_video_backwards_with_swapped_halves_and_labels():
+    from actrec_batch.training import head_sequences
+
+    labels = list(LABELS)
+    video = _ramp_video(labels, "sit_down")
+    n = video.grid.num_clips
+    video.targets[:, labels.index("fall")] = np.arange(n) % 5 == 0
+    emb = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
+    cfg = TrainConfig()
+    ahead, back = head_sequences([emb], [video], labels, cfg, bidirectional=True)
+    np.testing.assert_array_equal(ahead.x, emb)
+    np.testing.assert_array_equal(back.x, np.concatenate([emb[:, 4:], emb[:, :4]], axis=1)[::-1])
+    sit, stand, fall = labels.index("sit_down"), labels.index("stand_up"), labels.index("fall")
+    np.testing.assert_array_equal(back.y[:, stand], video.targets[::-1, sit])
+    assert back.y[:, sit].sum() == 0
+    # A fall played backwards is no fall and no background either: no loss on it, or on jump.
+    assert back.weight[:, fall].sum() == 0 and back.weight[:, labels.index("jump")].sum() == 0
+    assert back.weight[:, sit].all() and ahead.weight.all()
+    assert len(head_sequences([emb], [video], labels, cfg, bidirectional=False)) == 1

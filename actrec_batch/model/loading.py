@@ -509,7 +509,7 @@ def _torchscript_extractor_bytes(extractor: nn.Module) -> bytes:
     """
     cfg = extractor.cfg
     frames = torch.zeros(2, cfg.frame_height, cfg.frame_width, 3, dtype=torch.uint8)
-    codes = torch.zeros(2, cfg.clip_len, cfg.frame_dim)
+    codes = torch.zeros(2, cfg.clip_len, cfg.code_dim)
     with _quiet_torchscript(), torch.no_grad():
         traced = torch.jit.trace_module(
             extractor, {"encode_frames": (frames, frames), "encode_clips": (codes,)}

@@ -14,12 +14,23 @@ Head (``embeddings over time -> per-class scores``): temporal convolutions over 
 clip embeddings of one video, giving per-clip multi-label logits. It is cheap, so a new head can
 rescore cached features without decoding anything.
 
+Bidirectional extractors (``bidirectional=True``) also read every clip backwards: the frame
+encoder codes each frame pair twice, ``frame k after frame k-1`` (forward) and ``frame k-1 after
+frame k`` (backward, as if the video ran in reverse), and the clip encoder pools the forward codes
+in playback order and the backward codes in reverse order. The embedding is the two halves side
+by side (``embed_dim`` = 2 x the clip encoder's width). Under time reversal the halves swap, so a
+head can read the direction of a change (sitting down vs standing up) from their difference. The
+backward half of a clip reads the same frames as the forward half shifted one grid frame back
+(the clip's context frame instead of its last one), so no frame beyond those the forward path
+decodes is needed, and features stay the same however a video is cut into work units. It costs a
+second frame-encoder pass; the weights are the forward extractor's.
+
 Inputs: frames are uint8 RGB ``[..., H, W, 3]``; the model normalises them itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -39,6 +50,26 @@ class ExtractorConfig:
     embed_dim: int = 128
     widths: tuple[int, ...] = (16, 24, 32, 48)
     keypoints: int = 16  # spatial-softmax keypoints per frame (0: none)
+    # Read each clip forwards and backwards; embed_dim is then both halves (see module docstring).
+    bidirectional: bool = False
+
+    @property
+    def clip_dim(self) -> int:
+        """Width of one direction's clip embedding."""
+        return self.embed_dim // 2 if self.bidirectional else self.embed_dim
+
+    @property
+    def code_dim(self) -> int:
+        """Width of a frame code as ``encode_frames`` returns it (both directions when bidirectional)."""
+        return 2 * self.frame_dim if self.bidirectional else self.frame_dim
+
+    def forward_only(self) -> ExtractorConfig:
+        """The same network read forwards only: the config that trains its weights."""
+        return replace(self, bidirectional=False, embed_dim=self.clip_dim)
+
+    def bidirectional_of(self) -> ExtractorConfig:
+        """The same weights read in both directions."""
+        return replace(self, bidirectional=True, embed_dim=2 * self.clip_dim)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,6 +78,7 @@ class ExtractorConfig:
     def from_dict(cls, d: dict) -> ExtractorConfig:
         d = dict(d)
         d.setdefault("keypoints", 0)  # cards written before keypoints existed had none
+        d.setdefault("bidirectional", False)
         if "widths" in d:
             d["widths"] = tuple(d["widths"])
         return cls(**d)
@@ -130,7 +162,7 @@ class ClipEncoder(nn.Module):
         d = cfg.frame_dim
         self.conv1 = nn.Conv1d(2 * d, 128, 3, padding=1)
         self.conv2 = nn.Conv1d(128, 128, 3, padding=2, dilation=2)
-        self.proj = nn.Linear(4 * 128, cfg.embed_dim)
+        self.proj = nn.Linear(4 * 128, cfg.clip_dim)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         x = codes.transpose(1, 2)  # [B, d, T]
@@ -156,23 +188,37 @@ class ReferenceExtractor(nn.Module):
         self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1), persistent=False)
 
     def encode_frames(self, frames: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[N, H, W, 3]`` frames and their grid predecessors -> ``[N, frame_dim]`` codes."""
+        """uint8 ``[N, H, W, 3]`` frames and their grid predecessors -> ``[N, code_dim]`` codes.
+
+        Bidirectional: each row also holds the backward code of the predecessor (it seen after
+        the frame), so one row per grid frame still carries everything the clip encoder needs."""
         cur = frames.permute(0, 3, 1, 2).float().div_(255.0)
         prev = previous.permute(0, 3, 1, 2).float().div_(255.0)
-        motion = (cur - prev) * 4.0
-        x = torch.cat([(cur - self.mean) / self.std, motion], dim=1)
-        return self.frames(x)
+        if not self.cfg.bidirectional:
+            return self.frames(self._pixels(cur, prev))
+        forward, backward = self.frames(torch.cat([self._pixels(cur, prev), self._pixels(prev, cur)])).chunk(
+            2
+        )
+        return torch.cat([forward, backward], dim=1)
+
+    def _pixels(self, cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        return torch.cat([(cur - self.mean) / self.std, (cur - prev) * 4.0], dim=1)
 
     def encode_clips(self, codes: torch.Tensor) -> torch.Tensor:
-        """``[B, T, frame_dim]`` frame codes -> ``[B, embed_dim]`` clip embeddings."""
-        return self.clips(codes)
+        """``[B, T, code_dim]`` frame codes -> ``[B, embed_dim]`` clip embeddings."""
+        if not self.cfg.bidirectional:
+            return self.clips(codes)
+        d = self.cfg.frame_dim
+        forward = self.clips(codes[:, :, :d])
+        backward = self.clips(codes[:, :, d:].flip(1))
+        return torch.cat([forward, backward], dim=1)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, T+1, H, W, 3]`` (one leading context frame) -> ``[B, embed_dim]``."""
         b, t1 = clips.shape[:2]
         flat = clips.reshape(b * t1, *clips.shape[2:])
         codes = self.encode_frames(flat[1:], flat[:-1]).reshape(-1)
-        codes = torch.cat([codes.new_zeros(self.cfg.frame_dim), codes]).reshape(b, t1, -1)[:, 1:]
+        codes = torch.cat([codes.new_zeros(self.cfg.code_dim), codes]).reshape(b, t1, -1)[:, 1:]
         return self.encode_clips(codes)
 
 
