@@ -426,6 +426,21 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_cost(args: argparse.Namespace, settings: Settings) -> int:
+    from actrec_batch.costs import find_run_cost, render_html, render_text
+    from actrec_batch.storage import open_store
+
+    date = parse_logical_date(args.date) if args.date else None
+    report = find_run_cost(open_store(settings.store), date=date, run_id=args.run_id)
+    if args.format == "json":
+        _print_json(report)
+    elif args.format == "html":
+        sys.stdout.write(render_html(report))
+    else:
+        print(render_text(report))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from actrec_batch.warehouse import open_warehouse
     from actrec_batch.warehouse.queries import report_names, report_params, run_report
@@ -663,6 +678,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     _add_setting_flags(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "cost",
+        help="the cost report of one job",
+        description="Print a run's cost ledger (runs/date=D/run=<id>/cost.json): vCPU- and GPU-hours it "
+        "reserved, by component, priced on demand or at spot rates. --date takes the run of that date "
+        "priced last. Across runs, see `actrec report cost_per_job`.",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--date", help="logical date YYYY-MM-DD (its latest priced run)")
+    which.add_argument("--run-id", help="a run id (they start with their logical date)")
+    p.add_argument("--format", choices=["table", "json", "html"], default="table")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_cost)
 
     p = sub.add_parser(
         "report",

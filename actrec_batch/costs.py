@@ -93,3 +93,131 @@ def price_run(settings: Settings, store: ObjectStore, date: dt.date, run_id: str
     }
     store.put_bytes(cost_key(date, run_id), json.dumps(report, indent=1).encode())
     return report
+
+
+def find_run_cost(
+    store: ObjectStore, *, date: dt.date | None = None, run_id: str | None = None
+) -> dict[str, Any]:
+    """The priced ``cost.json`` of one run, plus ``uri`` (where it lives) and the run's ``status``
+    and model from its summary when there is one.
+
+    ``run_id``: that run (run ids start with their logical date). ``date``: the run of that date
+    priced last. Raises ConfigError (one line, naming the run or date and the fix) when there is none.
+    """
+    from actrec_batch.errors import ConfigError
+
+    if run_id is not None:
+        try:
+            date = dt.date.fromisoformat(run_id[:10])
+        except ValueError:
+            raise ConfigError(
+                f"bad --run-id {run_id!r}: run ids start with their logical date (YYYY-MM-DD-...). "
+                "Fix: take one from `actrec report cost_per_job` or the store's runs/date=D/ folders"
+            ) from None
+        key = cost_key(date, run_id)
+        if not store.exists(key):
+            raise ConfigError(
+                f"run {run_id}: no cost ledger at {store.uri(key)}. Fix: price it by finishing the run "
+                "(`actrec run --date D` or the DAG's cost task), or pass --date to take the date's latest run"
+            )
+    else:
+        assert date is not None
+        prefix = f"runs/date={date.isoformat()}/"
+        priced = [o for o in store.list(prefix) if o.key.endswith("/cost.json")]
+        if not priced:
+            raise ConfigError(
+                f"no priced run for {date.isoformat()} under {store.uri(prefix)}. "
+                f"Fix: run `actrec run --date {date.isoformat()}` (or the nightly DAG for that date) first"
+            )
+        epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+        key = max(priced, key=lambda o: (o.last_modified or epoch, o.key)).key
+    return with_run_info(store, key, json.loads(store.get_bytes(key)))
+
+
+def with_run_info(store: ObjectStore, key: str, report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` (a ``cost.json`` object stored at ``key``) plus ``uri``, and the run's ``status``
+    and ``model`` from the ``summary.json`` beside it when there is one."""
+    report = {**report, "uri": store.uri(key), "status": None, "model": None}
+    summary_key = key.removesuffix("cost.json") + "summary.json"
+    if store.exists(summary_key):
+        summary = json.loads(store.get_bytes(summary_key))
+        report["status"] = summary.get("status")
+        if summary.get("model_name"):
+            report["model"] = f"{summary['model_name']}@{summary['model_version']}"
+    return report
+
+
+_COLUMNS = ("component", "resource", "quantity", "unit", "unit_price_usd", "pricing", "cost_usd")
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.6f}"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """The cost report as an aligned plain-text table."""
+    head = [
+        f"cost of run {report['run_id']} ({report['logical_date']})"
+        + (f", {report['model']}" if report.get("model") else "")
+        + (f", {report['status']}" if report.get("status") else ""),
+    ]
+    cells = [
+        [
+            r["component"],
+            r["resource"],
+            f"{r['quantity']:.6f}",
+            r["unit"],
+            _usd(r["unit_price_usd"]),
+            r["pricing"],
+            _usd(r["cost_usd"]),
+        ]
+        for r in report["rows"]
+    ]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(_COLUMNS)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(_COLUMNS, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    prices = report.get("prices", {})
+    lines += [
+        f"total {_usd(report['cost_usd'])} for {report['video_hours'] * 60:.1f} video-minutes"
+        + (
+            f" ({_usd(report['usd_per_video_hour'])} per video-hour)"
+            if report.get("usd_per_video_hour") is not None
+            else ""
+        ),
+        f"prices: {prices.get('cpu_hour_usd')} USD per vCPU-hour, {prices.get('gpu_hour_usd')} USD per "
+        f"GPU-hour on demand; spot at {prices.get('spot_price_ratio')} of that",
+        f"ledger: {report['uri']}",
+    ]
+    return "\n".join(head + lines)
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The cost report as one self-contained HTML page (every value escaped)."""
+    from html import escape
+
+    def cell(value: Any) -> str:
+        return f"<td>{escape(str(value))}</td>"
+
+    rows = "\n".join(
+        "<tr>"
+        + "".join(cell(_usd(r[c]) if c in ("unit_price_usd", "cost_usd") else r[c]) for c in _COLUMNS)
+        + "</tr>"
+        for r in report["rows"]
+    )
+    title = f"Cost of run {report['run_id']} ({report['logical_date']})"
+    per_hour = report.get("usd_per_video_hour")
+    return (
+        "<!doctype html>\n<html><head><meta charset='utf-8'>"
+        f"<title>{escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>"
+        f"<h1>{escape(title)}</h1>"
+        f"<p>model: {escape(str(report.get('model') or '-'))}; status: {escape(str(report.get('status') or '-'))}</p>"
+        "<table><thead><tr>"
+        + "".join(f"<th>{escape(c)}</th>" for c in _COLUMNS)
+        + f"</tr></thead><tbody>\n{rows}\n</tbody></table>"
+        f"<p id='total'>total: {escape(_usd(report['cost_usd']))} for "
+        f"{report['video_hours'] * 60:.1f} video-minutes"
+        + (f" ({escape(_usd(per_hour))} per video-hour)" if per_hour is not None else "")
+        + f"</p><p>ledger: {escape(report['uri'])}</p></body></html>\n"
+    )

@@ -217,7 +217,7 @@ def _print_summary(settings: Settings, store, date: dt.date, run_id: str) -> Non
         f"      events per label (warehouse, current model version): {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}"
     )
     print(
-        f"      cost: ${summary['cost_usd']:.6f} (runs/date={date}/run={run_id}/cost.json; `actrec report cost_per_job`)"
+        f"      cost: ${summary['cost_usd']:.6f} (`actrec cost --date {date}`; across runs `actrec report cost_per_job`)"
     )
     quality = summary.get("f1")
     if quality is not None:

@@ -147,6 +147,34 @@ def test_actrec_run_fills_the_warehouse_and_a_rerun_changes_no_counts(night, war
     assert again["runs"] == 2  # runs is the history of attempts, one row each
     assert _published(root).num_rows == summary["events"]
 
+    # `actrec cost`: one job's ledger, from the store, in the three formats; it agrees with the
+    # warehouse's job_costs rows and runs.cost_usd.
+    def cost(*args: str) -> str:
+        return _actrec(["cost", *args], root, warehouse_url).stdout
+
+    first = json.loads(cost("--run-id", summary["run_id"], "--format", "json"))
+    assert first["run_id"] == summary["run_id"] and first["status"] == "success"
+    assert first["model"] == f"reference@{summary['model_version']}"
+    assert first["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in first["rows"]))
+    wh = open_warehouse(warehouse_url)
+    with wh.connect() as conn:
+        ledger = conn.execute(
+            sa.text("SELECT SUM(cost_usd), COUNT(*) FROM job_costs WHERE run_id = :r"), {"r": first["run_id"]}
+        ).one()
+        total = conn.execute(
+            sa.text("SELECT cost_usd FROM runs WHERE run_id = :r"), {"r": first["run_id"]}
+        ).scalar_one()
+    wh.dispose()
+    assert (pytest.approx(ledger[0]), ledger[1]) == (first["cost_usd"], len(first["rows"]))
+    assert total == pytest.approx(first["cost_usd"])
+    latest = json.loads(cost("--date", DATE.isoformat(), "--format", "json"))
+    assert latest["run_id"] != first["run_id"]  # the rerun was priced last
+    table = cost("--date", DATE.isoformat())
+    assert latest["run_id"] in table and "driver" in table and "total $" in table
+    page = cost("--run-id", summary["run_id"], "--format", "html")
+    assert page.startswith("<!doctype html>") and summary["run_id"] in page
+    assert store.exists(layout.run_prefix(DATE, summary["run_id"]) + "cost.html")
+
 
 def test_search_finds_the_ground_truth_falls(night, warehouse_url):
     root, store = night

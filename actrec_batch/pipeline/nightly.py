@@ -117,9 +117,13 @@ def cost_stage(
     settings: Settings, store: ObjectStore, date: dt.date, run_id: str, warehouse=None
 ) -> dict[str, Any]:
     """Price the run (``actrec_batch.costs``); write its ``job_costs`` rows and ``runs.cost_usd``."""
-    from actrec_batch.costs import price_run
+    from actrec_batch.costs import cost_key, price_run, render_html, with_run_info
 
     report = price_run(settings, store, date, run_id)
+    key = cost_key(date, run_id)  # a page beside the ledger, for whoever browses the store
+    store.put_bytes(
+        key.removesuffix(".json") + ".html", render_html(with_run_info(store, key, report)).encode()
+    )
     own = warehouse is None
     warehouse = warehouse_stage(settings) if own else warehouse
     try:
