@@ -147,77 +147,66 @@ def with_run_info(store: ObjectStore, key: str, report: dict[str, Any]) -> dict[
     return report
 
 
-_COLUMNS = ("component", "resource", "quantity", "unit", "unit_price_usd", "pricing", "cost_usd")
+COST_COLUMNS = ("component", "resource", "quantity", "unit", "unit_price_usd", "pricing", "cost_usd")
 
 
 def _usd(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.6f}"
+    """Dollars at the ledger's precision (9 decimals), trailing zeros dropped down to cents."""
+    if value is None:
+        return "-"
+    whole, frac = f"{value:,.9f}".split(".")
+    return f"${whole}.{frac.rstrip('0').ljust(2, '0')}"
 
 
-def render_text(report: dict[str, Any]) -> str:
-    """The cost report as an aligned plain-text table."""
-    head = [
+def cost_title(report: dict[str, Any]) -> str:
+    return (
         f"cost of run {report['run_id']} ({report['logical_date']})"
         + (f", {report['model']}" if report.get("model") else "")
-        + (f", {report['status']}" if report.get("status") else ""),
-    ]
-    cells = [
-        [
-            r["component"],
-            r["resource"],
-            f"{r['quantity']:.6f}",
-            r["unit"],
-            _usd(r["unit_price_usd"]),
-            r["pricing"],
-            _usd(r["cost_usd"]),
-        ]
+        + (f", {report['status']}" if report.get("status") else "")
+    )
+
+
+def display_rows(report: dict[str, Any]) -> list[dict[str, str]]:
+    """The ledger rows with quantities (hours, 6 decimals) and amounts (dollars) written out."""
+    money = ("unit_price_usd", "cost_usd")
+    return [
+        {
+            c: _usd(r[c]) if c in money else f"{r[c]:.6f}" if c == "quantity" else str(r[c])
+            for c in COST_COLUMNS
+        }
         for r in report["rows"]
     ]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(_COLUMNS)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(_COLUMNS, widths, strict=True)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+
+
+def cost_footer(report: dict[str, Any]) -> list[str]:
+    """Total, the prices it used, and where the ledger is."""
     prices = report.get("prices", {})
-    lines += [
+    per_hour = report.get("usd_per_video_hour")
+    return [
         f"total {_usd(report['cost_usd'])} for {report['video_hours'] * 60:.1f} video-minutes"
-        + (
-            f" ({_usd(report['usd_per_video_hour'])} per video-hour)"
-            if report.get("usd_per_video_hour") is not None
-            else ""
-        ),
+        + (f" ({_usd(per_hour)} per video-hour)" if per_hour is not None else ""),
         f"prices: {prices.get('cpu_hour_usd')} USD per vCPU-hour, {prices.get('gpu_hour_usd')} USD per "
         f"GPU-hour on demand; spot at {prices.get('spot_price_ratio')} of that",
         f"ledger: {report['uri']}",
     ]
-    return "\n".join(head + lines)
 
 
 def render_html(report: dict[str, Any]) -> str:
     """The cost report as one self-contained HTML page (every value escaped)."""
     from html import escape
 
-    def cell(value: Any) -> str:
-        return f"<td>{escape(str(value))}</td>"
-
+    title = escape(cost_title(report))
+    header = "".join(f"<th>{escape(c)}</th>" for c in COST_COLUMNS)
     rows = "\n".join(
-        "<tr>"
-        + "".join(cell(_usd(r[c]) if c in ("unit_price_usd", "cost_usd") else r[c]) for c in _COLUMNS)
-        + "</tr>"
-        for r in report["rows"]
+        "<tr>" + "".join(f"<td>{escape(r[c])}</td>" for c in COST_COLUMNS) + "</tr>"
+        for r in display_rows(report)
     )
-    title = f"Cost of run {report['run_id']} ({report['logical_date']})"
-    per_hour = report.get("usd_per_video_hour")
+    footer = "".join(f"<p>{escape(line)}</p>" for line in cost_footer(report))
     return (
         "<!doctype html>\n<html><head><meta charset='utf-8'>"
-        f"<title>{escape(title)}</title>"
+        f"<title>{title}</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>"
-        f"<h1>{escape(title)}</h1>"
-        f"<p>model: {escape(str(report.get('model') or '-'))}; status: {escape(str(report.get('status') or '-'))}</p>"
-        "<table><thead><tr>"
-        + "".join(f"<th>{escape(c)}</th>" for c in _COLUMNS)
-        + f"</tr></thead><tbody>\n{rows}\n</tbody></table>"
-        f"<p id='total'>total: {escape(_usd(report['cost_usd']))} for "
-        f"{report['video_hours'] * 60:.1f} video-minutes"
-        + (f" ({escape(_usd(per_hour))} per video-hour)" if per_hour is not None else "")
-        + f"</p><p>ledger: {escape(report['uri'])}</p></body></html>\n"
+        f"<h1>{title}</h1><table><thead><tr>{header}</tr></thead><tbody>\n{rows}\n</tbody></table>"
+        f"{footer}</body></html>\n"
     )

@@ -102,13 +102,10 @@ class TrainConfig:
     # what seated looks like, so that sitting down and standing up differ in the clip embedding.
     posture_aux: float = 0.0
     head_refit_steps: int = 3000
-    # Stage 2 may also fit the head on mirrored footage (a second embedding pass) and, with a
-    # bidirectional extractor, on every video played backwards: its embedding is the forward one
-    # with the two halves swapped and time reversed, and its labels are swapped (sit_down <->
-    # stand_up); labels with no reversed twin (fall, jump) carry no loss there. Off by default:
-    # the shipped reference@2 was trained without (see ``bidirectional_config``).
+    # Stage 2 may also fit the head on mirrored footage (a second embedding pass). Off by default:
+    # the shipped reference@2 was trained without (see ``bidirectional_config``). With a
+    # bidirectional extractor, stage 2 always also sees every video backwards (``head_sequences``).
     head_flip: bool = False
-    head_reverse: bool = True
     head_refit_windows: int = 16
     head_refit_clips: int = 32
     head_lags: tuple[int, ...] = (2, 4, 8, 12)
@@ -409,7 +406,7 @@ def train_model(videos: list[VideoArrays], labels: list[str], cfg: TrainConfig, 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     weights = np.array([v.grid.num_clips for v in videos], dtype=np.float64)
     weights /= weights.sum()
-    pos_weight = _pos_weight(videos)
+    pos_weight = _pos_weight([v.targets for v in videos])
     by_label: dict[str, list] = {}
     for v in videos:
         for ev in v.events:
@@ -469,9 +466,10 @@ def with_config(extractor: ReferenceExtractor, config: ExtractorConfig) -> Refer
     return out.eval()
 
 
-def _pos_weight(videos: list[VideoArrays]) -> torch.Tensor:
-    """BCE positive weights: rare classes count up to 3x, so they are not drowned by background."""
-    pos = np.concatenate([v.targets for v in videos]).mean(axis=0)
+def _pos_weight(targets: list[np.ndarray]) -> torch.Tensor:
+    """BCE positive weights from per-clip targets: rare classes count up to 3x, so they are not
+    drowned by background."""
+    pos = np.concatenate(targets).mean(axis=0)
     return torch.tensor(np.clip(0.3 / np.maximum(pos, 1e-3), 1.0, 3.0), dtype=torch.float32)
 
 
@@ -509,18 +507,16 @@ def head_sequences(
     videos: list[VideoArrays],
     labels: list[str],
     cfg: TrainConfig,
-    *,
-    bidirectional: bool,
 ) -> list[HeadSequence]:
-    """Each video forwards and, for a bidirectional extractor with ``cfg.head_reverse``, backwards:
-    the halves of its embedding swapped, time reversed, labels swapped by ``reverse_map``, and no
-    loss on labels that have no reversed twin."""
+    """Each video forwards and, when ``cfg.extractor`` is bidirectional, backwards: the halves of
+    its embedding swapped, time reversed, labels swapped by ``reverse_map``, and no loss on labels
+    that have no reversed twin."""
     perm, allowed = reverse_map(labels, cfg)
     out = []
     for emb, v in zip(embeddings, videos, strict=True):
         ones = np.ones_like(v.targets)
         out.append(HeadSequence(emb, v.targets, ones))
-        if bidirectional and cfg.head_reverse:
+        if cfg.extractor.bidirectional:
             half = emb.shape[1] // 2
             back = np.concatenate([emb[:, half:], emb[:, :half]], axis=1)[::-1]
             out.append(
@@ -552,8 +548,7 @@ def refit_head(
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=cfg.head_refit_steps, pct_start=0.1
     )
-    pos = np.concatenate([q.y for q in sequences]).mean(axis=0)
-    pos_weight = torch.tensor(np.clip(0.3 / np.maximum(pos, 1e-3), 1.0, 3.0), dtype=torch.float32)
+    pos_weight = _pos_weight([q.y for q in sequences])
     n = cfg.head_refit_clips
     usable = [q for q in sequences if len(q.x) > n]
     if not usable:
@@ -722,10 +717,9 @@ def run_training(
     timings["train_s"] = round(time.perf_counter() - t1, 1)
     t2 = time.perf_counter()
     embeddings = video_embeddings(extractor, train)
-    sequences = head_sequences(embeddings, train, labels, cfg, bidirectional=cfg.extractor.bidirectional)
+    sequences = head_sequences(embeddings, train, labels, cfg)
     if cfg.head_flip:
-        mirrored = video_embeddings(extractor, train, mirror=True)
-        sequences += head_sequences(mirrored, train, labels, cfg, bidirectional=cfg.extractor.bidirectional)
+        sequences += head_sequences(video_embeddings(extractor, train, mirror=True), train, labels, cfg)
     timings["embed_s"] = round(time.perf_counter() - t2, 1)
     head = refit_head(sequences, labels, cfg, progress=progress)
     timings["head_refit_s"] = round(time.perf_counter() - t2, 1)

@@ -170,7 +170,7 @@ def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
         + (
             "; and, from the bidirectional embedding, every video played backwards (halves swapped, time "
             "reversed, sit_down and stand_up swapped, no loss on labels without a reversed twin)"
-            if cfg.get("head_reverse") and ex.get("bidirectional")
+            if ex.get("bidirectional")
             else ""
         ),
         "- seeds 1000-1999 are reserved for training and validation; evaluate on any other seed",

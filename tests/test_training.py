@@ -242,8 +242,8 @@ def test_stage_two_sees_each_video_backwards_with_swapped_halves_and_labels():
     n = video.grid.num_clips
     video.targets[:, labels.index("fall")] = np.arange(n) % 5 == 0
     emb = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
-    cfg = TrainConfig()
-    ahead, back = head_sequences([emb], [video], labels, cfg, bidirectional=True)
+    cfg = bidirectional_config(TrainConfig())
+    ahead, back = head_sequences([emb], [video], labels, cfg)
     np.testing.assert_array_equal(ahead.x, emb)
     np.testing.assert_array_equal(back.x, np.concatenate([emb[:, 4:], emb[:, :4]], axis=1)[::-1])
     sit, stand, fall = labels.index("sit_down"), labels.index("stand_up"), labels.index("fall")
@@ -252,4 +252,4 @@ def test_stage_two_sees_each_video_backwards_with_swapped_halves_and_labels():
     # A fall played backwards is no fall and no background either: no loss on it, or on jump.
     assert back.weight[:, fall].sum() == 0 and back.weight[:, labels.index("jump")].sum() == 0
     assert back.weight[:, sit].all() and ahead.weight.all()
-    assert len(head_sequences([emb], [video], labels, cfg, bidirectional=False)) == 1
+    assert len(head_sequences([emb], [video], labels, TrainConfig())) == 1
