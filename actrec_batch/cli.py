@@ -427,7 +427,14 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_cost(args: argparse.Namespace, settings: Settings) -> int:
-    from actrec_batch.costs import find_run_cost, render_html, render_text
+    from actrec_batch.costs import (
+        COST_COLUMNS,
+        cost_footer,
+        cost_title,
+        display_rows,
+        find_run_cost,
+        render_html,
+    )
     from actrec_batch.storage import open_store
 
     date = parse_logical_date(args.date) if args.date else None
@@ -437,7 +444,9 @@ def cmd_cost(args: argparse.Namespace, settings: Settings) -> int:
     elif args.format == "html":
         sys.stdout.write(render_html(report))
     else:
-        print(render_text(report))
+        print(cost_title(report))
+        _print_rows(display_rows(report), list(COST_COLUMNS), "table")
+        print("\n".join(cost_footer(report)))
     return 0
 
 
@@ -766,6 +775,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`actrec search | head`): not an error of ours
+        # Point stdout at devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # noqa: BLE001 - one line for users; ACTREC_DEBUG=1 shows the traceback
         if debug:
             raise

@@ -46,6 +46,10 @@ def test_help_lists_subcommands():
         (["run", "--date", "2026-11-24", "--actor-gpus", "lots"], {}, "--actor-gpus"),
         (["infer", "--date", "2026-11-24"], {"ACTREC_SEGMENT_S": "0"}, "ACTREC_SEGMENT_S"),
         (["infer", "--date", "2026-11-24", "--ray-address", "http://head:8265"], {}, "ray job submit"),
+        (["cost"], {}, "--run-id"),
+        (["cost", "--date", "2026-11-24"], {}, "actrec run --date 2026-11-24"),
+        (["cost", "--run-id", "nightly-7"], {}, "--run-id"),
+        (["cost", "--run-id", "2026-11-24-abc"], {}, "2026-11-24-abc"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, env, needle, tmp_path):
@@ -56,6 +60,18 @@ def test_bad_input_is_one_line_and_exit_2(args, env, needle, tmp_path):
     assert needle in lines[0]
     assert "Traceback" not in out.stderr
     assert "Fix:" in lines[0]
+
+
+def test_a_reader_that_goes_away_is_not_an_error(tmp_path):
+    """`actrec ... | head`: the pipe closes before the output is written; exit 0, nothing on stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actrec_batch", "config", "--store", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == ""
 
 
 def test_config_shows_sources_and_masks_secrets(tmp_path):
