@@ -122,7 +122,7 @@ def find_run_cost(
             )
     else:
         assert date is not None
-        prefix = f"runs/date={date.isoformat()}/"
+        prefix = layout.runs_prefix(date)
         priced = [o for o in store.list(prefix) if o.key.endswith("/cost.json")]
         if not priced:
             raise ConfigError(

@@ -78,8 +78,13 @@ def checkpoint_prefix(date: dt.date, model: str, segmenting: str) -> str:
     return f"checkpoints/date={date.isoformat()}/{model}/{segmenting}/"
 
 
+def runs_prefix(date: dt.date) -> str:
+    """``runs/date=D/``: every run of date D, one ``run=<run_id>/`` folder each."""
+    return f"runs/date={date.isoformat()}/"
+
+
 def run_prefix(date: dt.date, run_id: str) -> str:
-    return f"runs/date={date.isoformat()}/run={run_id}/"
+    return f"{runs_prefix(date)}run={run_id}/"
 
 
 def run_report_prefix(date: dt.date, run_id: str) -> str:
