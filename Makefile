@@ -61,7 +61,7 @@ quality: $(STAMP)
 	$(BIN)/python bench/quality.py
 
 train: $(STAMP)
-	$(BIN)/actrec train --out .actrec/models/reference-v2
+	$(BIN)/actrec train --out .actrec/models/reference-v3
 
 clean:
 	rm -rf .actrec .pytest_cache

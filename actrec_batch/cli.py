@@ -172,6 +172,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
     from pathlib import Path
 
     from actrec_batch.training import TrainConfig, bidirectional_config, run_training
@@ -179,6 +180,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out)
     work = Path(args.workdir) if args.workdir else out.parent / f".{out.name}-work"
     cfg = TrainConfig(seed=args.seed, steps=args.steps)
+    if args.no_postures:
+        cfg = replace(cfg, extractor=cfg.extractor.with_postures(0))
     if args.bidirectional:
         cfg = bidirectional_config(cfg)
     card, report = run_training(
@@ -601,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive(int, 1, 10**6, "step count"), default=1800)
     p.add_argument("--seed", type=_positive(int, 0, 2**32 - 1, "seed"), default=0)
     p.add_argument("--name", default="reference")
-    p.add_argument("--version", default="2")
+    p.add_argument("--version", default="3")
     p.add_argument(
         "--extractor-from",
         metavar="MODEL",
@@ -612,6 +615,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read every clip forwards and backwards (twice the frame encoder's work) and fit the head "
         "on mirrored and time-reversed footage too; with --extractor-from, that extractor's weights are reused",
+    )
+    p.add_argument(
+        "--no-postures",
+        action="store_true",
+        help="no posture branch (the reference@2 architecture): the extractor then barely tells "
+        "sitting down from standing up",
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

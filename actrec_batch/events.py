@@ -25,6 +25,11 @@ since several people can be in view). Background is every label scoring low.
    clip, including any clips of a merged gap), in ``[0, 1]``.
 7. **Temporal NMS** among same-label events (:func:`temporal_nms`). Hysteresis runs never overlap, so
    this only acts when padding makes events overlap and merging is disabled.
+8. **Exclusive labels** (:func:`exclusive_nms`): labels in one of ``exclusive`` (e.g. ``walk`` and
+   ``run``: one figure does not do both at once) suppress each other: of two such events overlapping
+   with temporal IoU ``>= exclusive_tiou``, the less confident is dropped. Two people, one walking and
+   one running side by side, then give one event; the tuning on validation footage decides whether
+   that trade is worth it (it is empty by default).
 
 Split invariance: smoothing, hysteresis and merging look across clip boundaries, so events must be
 computed from the scores of a *whole video*. A pipeline that scores a video in several work units
@@ -63,6 +68,8 @@ class EventParams:
     - ``nms_tiou`` (in ``(0, 1]``): of two same-label events overlapping with at least this temporal
       IoU, the less confident one is dropped.
     - ``pad_s``: added to both ends, widening each event (negative: narrowing).
+    - ``exclusive``: groups of labels that suppress each other (step 8), e.g. ``[["walk", "run"]]``.
+    - ``exclusive_tiou`` (in ``(0, 1]``): the temporal IoU at which they do.
 
     Raises ``ValueError`` naming the bad setting.
     """
@@ -75,9 +82,19 @@ class EventParams:
     merge_gap_s: float = 0.4
     nms_tiou: float = 0.6
     pad_s: float = 0.0
+    exclusive: list[list[str]] = field(default_factory=list)
+    exclusive_tiou: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("smooth_s", "on_threshold", "off_threshold", "min_duration_s", "nms_tiou", "pad_s"):
+        for name in (
+            "smooth_s",
+            "on_threshold",
+            "off_threshold",
+            "min_duration_s",
+            "nms_tiou",
+            "pad_s",
+            "exclusive_tiou",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"EventParams.{name} must be a finite number, got {value!r}")
@@ -94,6 +111,21 @@ class EventParams:
             raise ValueError(f"EventParams.min_duration_s must be >= 0 seconds, got {self.min_duration_s}")
         if not 0 < self.nms_tiou <= 1:
             raise ValueError(f"EventParams.nms_tiou must be in (0, 1], got {self.nms_tiou}")
+        if not 0 < self.exclusive_tiou <= 1:
+            raise ValueError(f"EventParams.exclusive_tiou must be in (0, 1], got {self.exclusive_tiou}")
+        groups = self.exclusive
+        if (
+            isinstance(groups, str | bytes)
+            or not isinstance(groups, Sequence)
+            or any(
+                isinstance(g, str | bytes)
+                or not isinstance(g, Sequence)
+                or not all(isinstance(x, str) for x in g)
+                for g in groups
+            )
+        ):
+            raise ValueError(f"EventParams.exclusive must be a list of label lists, got {groups!r}")
+        object.__setattr__(self, "exclusive", [list(g) for g in groups])  # a private copy, JSON-shaped
         if not isinstance(self.per_class, Mapping):
             raise ValueError(f"EventParams.per_class must map labels to overrides, got {self.per_class!r}")
         per_class = {str(label): dict(overrides) for label, overrides in self.per_class.items()}
@@ -178,6 +210,9 @@ def scores_to_events(
     unknown = sorted(set(params.per_class) - set(labels))
     if unknown:
         raise ValueError(f"EventParams.per_class names labels {unknown} that are not among {labels}")
+    unknown = sorted({x for group in params.exclusive for x in group} - set(labels))
+    if unknown:
+        raise ValueError(f"EventParams.exclusive names labels {unknown} that are not among {labels}")
     hop = _hop(np.diff(times), hop_s)
     if duration_s is not None and not (math.isfinite(duration_s) and duration_s >= 0):
         raise ValueError(f"duration_s must be a finite number of seconds >= 0, got {duration_s!r}")
@@ -202,6 +237,7 @@ def scores_to_events(
             for sp in spans
         ]
         events.extend(temporal_nms(candidates, p.nms_tiou))
+    events = exclusive_nms(events, params.exclusive, params.exclusive_tiou)
     return sorted(events, key=lambda e: (e.start_s, e.label, e.end_s))
 
 
@@ -295,6 +331,29 @@ def temporal_nms(events: Sequence[DetectedEvent], tiou_threshold: float) -> list
     for ev in sorted(events, key=lambda e: (-e.confidence, e.start_s, e.end_s, e.label)):
         if all(
             k.label != ev.label or tiou(k.start_s, k.end_s, ev.start_s, ev.end_s) < tiou_threshold
+            for k in kept
+        ):
+            kept.append(ev)
+    return kept
+
+
+def exclusive_nms(
+    events: Sequence[DetectedEvent], groups: Sequence[Sequence[str]], tiou_threshold: float
+) -> list[DetectedEvent]:
+    """Greedy suppression across labels that exclude each other: in order of confidence (as
+    :func:`temporal_nms`), an event is kept unless it overlaps an already-kept event of another label
+    of one of its ``groups`` with tIoU ``>= tiou_threshold``. Labels in no group are never touched."""
+    rivals: dict[str, set[str]] = {}
+    for group in groups:
+        for label in group:
+            rivals.setdefault(label, set()).update(x for x in group if x != label)
+    if not rivals:
+        return list(events)
+    kept: list[DetectedEvent] = []
+    for ev in sorted(events, key=lambda e: (-e.confidence, e.start_s, e.end_s, e.label)):
+        others = rivals.get(ev.label, set())
+        if all(
+            k.label not in others or tiou(k.start_s, k.end_s, ev.start_s, ev.end_s) < tiou_threshold
             for k in kept
         ):
             kept.append(ev)

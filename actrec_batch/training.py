@@ -29,8 +29,15 @@ from torch.nn import functional as F
 
 from actrec_batch.layout import SIDECAR_SUFFIX, footage_prefix
 from actrec_batch.model.features import clip_embeddings, decode_grid_frames
-from actrec_batch.model.reference import ExtractorConfig, HeadConfig, ReferenceExtractor, ReferenceHead
+from actrec_batch.model.reference import (
+    ExtractorConfig,
+    HeadConfig,
+    PostureEncoder,
+    ReferenceExtractor,
+    ReferenceHead,
+)
 from actrec_batch.model.sampling import ClipGrid, build_grid, clip_targets
+from actrec_batch.synth.timeline import POSTURES
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +84,9 @@ def varied_footage(first_seed: int, count: int, minutes: float) -> tuple[Footage
 
 
 TRAIN_FOOTAGE: tuple[FootageSpec, ...] = varied_footage(1001, 32, 7.5)  # 4 hours
-VAL_FOOTAGE: tuple[FootageSpec, ...] = varied_footage(1101, 4, 6.0)  # 24 minutes
+# 72 minutes (~640 events): the post-processing tunes ~12 numbers on it. reference@2 tuned them on
+# the first 24 minutes, and lost 0.06 F1@0.5 from there to the next 48.
+VAL_FOOTAGE: tuple[FootageSpec, ...] = varied_footage(1101, 12, 6.0)
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,12 @@ class TrainConfig:
     # (standing, seated, lying) are on screen, from the synth timeline. It teaches the frame encoder
     # what seated looks like, so that sitting down and standing up differ in the clip embedding.
     posture_aux: float = 0.0
+    # Stage 1b: the posture branch (when ``extractor.postures``), a still-frame classifier of the
+    # postures on screen, trained on the synth timeline's postures (``posture_frames``): steps of
+    # 8 windows x 8 frames, each group under one random augmentation.
+    # 5000: at 2000 the walking/running/arm-up channels were barely learnt (recall ~0.3 on
+    # validation frames); standing/seated/lying were.
+    posture_steps: int = 5000
     head_refit_steps: int = 3000
     # Stage 2 may also fit the head on mirrored footage (a second embedding pass). Off by default:
     # the shipped reference@2 was trained without (see ``bidirectional_config``). With a
@@ -113,7 +128,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     train_footage: tuple[FootageSpec, ...] = TRAIN_FOOTAGE
     val_footage: tuple[FootageSpec, ...] = VAL_FOOTAGE
-    extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+    # reference@3: reference@2's motion extractor plus a posture branch (see POSTURES).
+    extractor: ExtractorConfig = field(default_factory=lambda: ExtractorConfig().with_postures(len(POSTURES)))
 
 
 def bidirectional_config(cfg: TrainConfig) -> TrainConfig:
@@ -138,7 +154,9 @@ class VideoArrays:
     targets: np.ndarray  # [num_clips, C]
     events: list[dict]
     duration_s: float
-    postures: np.ndarray | None = None  # [K, 3] per grid frame (synth timeline), for the auxiliary loss
+    postures: np.ndarray | None = (
+        None  # [K, len(POSTURES)] per grid frame (synth timeline): stage 1b and the aux loss
+    )
 
 
 def _render_one(root: str, index: int, spec: FootageSpec) -> list[str]:
@@ -347,7 +365,7 @@ def _window_batch(
         post = (
             torch.from_numpy(v.postures[span.start + int(has_context) : span.stop])
             if v.postures is not None
-            else torch.full((len(span) - int(has_context), 3), -1.0)  # -1: no posture target
+            else torch.full((len(span) - int(has_context), len(POSTURES)), -1.0)  # -1: no posture target
         )
         if reverse is not None and _reversible(target, reverse[1]) and rng.random() < cfg.time_reverse:
             post = post.flip(0)
@@ -395,11 +413,11 @@ def train_model(videos: list[VideoArrays], labels: list[str], cfg: TrainConfig, 
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    ecfg = cfg.extractor.forward_only()  # stage 1 reads clips forwards; the weights serve both ways
+    ecfg = cfg.extractor.motion_only()  # stage 1 reads clips forwards; the weights serve both ways
     extractor = ReferenceExtractor(ecfg)
     head = ReferenceHead(HeadConfig(embed_dim=ecfg.embed_dim, num_classes=len(labels)))
     # Auxiliary posture probe on the frame codes (training only; not part of the saved model).
-    aux = nn.Linear(ecfg.frame_dim, 3) if cfg.posture_aux > 0 else None
+    aux = nn.Linear(ecfg.frame_dim, len(POSTURES)) if cfg.posture_aux > 0 else None
     params = list(extractor.parameters()) + list(head.parameters())
     params += list(aux.parameters()) if aux is not None else []
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -452,17 +470,76 @@ def train_model(videos: list[VideoArrays], labels: list[str], cfg: TrainConfig, 
                 )
     extractor.eval()
     head.eval()
-    return with_config(extractor, cfg.extractor), head, history
+    return extractor, head, history
 
 
-def with_config(extractor: ReferenceExtractor, config: ExtractorConfig) -> ReferenceExtractor:
-    """``extractor``'s weights read with ``config`` (e.g. both ways); the same module when it already is."""
-    if extractor.cfg == config:
+def _step(opt: torch.optim.Optimizer, sched, loss: torch.Tensor) -> None:
+    """One optimiser and LR-schedule step on ``loss``."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+
+
+def train_postures(videos: list[VideoArrays], cfg: TrainConfig, *, progress: bool = True) -> PostureEncoder:
+    """Stage 1b: the posture branch, a still-frame classifier of which postures (standing, seated,
+    lying) are on screen, fitted on the synth timeline's postures of ``videos``' grid frames.
+
+    Raises ValueError when no video has postures (footage not made by ``actrec synth``)."""
+    from tqdm import tqdm
+
+    usable = [v for v in videos if v.postures is not None and len(v.frames)]
+    if not usable:
+        raise ValueError(
+            "the posture branch needs training footage made by `actrec synth` (its postures are planned "
+            "from the sidecar's synth arguments); train with --no-postures otherwise"
+        )
+    torch.manual_seed(cfg.seed + 2)
+    rng = np.random.default_rng(cfg.seed + 2)
+    posture = PostureEncoder(cfg.extractor)
+    norm = ReferenceExtractor(cfg.extractor.motion_only())  # only for its pixel normalisation
+    opt = torch.optim.AdamW(posture.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.posture_steps, pct_start=0.1
+    )
+    weights = np.array([len(v.frames) for v in usable], dtype=np.float64)
+    weights /= weights.sum()
+    posture.train()
+    for step in tqdm(range(cfg.posture_steps), desc="postures", unit="step", disable=not progress):
+        xs, ys = [], []
+        for _ in range(8):
+            v = usable[rng.choice(len(usable), p=weights)]
+            idx = rng.integers(0, len(v.frames), 8)
+            xs.append(_augment(torch.from_numpy(v.frames[idx]), rng))
+            ys.append(torch.from_numpy(v.postures[idx]))
+        pixels = (torch.cat(xs).permute(0, 3, 1, 2) / 255.0 - norm.mean) / norm.std
+        loss = F.binary_cross_entropy_with_logits(posture(pixels), torch.cat(ys))
+        _step(opt, sched, loss)
+        if not progress and step % 500 == 0:
+            log.info("posture step %d/%d loss %.4f", step, cfg.posture_steps, loss.item())
+    return posture.eval()
+
+
+def with_config(
+    extractor: ReferenceExtractor, config: ExtractorConfig, posture: PostureEncoder | None = None
+) -> ReferenceExtractor:
+    """``extractor``'s motion weights read with ``config`` (e.g. both ways), with the posture branch
+    ``posture`` or else ``extractor``'s own; the same module when nothing changes.
+
+    Raises ValueError when the motion networks differ or ``config`` needs a posture branch that
+    neither gives."""
+    if extractor.cfg == config and posture is None:
         return extractor
-    if extractor.cfg.forward_only() != config.forward_only():
+    if extractor.cfg.motion_only() != config.motion_only():
         raise ValueError(f"extractor weights for {extractor.cfg} cannot be read as {config}")
+    state = {k: t for k, t in extractor.state_dict().items() if not k.startswith("posture.")}
+    if config.postures:
+        source = posture if posture is not None else extractor.posture
+        if source is None or (posture is None and extractor.cfg.postures != config.postures):
+            raise ValueError(f"extractor {extractor.cfg} has no posture branch of {config.postures} postures")
+        state.update({f"posture.{k}": t for k, t in source.state_dict().items()})
     out = ReferenceExtractor(config)
-    out.load_state_dict(extractor.state_dict())
+    out.load_state_dict(state)
     return out.eval()
 
 
@@ -509,16 +586,19 @@ def head_sequences(
     cfg: TrainConfig,
 ) -> list[HeadSequence]:
     """Each video forwards and, when ``cfg.extractor`` is bidirectional, backwards: the halves of
-    its embedding swapped, time reversed, labels swapped by ``reverse_map``, and no loss on labels
-    that have no reversed twin."""
+    its embedding swapped (the motion halves, and the posture means of the clip's two halves),
+    time reversed, labels swapped by ``reverse_map``, and no loss on labels that have no reversed
+    twin."""
     perm, allowed = reverse_map(labels, cfg)
+    half, p = cfg.extractor.clip_dim, cfg.extractor.postures
+    m = 2 * half  # motion width, both directions
     out = []
     for emb, v in zip(embeddings, videos, strict=True):
         ones = np.ones_like(v.targets)
         out.append(HeadSequence(emb, v.targets, ones))
         if cfg.extractor.bidirectional:
-            half = emb.shape[1] // 2
-            back = np.concatenate([emb[:, half:], emb[:, :half]], axis=1)[::-1]
+            parts = [emb[:, half:m], emb[:, :half], emb[:, m + p :], emb[:, m : m + p]]
+            back = np.concatenate(parts, axis=1)[::-1]
             out.append(
                 HeadSequence(
                     np.ascontiguousarray(back),
@@ -567,10 +647,7 @@ def refit_head(
         loss = F.binary_cross_entropy_with_logits(
             head(torch.stack(xs)), torch.stack(ys), weight=torch.stack(ws), pos_weight=pos_weight
         )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        _step(opt, sched, loss)
         if not progress and step % 500 == 0:
             log.info("head refit step %d/%d loss %.4f", step, cfg.head_refit_steps, loss.item())
     head.eval()
@@ -601,6 +678,12 @@ _TUNE_GRID = {
 }
 
 
+# Labels that may suppress each other (EventParams.exclusive), kept only when that raises F1 on the
+# validation footage: a figure walking is not also running, though the head, multi-label, often
+# fires both during a brisk walk.
+_EXCLUSIVE_CANDIDATES = ([["walk", "run"]],)
+
+
 def _validation_f1(scored: list[tuple[VideoArrays, np.ndarray]], truths: list, labels: list[str], params):
     """Event F1@0.5 (and the report) of ``params`` on pre-scored validation videos."""
     from actrec_batch.evaluation import PredEvent, evaluate
@@ -621,7 +704,8 @@ def tune_postprocess(scored: list[tuple[VideoArrays, np.ndarray]], labels: list[
     """Pick the EventParams with the best event F1@0.5 on the validation videos. Returns (params, report).
 
     First a grid over the shared parameters, then each class's on-threshold, one class at a time,
-    keeping a change only when it raises overall F1.
+    then mutually exclusive labels (``_EXCLUSIVE_CANDIDATES``), keeping a change only when it raises
+    overall F1.
     """
     import itertools
 
@@ -646,6 +730,14 @@ def tune_postprocess(scored: list[tuple[VideoArrays, np.ndarray]], labels: list[
                 label: {"on_threshold": on, "off_threshold": min(base.off_threshold, on)},
             }
             params = EventParams(**{**base.to_dict(), "per_class": per_class})
+            f1, report = _validation_f1(scored, truths, labels, params)
+            if f1 > best[0] + 1e-9:
+                best = (f1, params, report)
+    for groups in _EXCLUSIVE_CANDIDATES:
+        if not all(x in labels for group in groups for x in group):
+            continue
+        for at in (0.2, 0.35, 0.5):
+            params = replace(best[1], exclusive=groups, exclusive_tiou=at)
             f1, report = _validation_f1(scored, truths, labels, params)
             if f1 > best[0] + 1e-9:
                 best = (f1, params, report)
@@ -698,9 +790,11 @@ def run_training(
 
         base = load_model(extractor_from, device="cpu")
         base_cfg = ExtractorConfig.from_dict(base.card.extractor.config)
-        if base_cfg.forward_only() != cfg.extractor.forward_only():
+        if base_cfg.motion_only() != cfg.extractor.motion_only():
             raise ValueError(f"{extractor_from}: its extractor config differs from the training config")
-        extractor = with_config(base.extractor.eval(), cfg.extractor)
+        motion = base.extractor.eval()
+        # its own posture branch when it has the same one, else a new one (stage 1b)
+        keep_posture = base_cfg.postures == cfg.extractor.postures
         # Same weights read another way give other features: a new extractor version, so the
         # feature cache (keyed by extractor id and version) never mixes the two.
         extractor_id = base.card.extractor.id
@@ -708,13 +802,23 @@ def run_training(
         stage1 = {
             "extractor_from": base.card.model_id,
             "extractor_sha256": base.card.extractor.sha256,
-            "extractor_train_s": base.card.training.get("timings", {}).get("train_s"),
-            "extractor_final_loss": base.card.training.get("final_loss"),
+            # where the base itself reused an extractor, the time of the run that trained it
+            "extractor_train_s": base.card.training.get("extractor_train_s")
+            or base.card.training.get("timings", {}).get("train_s"),
+            "extractor_final_loss": base.card.training.get("extractor_final_loss")
+            or base.card.training.get("final_loss"),
         }
         history = []
     else:
-        extractor, _, history = train_model(train, labels, cfg, progress=progress)
+        motion, _, history = train_model(train, labels, cfg, progress=progress)
+        keep_posture = False
     timings["train_s"] = round(time.perf_counter() - t1, 1)
+    posture = None
+    if cfg.extractor.postures and not keep_posture:
+        t_posture = time.perf_counter()
+        posture = train_postures(train, cfg, progress=progress)
+        timings["posture_s"] = round(time.perf_counter() - t_posture, 1)
+    extractor = with_config(motion, cfg.extractor, posture)
     t2 = time.perf_counter()
     embeddings = video_embeddings(extractor, train)
     sequences = head_sequences(embeddings, train, labels, cfg)

@@ -5,7 +5,11 @@ Sets (seeds outside the training range 1000-1999):
 - shifted: 2 cameras x 8 min (16 min), 512x288 @ 24 fps hevc, noise 0.06, seed 8 -- resolution,
   aspect, frame rate, codec and noise all differ from every training video.
 
-Usage: python bench/quality.py [--model reference@2] [--store DIR] [--quick]
+Usage: python bench/quality.py [--model reference@3] [--store DIR] [--quick] [--via infer-local|run]
+
+``--via run`` scores through the whole pipeline (``actrec run``: Ray, the feature cache, the events
+checks, the warehouse) instead of ``actrec infer-local``; ``actrec eval`` then reads the published
+events.
 Prints each command, then a table; writes bench/results/quality.json.
 """
 
@@ -84,6 +88,11 @@ def quality_bar(report: dict, *, shifted: bool = False) -> dict:
     return {"thresholds": bar, "met": not failures, "failures": failures}
 
 
+def _labelled(store: str, date: str) -> list[dict]:
+    """The date's ground-truth sidecars (their durations give the footage's length)."""
+    return [json.loads(p.read_text()) for p in Path(store, "footage", f"date={date}").rglob("*.labels.json")]
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL)
@@ -93,6 +102,12 @@ def main(argv: list[str]) -> int:
         "discovered there is scored again instead of rendered again",
     )
     p.add_argument("--quick", action="store_true", help="1 minute per camera instead of 8 (a smoke run)")
+    p.add_argument(
+        "--via",
+        choices=("infer-local", "run"),
+        default="infer-local",
+        help="score with `actrec infer-local` (default) or the whole pipeline, `actrec run`",
+    )
     args = p.parse_args(argv)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,11 +122,10 @@ def main(argv: list[str]) -> int:
                 _run(["synth", "--date", date, *synth_args, "--file-minutes", "8", "--quiet"], env)
                 _run(["discover", "--date", date], env)
             t0 = time.perf_counter()
-            infer = json.loads(
-                _run(["infer-local", "--date", date, "--model", args.model, "--json"], env)
-                .strip()
-                .splitlines()[-1]
-            )
+            command = [args.via, "--date", date, "--model", args.model, "--json"]
+            infer = json.loads(_run(command, env).strip().splitlines()[-1])
+            if args.via == "run":
+                infer["video_seconds"] = sum(v["duration_s"] for v in _labelled(env["ACTREC_STORE"], date))
             wall = time.perf_counter() - t0
             report = json.loads(
                 _run(["eval", "--date", date, "--model", args.model, "--format", "json"], env)
@@ -120,6 +134,7 @@ def main(argv: list[str]) -> int:
             )
             results[name] = {
                 "date": date,
+                "via": args.via,
                 "synth_args": synth_args,
                 "video_s": infer["video_seconds"],
                 "infer_wall_s": round(wall, 1),

@@ -60,7 +60,7 @@ with DAG(
     tags=["actrec", "nightly"],
     params={
         "cameras": Param([], type="array", description="only these camera ids; empty: all"),
-        "model": Param("reference@2", type="string", description="NAME@VERSION or a bundle URI"),
+        "model": Param("reference@3", type="string", description="NAME@VERSION or a bundle URI"),
         "force": Param(False, type="boolean", description="recompute every unit (ignore checkpoints)"),
     },
     doc_md=__doc__,

@@ -37,7 +37,7 @@ with DAG(
         "to_date": Param(
             "2026-11-01", type="string", format="date", description="last footage date (inclusive)"
         ),
-        "model": Param("reference@2", type="string", description="NAME@VERSION or a bundle URI"),
+        "model": Param("reference@3", type="string", description="NAME@VERSION or a bundle URI"),
     },
     doc_md=__doc__,
 ) as dag:

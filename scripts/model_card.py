@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from actrec_batch.synth.timeline import POSTURES
+
 
 def _metrics_table(report: dict) -> list[str]:
     lines = ["| | precision | recall | F1 | support |", "|---|---|---|---|---|"]
@@ -51,19 +53,23 @@ def _timings(tr: dict) -> str:
             "one `actrec train` runs both"
         )
     decode, refit = float(t.get("decode_s") or 0), float(t.get("head_refit_s") or 0)  # refit includes embed_s
+    posture = float(t.get("posture_s") or 0)
     tune = max(
         0.0,
         float(t.get("total_s") or 0)
         - float(t.get("render_s") or 0)
         - decode
         - float(t.get("train_s") or 0)
+        - posture
         - refit,
     )
-    total = render + decode + train + refit + tune
+    total = render + decode + train + posture + refit + tune
     text = (
         f"{_minutes(total)} in all from an empty work dir: rendering the footage {_minutes(render)}, decoding it "
-        f"{_minutes(decode)}, stage 1 (extractor and a first head, end to end) {_minutes(train)}, stage 2 (embedding "
-        f"the training footage, refitting the head) {_minutes(refit)}, tuning the post-processing {_minutes(tune)}"
+        f"{_minutes(decode)}, stage 1 (extractor and a first head, end to end) {_minutes(train)}, "
+        + (f"stage 1b (the posture branch) {_minutes(posture)}, " if posture else "")
+        + f"stage 2 (embedding the training footage, refitting the head) {_minutes(refit)}, tuning the "
+        f"post-processing {_minutes(tune)}"
     )
     return text + (f" ({'; '.join(notes)})" if notes else "")
 
@@ -101,14 +107,29 @@ def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
         f"{ex['sample_fps']} fps time grid; each frame also sees its per-channel difference to the previous grid frame",
         f"- extractor: 2D CNN per frame (widths {ex['widths']}, 2x2 avg+max pooling -> {ex['frame_dim']}-d),",
         f"  then dilated temporal convolutions over a clip of {ex['clip_len']} frames, pooled by mean, max and the "
-        f"means of the clip's two halves (so the direction of a change is kept) -> {ex['embed_dim']}-d "
-        f"embedding; clips every {ex['clip_hop']} grid frames"
+        f"means of the clip's two halves (so the direction of a change is kept) -> "
+        f"{ex['embed_dim'] - 2 * ex.get('postures', 0)}-d motion embedding; clips every {ex['clip_hop']} grid frames"
         + (
             f"; bidirectional: every clip is also read backwards (each frame against its successor, the "
             f"codes pooled in reverse order) with the same weights, and the embedding is both "
-            f"{ex['embed_dim'] // 2}-d halves side by side, which swap when time runs backwards"
+            f"{(ex['embed_dim'] - 2 * ex.get('postures', 0)) // 2}-d halves side by side, which swap when "
+            "time runs backwards"
             if ex.get("bidirectional")
             else ""
+        ),
+        *(
+            [
+                f"- posture branch: a second, still-image CNN per frame (widths {ex['posture_widths']}, global "
+                f"max+mean pooling) scores what a still frame shows ({', '.join(POSTURES[: ex['postures']])}: "
+                "a standing, seated or lying figure, a walking or running stride, a raised arm); the last "
+                f"{2 * ex['postures']} values of the {ex['embed_dim']}-d embedding are those "
+                "scores averaged over the clip's first and second halves. The motion embedding alone kept almost "
+                "nothing of a still figure's posture (a probe on reference@2's embeddings could not tell seated "
+                "from standing), and posture before vs after is what tells sitting down from standing up; a "
+                "runner's bent arms and long stride tell a run from a walk whatever the figure's size"
+            ]
+            if ex.get("postures")
+            else []
         ),
         "- head: temporal convolutions over a whole video's clip embeddings -> per-clip multi-label logits"
         + (
@@ -128,7 +149,9 @@ def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
     out += [
         "",
         "## Training data and procedure",
-        f"- command: `actrec train --out DIR --steps {cfg['steps']} --seed {cfg['seed']}` on "
+        f"- command: `actrec train --out DIR --steps {cfg['steps']} --seed {cfg['seed']}"
+        + ("" if ex.get("postures") else " --no-postures")
+        + "` on "
         f"{tr.get('threads')} CPU threads, torch {tr.get('torch')}: {_timings(tr)}",
         f"- training footage (seeds {_seeds(cfg['train_footage'])}, "
         f"{sum(s['minutes'] for s in cfg['train_footage']):.0f} min), camera set-ups varied per video:",
@@ -172,6 +195,15 @@ def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
             "reversed, sit_down and stand_up swapped, no loss on labels without a reversed twin)"
             if ex.get("bidirectional")
             else ""
+        ),
+        *(
+            [
+                f"- stage 1b (between them): the posture branch alone, {cfg.get('posture_steps')} steps of 8 x 8 "
+                "augmented training frames, multi-label BCE against the postures of the synth timeline "
+                "(`posture_frames`: transitions are in no posture)"
+            ]
+            if ex.get("postures")
+            else []
         ),
         "- seeds 1000-1999 are reserved for training and validation; evaluate on any other seed",
         "",
@@ -222,6 +254,24 @@ def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
         "  people or cameras; real deployments should load their own weights (TorchScript or state_dict bundles).",
         "- Fixed, static cameras; figures 1/6 to 1/2 of the frame height; up to 3 people.",
         "- Two people doing the same action at once produce one event (the head is multi-label per class, not per person).",
+        *(
+            [
+                f"- {' and '.join(' / '.join(g) for g in card['postprocess']['events']['exclusive'])} suppress each "
+                "other (`postprocess.events.exclusive`, kept because it raised validation F1): two people, one "
+                "walking and one running side by side, give the more confident event only."
+            ]
+            if card.get("postprocess", {}).get("events", {}).get("exclusive")
+            else []
+        ),
+        *(
+            [
+                "- Training from an empty work dir takes about 45 minutes on 2 cores, more than the ~30 aimed "
+                "for: the posture branch adds 10 minutes and the 72 minutes of validation footage 2. "
+                "`--extractor-from` a bundle skips stage 1 (about 15 minutes in all)."
+            ]
+            if ex.get("postures")
+            else []
+        ),
         "- Events shorter than about 0.5 s are not reported; boundaries are quantised to the ~0.27 s clip grid",
         "  (with sub-hop interpolation).",
         "",

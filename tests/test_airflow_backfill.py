@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from airflow_server import AirflowServer
 
+from actrec_batch.model import DEFAULT_MODEL
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -168,7 +170,9 @@ def test_nightly_dag_backfill_in_a_real_scheduler(pg_url, warehouse_url, chromiu
         before = warehouse_counts(warehouse_url, FOOTAGE_DATES)
         for d, counts in before.items():
             assert all(n > 0 for n in counts.values()), f"{d}: {counts}"
-            assert (store_root / "events" / f"date={d}" / "events-reference-2.parquet").is_file()
+            assert (
+                store_root / "events" / f"date={d}" / f"events-{DEFAULT_MODEL.replace('@', '-')}.parquet"
+            ).is_file()
 
         cleared = time.monotonic()
         clear_and_wait(af, "actrec_nightly", run_ids[1], timeout=1200)

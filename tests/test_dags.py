@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from actrec_batch.model import DEFAULT_MODEL
+
 REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "dags"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -72,6 +74,7 @@ for dag_id, dag in bag.dags.items():
         "catchup": dag.catchup,
         "max_active_runs": dag.max_active_runs,
         "params": sorted(dag.params.keys()),
+        "model_default": dag.params.get("model"),
         "tasks": {{
             t.task_id: {{
                 "owner": t.owner,
@@ -97,6 +100,9 @@ def test_dagbag_has_no_import_errors_and_the_expected_shape(airflow_home):
     assert nightly["catchup"] is False and nightly["max_active_runs"] >= 1
     assert "0 2 * * *" in nightly["schedule"]
     assert nightly["params"] == ["cameras", "force", "model"]
+    # the DAGs spell the default model out (importing actrec_batch.model would import torch at parse
+    # time); they must name the shipped default
+    assert {d["model_default"] for d in out["dags"].values()} == {DEFAULT_MODEL}
     assert {"actrec", "nightly"} <= set(nightly["tags"])
     edges = {t: set(v["downstream"]) for t, v in nightly["tasks"].items()}
     assert edges == {
@@ -200,7 +206,7 @@ def test_dag_test_runs_the_nightly_dag_end_to_end(airflow_home, tmp_path):
     assert run.status == "success" and run.videos_discovered == q["videos"] + q["quarantine"]
     assert q["action_events"] == q["current_action_events"] > 0
     assert run.run_id.startswith(f"{date}-af-") and costs >= 1 and run.cost_usd > 0
-    assert (root / "events" / f"date={date}" / "events-reference-2.parquet").is_file()
+    assert (root / "events" / f"date={date}" / f"events-{DEFAULT_MODEL.replace('@', '-')}.parquet").is_file()
     assert (root / "reports" / f"date={date}" / f"run={run.run_id}" / "quality.json").is_file()
 
     # The rescore DAG: the same date with another version of the model, from the feature cache.
@@ -208,10 +214,11 @@ def test_dag_test_runs_the_nightly_dag_end_to_end(airflow_home, tmp_path):
 
     from actrec_batch.model.loading import SHIPPED_DIR
 
-    bundle = tmp_path / "reference-v3"
-    shutil.copytree(Path(SHIPPED_DIR) / "reference-v2", bundle)
+    version = DEFAULT_MODEL.split("@")[1]
+    bundle = tmp_path / "reference-v9"  # the shipped default under a new version: same extractor
+    shutil.copytree(Path(SHIPPED_DIR) / f"reference-v{version}", bundle)
     card = json.loads((bundle / "card.json").read_text())
-    (bundle / "card.json").write_text(json.dumps({**card, "version": "3"}))
+    (bundle / "card.json").write_text(json.dumps({**card, "version": "9"}))
     conf = {"from_date": str(date), "to_date": str(date), "model": str(bundle)}
     out = _python(_DAG_TEST.format(dags=str(DAGS), dag_id="actrec_rescore", conf=conf), env, timeout=600)
     assert json.loads(out.stdout.strip().splitlines()[-1])["state"].endswith("success"), out.stderr[-4000:]
@@ -223,7 +230,7 @@ def test_dag_test_runs_the_nightly_dag_end_to_end(airflow_home, tmp_path):
         current = (
             conn.execute(sa.text("SELECT DISTINCT model_version FROM current_action_events")).scalars().all()
         )
-        rescored = conn.execute(sa.text("SELECT cost_usd FROM runs WHERE model_version = '3'")).scalar_one()
+        rescored = conn.execute(sa.text("SELECT cost_usd FROM runs WHERE model_version = '9'")).scalar_one()
     wh.dispose()
-    assert versions == {"2": q["action_events"], "3": q["action_events"]} and current == ["3"]
+    assert versions == {version: q["action_events"], "9": q["action_events"]} and current == ["9"]
     assert rescored is not None

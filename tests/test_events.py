@@ -13,6 +13,7 @@ from actrec_batch.events import (
     EventParams,
     concat_segment_scores,
     event_id,
+    exclusive_nms,
     scores_to_events,
     smooth_scores,
     temporal_nms,
@@ -159,6 +160,29 @@ def test_temporal_nms_keeps_the_most_confident_of_overlapping_same_label_events(
     assert temporal_nms(events, 1.0) == sorted(events, key=lambda e: -e.confidence)
 
 
+def test_exclusive_labels_suppress_each_other_and_leave_the_rest_alone():
+    events = [
+        DetectedEvent("walk", 0.0, 10.0, 0.8),
+        DetectedEvent("run", 1.0, 10.0, 0.6),  # tIoU 0.9 with the walk, less confident: dropped
+        DetectedEvent("run", 20.0, 30.0, 0.9),
+        DetectedEvent("walk", 24.0, 34.0, 0.7),  # tIoU 0.43 with that run
+        DetectedEvent("wave", 0.0, 10.0, 0.5),  # in no group
+    ]
+    groups = [["walk", "run"]]
+    assert exclusive_nms(events, groups, 0.5) == [events[2], events[0], events[3], events[4]]
+    assert exclusive_nms(events, groups, 0.4) == [events[2], events[0], events[4]]
+    assert exclusive_nms(events, [], 0.4) == events
+    # in the pipeline: a brisk walk where the head also fires "run" gives one event, not two
+    scores = step_scores(60, {"walk": [(10, 30)]})
+    scores[12:29, LABELS.index("run")] = 0.7
+    both = scores_to_events(grid(60), scores, LABELS, RAW)
+    assert sorted(e.label for e in both) == ["run", "walk"]
+    one = scores_to_events(grid(60), scores, LABELS, EventParams(smooth_s=0.0, exclusive=groups))
+    assert [e.label for e in one] == ["walk"]
+    with pytest.raises(ValueError, match="dance"):
+        scores_to_events(grid(60), scores, LABELS, EventParams(exclusive=[["walk", "dance"]]))
+
+
 def test_nms_acts_in_the_pipeline_when_padding_makes_unmerged_events_overlap():
     values = [0.0] * 40 + [0.8] * 5 + [0.0] + [0.95] * 5 + [0.0] * 40
     times, scores = grid(len(values)), single(values)
@@ -274,7 +298,7 @@ def test_per_class_overrides_for_unknown_labels_are_rejected():
 
 
 def test_params_round_trip_and_validate():
-    params = EventParams(per_class={"fall": {"on_threshold": 0.4}}, pad_s=-0.1)
+    params = EventParams(per_class={"fall": {"on_threshold": 0.4}}, pad_s=-0.1, exclusive=[["walk", "run"]])
     d = params.to_dict()
     assert EventParams.from_dict(json.loads(json.dumps(d))) == params
     assert params.for_label("fall").on_threshold == 0.4
@@ -288,6 +312,9 @@ def test_params_round_trip_and_validate():
         ({"min_duration_s": math.nan}, "min_duration_s"),
         ({"per_class": {"fall": {"on": 0.4}}}, "unknown keys"),
         ({"per_class": {"fall": {"off_threshold": 0.9}}}, r"per_class\['fall'\]"),
+        ({"exclusive": "walk"}, "exclusive must be a list of label lists"),
+        ({"exclusive": [["walk", 3]]}, "exclusive must be a list of label lists"),
+        ({"exclusive_tiou": 1.5}, "exclusive_tiou"),
     ]:
         with pytest.raises(ValueError, match=match):
             EventParams(**bad)

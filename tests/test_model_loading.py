@@ -23,7 +23,13 @@ from actrec_batch.model import (
     save_model,
     select_device,
 )
-from actrec_batch.model.reference import ExtractorConfig, HeadConfig, ReferenceExtractor, ReferenceHead
+from actrec_batch.model.reference import (
+    POSTURE_GAIN,
+    ExtractorConfig,
+    HeadConfig,
+    ReferenceExtractor,
+    ReferenceHead,
+)
 from actrec_batch.storage import open_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,10 +43,13 @@ WEIGHTS = {
 }
 
 
-def _random_modules(seed: int = 0, bidirectional: bool = False) -> tuple[ReferenceExtractor, ReferenceHead]:
+def _random_modules(
+    seed: int = 0, bidirectional: bool = False, postures: int = 0
+) -> tuple[ReferenceExtractor, ReferenceHead]:
     """Fresh modules whose BatchNorm statistics are random too, so buffers must survive the round trip."""
     torch.manual_seed(seed)
-    cfg = EXTRACTOR_CFG.bidirectional_of() if bidirectional else EXTRACTOR_CFG
+    cfg = EXTRACTOR_CFG.with_postures(postures)
+    cfg = cfg.bidirectional_of() if bidirectional else cfg
     extractor = ReferenceExtractor(cfg)
     head = ReferenceHead(HeadConfig(**{**HEAD_CFG.to_dict(), "embed_dim": cfg.embed_dim}))
     with torch.no_grad():
@@ -58,8 +67,9 @@ def _save(
     name: str = "tiny",
     version: str = "1",
     bidirectional: bool = False,
+    postures: int = 0,
 ) -> ModelCard:
-    extractor, head = _random_modules(bidirectional=bidirectional)
+    extractor, head = _random_modules(bidirectional=bidirectional, postures=postures)
     return save_model(
         dest,
         name=name,
@@ -143,6 +153,30 @@ def test_bidirectional_round_trip_gives_identical_outputs(tmp_path: Path, fmt: s
     with torch.inference_mode():
         codes = loaded.extractor.encode_frames(_frames(4, seed=3), _frames(4, seed=4))
     assert codes.shape == (4, 2 * EXTRACTOR_CFG.frame_dim)
+
+
+@pytest.mark.parametrize("fmt", ["state_dict", "torchscript"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_posture_branch_round_trip_gives_identical_outputs(
+    tmp_path: Path, fmt: str, bidirectional: bool
+) -> None:
+    card = _save(tmp_path / "bundle", fmt, bidirectional=bidirectional, postures=3)
+    motion = (2 if bidirectional else 1) * EXTRACTOR_CFG.embed_dim
+    assert card.extractor.config["postures"] == 3 and card.extractor.config["embed_dim"] == motion + 6
+    loaded = load_model(str(tmp_path / "bundle"), device="cpu")
+    original = _random_modules(bidirectional=bidirectional, postures=3)
+    _assert_same_outputs(original, loaded)
+    frames = _frames(8, seed=5)
+    with torch.inference_mode():
+        codes = loaded.extractor.encode_frames(frames[1:], frames[:-1])
+        logits = original[0].posture((frames[1:].permute(0, 3, 1, 2) / 255.0 - 0.45) / 0.25)
+        clip = loaded.extractor.encode_clips(codes[None])[0]
+    # each frame code ends with the frame's posture logits; a clip embedding ends with their
+    # means over its first and second halves, scaled by POSTURE_GAIN
+    torch.testing.assert_close(codes[:, -3:], logits, rtol=0, atol=1e-5)
+    half = len(codes) // 2
+    expected = torch.cat([logits[:half].mean(0), logits[half:].mean(0)]) * POSTURE_GAIN
+    torch.testing.assert_close(clip[motion:], expected, rtol=1e-5, atol=1e-4)
 
 
 def test_save_model_leaves_the_callers_modules_alone(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import pytest
 from actrec_batch import layout
 from actrec_batch.config import load_settings
 from actrec_batch.discovery import discover
+from actrec_batch.model import DEFAULT_MODEL
 from actrec_batch.pipeline.cache import Checkpoints, FeatureCache, segment_name
 from actrec_batch.pipeline.job import InferenceJob, plan_units
 from actrec_batch.pipeline.nightly import run_nightly
@@ -102,13 +103,13 @@ def test_cold_warm_rescore_and_corrupt_cache(local_ray, night, tmp_path):
     assert one["videos_discovered"] == 1 and one["units_computed"] == 3 and published() == before
     from actrec_batch.model import read_card, resolve_model_ref
 
-    card = read_card(open_store(resolve_model_ref("reference@2")))
+    card = read_card(open_store(resolve_model_ref(DEFAULT_MODEL)))
     assert len(Checkpoints.for_run(store, DATE, card, 20.0).committed()) == 6  # cam-02's markers were kept
 
     # The same events as the single-process path, which scores each whole video in one go.
     from actrec_batch.inference import infer_date
 
-    cold = InferenceJob(settings, DATE, model_ref="reference@2", store=store)
+    cold = InferenceJob(settings, DATE, model_ref=DEFAULT_MODEL, store=store)
     local = infer_date(
         load_settings({"store": str(root), "segment_s": 20}, env={}), DATE, store=store, segment_s=1e6
     )
@@ -118,7 +119,7 @@ def test_cold_warm_rescore_and_corrupt_cache(local_ray, night, tmp_path):
     np.testing.assert_allclose([e[4] for e in ours], [r["confidence"] for r in theirs], atol=2e-3)
 
     # Warm rerun: every unit comes from its checkpoint, nothing is decoded, Ray is not even started.
-    warm = InferenceJob(settings, DATE, model_ref="reference@2", store=store).run()
+    warm = InferenceJob(settings, DATE, model_ref=DEFAULT_MODEL, store=store).run()
     assert warm.units_skipped_checkpoint == 6 and warm.frames_decoded == 0 and not warm.ray_used
     assert _staged(store, warm) == ours
 
@@ -138,21 +139,21 @@ def test_cold_warm_rescore_and_corrupt_cache(local_ray, night, tmp_path):
     data = bytearray(store.get_bytes(first))
     data[len(data) // 2] ^= 0xFF
     store.put_bytes(first, bytes(data))
-    again = InferenceJob(settings, DATE, model_ref="reference@2", store=store).run()
+    again = InferenceJob(settings, DATE, model_ref=DEFAULT_MODEL, store=store).run()
     assert again.cache_corrupt == 1 and again.units_computed == 1 and again.units_skipped_checkpoint == 5
     assert _staged(store, again) == ours
     assert cache.get(first) is not None  # rewritten whole
 
     # --force forgets the checkpoints and recomputes everything.
-    forced = InferenceJob(settings, DATE, model_ref="reference@2", store=store, force=True).run()
+    forced = InferenceJob(settings, DATE, model_ref=DEFAULT_MODEL, store=store, force=True).run()
     assert forced.units_computed == 6 and forced.units_skipped_checkpoint == 0
     assert len(Checkpoints.for_run(store, DATE, card, 20.0).committed()) == 6
 
 
 def test_events_do_not_depend_on_the_segment_length(local_ray, night):
     root, store = night
-    a = InferenceJob(_settings(root, segment_s=20), DATE, model_ref="reference@2", store=store).run()
-    b = InferenceJob(_settings(root, segment_s=13), DATE, model_ref="reference@2", store=store).run()
+    a = InferenceJob(_settings(root, segment_s=20), DATE, model_ref=DEFAULT_MODEL, store=store).run()
+    b = InferenceJob(_settings(root, segment_s=13), DATE, model_ref=DEFAULT_MODEL, store=store).run()
     assert b.units_total == 10 and b.units_computed == 10  # other cuts: other units, other cache entries
     assert [e[:4] for e in _staged(store, a)] == [e[:4] for e in _staged(store, b)]
 
@@ -195,7 +196,7 @@ def test_a_night_on_s3_is_decoded_by_the_workers_through_ranged_reads(local_ray,
     assert summary["status"] == "success" and summary["videos_processed"] == 1
     assert summary["units_total"] == 3 and summary["frames_decoded"] > 0 and summary["events"] > 0
     assert summary["events_uri"].startswith(store_uri + "/events/date=")
-    assert store.exists(f"events/date={DATE}/events-reference-2.parquet")
+    assert store.exists(f"events/date={DATE}/events-{DEFAULT_MODEL.replace('@', '-')}.parquet")
     again = run_nightly(settings, DATE)
     assert again["units_skipped_checkpoint"] == 3 and again["frames_decoded"] == 0
 
@@ -216,7 +217,7 @@ def test_resources_that_cannot_fit_are_one_line_errors():
 
 
 def _new_head_bundle(dest: Path) -> Path:
-    from actrec_batch.model import DEFAULT_MODEL, save_with_new_head
+    from actrec_batch.model import save_with_new_head
 
     save_with_new_head(DEFAULT_MODEL, dest, name="rehead", version="1", seed=7)
     return dest

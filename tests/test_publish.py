@@ -27,6 +27,7 @@ from actrec_batch import layout
 from actrec_batch.config import load_settings
 from actrec_batch.errors import ValidationFailed
 from actrec_batch.evaluation import load_truth
+from actrec_batch.model import DEFAULT_MODEL
 from actrec_batch.model.loading import SHIPPED_DIR
 from actrec_batch.pipeline.nightly import infer_stage, publish_stage, run_nightly, validate_stage
 from actrec_batch.pipeline.outputs import validation_key
@@ -35,6 +36,7 @@ from actrec_batch.synth import synth_footage
 from actrec_batch.warehouse import open_warehouse
 
 DATE = dt.date(2026, 11, 5)
+VERSION = DEFAULT_MODEL.split("@")[1]  # the shipped default model's version
 ACTREC = str(Path(sys.executable).with_name("actrec"))
 
 
@@ -87,7 +89,7 @@ def _counts(url: str) -> dict[str, int]:
 def _published(root: Path) -> pa.Table:
     dataset = ds.dataset(str(root / "events"), format="parquet", partitioning="hive")
     return dataset.to_table(
-        filter=(ds.field("date") == DATE.isoformat()) & (ds.field("model_version") == "2")
+        filter=(ds.field("date") == DATE.isoformat()) & (ds.field("model_version") == VERSION)
     )
 
 
@@ -118,10 +120,10 @@ def test_actrec_run_fills_the_warehouse_and_a_rerun_changes_no_counts(night, war
     with wh.connect() as conn:
         lineage = conn.execute(
             sa.text(
-                "SELECT COUNT(*) FROM action_events WHERE logical_date = :d AND run_id = :r AND model_version = '2' "
+                "SELECT COUNT(*) FROM action_events WHERE logical_date = :d AND run_id = :r AND model_version = :v "
                 "AND extractor_id IS NOT NULL AND code_version IS NOT NULL AND model_sha256 IS NOT NULL"
             ),
-            {"d": DATE, "r": summary["run_id"]},
+            {"d": DATE, "r": summary["run_id"], "v": VERSION},
         ).scalar_one()
         reason = conn.execute(
             sa.text("SELECT reason FROM quarantine WHERE logical_date = :d"), {"d": DATE}
@@ -216,7 +218,7 @@ def test_a_failed_validation_blocks_the_publish_and_keeps_the_old_data(night, wa
     root, store = night
     settings = load_settings({"store": str(root), "warehouse_url": warehouse_url, "segment_s": 20}, env={})
     run_nightly(settings, DATE, discover_first=False)
-    key = "events/date=2026-11-05/events-reference-2.parquet"
+    key = f"events/date=2026-11-05/events-reference-{VERSION}.parquet"
     before_bytes, before_counts = store.get_bytes(key), _counts(warehouse_url)
 
     job = infer_stage(settings, DATE, store=store)  # a new run, all from checkpoints
@@ -246,10 +248,10 @@ def test_rescoring_with_a_new_version_adds_rows_and_switches_the_view(night, war
     root, store = night
     settings = load_settings({"store": str(root), "warehouse_url": warehouse_url, "segment_s": 20}, env={})
     first = run_nightly(settings, DATE, discover_first=False)
-    bundle = tmp_path / "reference-v3"
-    shutil.copytree(Path(SHIPPED_DIR) / "reference-v2", bundle)
+    bundle = tmp_path / "reference-v9"  # the shipped default under a new version: same extractor
+    shutil.copytree(Path(SHIPPED_DIR) / f"reference-v{VERSION}", bundle)
     card = json.loads((bundle / "card.json").read_text())
-    (bundle / "card.json").write_text(json.dumps({**card, "version": "3"}))
+    (bundle / "card.json").write_text(json.dumps({**card, "version": "9"}))
 
     out = _actrec(
         ["rescore", "--from", DATE.isoformat(), "--to", DATE.isoformat(), "--model", str(bundle), "--json"],
@@ -257,7 +259,7 @@ def test_rescoring_with_a_new_version_adds_rows_and_switches_the_view(night, war
         warehouse_url,
     )
     second = json.loads(out.stdout.splitlines()[-1])
-    assert second["model"] == "reference@3" and second["frames_decoded"] == 0
+    assert second["model"] == "reference@9" and second["frames_decoded"] == 0
     # Cached features only (or, when another test rescored first, this version's checkpoints).
     assert second["cache_hits"] + second["units_skipped_checkpoint"] == second["units_total"]
     wh = open_warehouse(warehouse_url)
@@ -274,10 +276,10 @@ def test_rescoring_with_a_new_version_adds_rows_and_switches_the_view(night, war
             conn.execute(sa.text("SELECT DISTINCT model_version FROM current_action_events")).scalars().all()
         )
     wh.dispose()
-    assert per_version == {"2": first["events"], "3": second["events"]}
-    assert current == ["3"]
+    assert per_version == {VERSION: first["events"], "9": second["events"]}
+    assert current == ["9"]
     # Either version can still be evaluated from the warehouse, named by reference or by bundle path.
-    for ref in ("reference@2", str(bundle)):
+    for ref in (DEFAULT_MODEL, str(bundle)):
         report = json.loads(
             _actrec(
                 [
@@ -297,8 +299,8 @@ def test_rescoring_with_a_new_version_adds_rows_and_switches_the_view(night, war
         )
         assert 0.0 <= report["f1"] <= 1.0 and report["per_class"]
     assert sorted(p.name for p in (root / "events" / f"date={DATE}").glob("*.parquet")) == [
-        "events-reference-2.parquet",
-        "events-reference-3.parquet",
+        f"events-reference-{VERSION}.parquet",
+        "events-reference-9.parquet",
     ]
 
 

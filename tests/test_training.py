@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pytest
 
 from actrec_batch.model import load_model
 from actrec_batch.synth import LABELS
@@ -29,6 +30,7 @@ def test_tiny_training_run_produces_a_verified_bundle(tmp_path):
         head_refit_steps=4,
         head_refit_windows=2,
         head_refit_clips=16,
+        posture_steps=3,
         train_footage=(FootageSpec(1901, 0.4, 160, 120, 10.0, "h264", 0.02),),
         val_footage=(FootageSpec(1902, 0.4, 160, 120, 12.0, "mpeg4", 0.02),),
     )
@@ -40,6 +42,12 @@ def test_tiny_training_run_produces_a_verified_bundle(tmp_path):
     assert set(card.postprocess["events"]) >= {"on_threshold", "off_threshold", "smooth_s"}
     assert "validation" in card.metrics and 0.0 <= card.metrics["validation"]["f1"] <= 1.0
     assert card.training["config"]["steps"] == 3
+    # reference@3's architecture: a posture branch, trained after the motion extractor (stage 1b)
+    from actrec_batch.synth.timeline import POSTURES
+
+    assert card.extractor.config["postures"] == len(POSTURES) == 6
+    assert card.extractor.config["embed_dim"] == 128 + 2 * len(POSTURES)
+    assert card.training["timings"]["posture_s"] > 0
     loaded = load_model(str(tmp_path / "bundle"), device="cpu")
     assert loaded.card.weights_sha256 == card.weights_sha256
     # Same seed, same data -> same weights: training is reproducible.
@@ -82,7 +90,8 @@ def test_tiny_training_run_produces_a_verified_bundle(tmp_path):
     assert card4.extractor.sha256 == card.extractor.sha256
     assert card4.extractor_id == "reference-extractor@2" != card.extractor_id
     assert card4.extractor.config["bidirectional"] is True
-    assert card4.head.config["embed_dim"] == 2 * card.head.config["embed_dim"]
+    assert card4.head.config["embed_dim"] == card.head.config["embed_dim"] + cfg.extractor.clip_dim
+    assert "posture_s" not in card4.training["timings"]  # the base's posture branch is kept
     assert load_model(str(tmp_path / "bundle4"), device="cpu").card.weights_sha256 == card4.weights_sha256
 
 
@@ -181,11 +190,21 @@ def test_posture_targets_follow_the_timeline_and_the_window_frames(tmp_path):
             k = int(np.searchsorted(video.grid.grid_times, ev["end_s"] + 0.2))
             if k < len(video.postures):
                 assert video.postures[k, POSTURES.index("seated")] == 1
+    moves = {"walk": "walking", "run": "running", "wave": "arm_up"}
+    seen = set()
+    for (
+        ev
+    ) in video.events:  # in the middle of a walk, a run or a wave, a frame shows its stride or raised arm
+        if ev["label"] in moves:
+            k = int(np.searchsorted(video.grid.grid_times, (ev["start_s"] + ev["end_s"]) / 2))
+            assert video.postures[k, POSTURES.index(moves[ev["label"]])] == 1
+            seen.add(ev["label"])
+    assert seen, "the footage should hold a walk, a run or a wave"
     cfg = TrainConfig(batch_windows=4, window_clips=5)
     cur, _, counts, _, post = _window_batch(
         [video], np.ones(1), cfg, np.random.default_rng(1), False, None, reverse_map(labels, cfg)
     )
-    assert post.shape == (cur.shape[0], 3) and sum(counts) == cur.shape[0]
+    assert post.shape == (cur.shape[0], len(POSTURES)) and sum(counts) == cur.shape[0]
 
 
 def _bidirectional_pair():
@@ -241,11 +260,16 @@ def test_stage_two_sees_each_video_backwards_with_swapped_halves_and_labels():
     video = _ramp_video(labels, "sit_down")
     n = video.grid.num_clips
     video.targets[:, labels.index("fall")] = np.arange(n) % 5 == 0
-    emb = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
-    cfg = bidirectional_config(TrainConfig())
+    from actrec_batch.model.reference import ExtractorConfig
+
+    # 2 x 4 motion values, then 2 x 1 posture means (the clip's first half, then its second half)
+    emb = np.random.default_rng(0).normal(size=(n, 10)).astype(np.float32)
+    cfg = bidirectional_config(TrainConfig(extractor=ExtractorConfig(embed_dim=4).with_postures(1)))
+    assert cfg.extractor.embed_dim == 10
     ahead, back = head_sequences([emb], [video], labels, cfg)
     np.testing.assert_array_equal(ahead.x, emb)
-    np.testing.assert_array_equal(back.x, np.concatenate([emb[:, 4:], emb[:, :4]], axis=1)[::-1])
+    swapped = [emb[:, 4:8], emb[:, :4], emb[:, 9:], emb[:, 8:9]]
+    np.testing.assert_array_equal(back.x, np.concatenate(swapped, axis=1)[::-1])
     sit, stand, fall = labels.index("sit_down"), labels.index("stand_up"), labels.index("fall")
     np.testing.assert_array_equal(back.y[:, stand], video.targets[::-1, sit])
     assert back.y[:, sit].sum() == 0
@@ -253,3 +277,50 @@ def test_stage_two_sees_each_video_backwards_with_swapped_halves_and_labels():
     assert back.weight[:, fall].sum() == 0 and back.weight[:, labels.index("jump")].sum() == 0
     assert back.weight[:, sit].all() and ahead.weight.all()
     assert len(head_sequences([emb], [video], labels, TrainConfig())) == 1
+
+
+def test_posture_branch_learns_what_is_on_screen_and_joins_the_motion_extractor():
+    """Stage 1b on frames whose 'posture' is plain to see (a bright block low in the frame means
+    seated, high means standing): the branch must learn it, and with_config must put it next to the
+    motion weights without touching them."""
+    import torch
+
+    from actrec_batch.model.reference import ExtractorConfig, ReferenceExtractor
+    from actrec_batch.training import VideoArrays, train_postures, with_config
+
+    rng = np.random.default_rng(0)
+    ecfg = ExtractorConfig(
+        frame_width=32, frame_height=24, frame_dim=16, embed_dim=16, widths=(4, 8), posture_widths=(8, 16)
+    )
+    cfg = TrainConfig(extractor=ecfg.with_postures(3), posture_steps=150, lr=1e-2)
+
+    def video(n):
+        frames = rng.integers(60, 90, (n, 24, 32, 3), dtype=np.uint8)
+        postures = np.zeros((n, 3), np.float32)
+        low = rng.random(n) < 0.5
+        for i in range(n):
+            x = int(rng.integers(0, 26))
+            y = int(rng.integers(14, 20) if low[i] else rng.integers(0, 6))
+            frames[i, y : y + 5, x : x + 6] = 230
+            postures[i, 1 if low[i] else 0] = 1.0
+        return VideoArrays("v", None, frames, np.zeros((1, 7), np.float32), [], 1.0, postures), low
+
+    train, _ = video(400)
+    posture = train_postures([train], cfg, progress=False)
+    test, low = video(200)
+    with torch.inference_mode():
+        pixels = (torch.from_numpy(test.frames).permute(0, 3, 1, 2) / 255.0 - 0.45) / 0.25
+        seated = posture(pixels)[:, 1].numpy() > 0
+    assert (seated == low).mean() > 0.9
+
+    motion = ReferenceExtractor(ecfg).eval()
+    joined = with_config(motion, cfg.extractor, posture)
+    assert joined.cfg.postures == 3 and joined.cfg.embed_dim == 16 + 6
+    for key, tensor in motion.state_dict().items():
+        torch.testing.assert_close(joined.state_dict()[key], tensor, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="no posture branch"):
+        with_config(motion, cfg.extractor)
+    with pytest.raises(ValueError, match="actrec synth"):
+        train_postures(
+            [VideoArrays("v", None, test.frames, test.targets, [], 1.0, None)], cfg, progress=False
+        )

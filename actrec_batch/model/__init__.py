@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from actrec_batch.model.card import ExtractorSpec, HeadSpec, ModelCard, ModelError
 
-DEFAULT_MODEL = "reference@2"  # the shipped reference bundle, used when no --model is given
+DEFAULT_MODEL = "reference@3"  # the shipped reference bundle, used when no --model is given
 
 if TYPE_CHECKING:
     from actrec_batch.model.loading import (

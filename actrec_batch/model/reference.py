@@ -25,6 +25,17 @@ backward half of a clip reads the same frames as the forward half shifted one gr
 decodes is needed, and features stay the same however a video is cut into work units. It costs a
 second frame-encoder pass; the weights are the forward extractor's.
 
+Posture branch (``postures > 0``, reference@3 on): the clip encoder reads motion, and a clip
+embedding trained only on action labels keeps almost nothing of what a still figure looks like (a
+linear or MLP probe on reference@2's embeddings could not tell a seated or lying figure from a
+standing one). Sitting down and standing up are the same motion in opposite directions, so their
+direction is in the postures before and after. A separate small CNN scores each frame's pixels for
+what a still frame shows (``actrec_batch.synth.timeline.POSTURES``: a standing, seated or lying
+figure, a walking or running stride, a raised arm); its
+logits ride along in the frame codes, and each clip embedding ends with their means over the
+clip's first and second halves (``2 x postures`` values, scaled by ``POSTURE_GAIN``). It is trained
+apart from the motion encoder (``actrec_batch.training.train_postures``), on the synth timeline.
+
 Inputs: frames are uint8 RGB ``[..., H, W, 3]``; the model normalises them itself.
 """
 
@@ -52,24 +63,50 @@ class ExtractorConfig:
     keypoints: int = 16  # spatial-softmax keypoints per frame (0: none)
     # Read each clip forwards and backwards; embed_dim is then both halves (see module docstring).
     bidirectional: bool = False
+    # Posture channels of the posture branch (0: none); embed_dim includes their 2 x postures values.
+    postures: int = 0
+    posture_widths: tuple[int, ...] = (12, 24, 32, 48)
+
+    def __post_init__(self) -> None:
+        motion = self.embed_dim - self.posture_dim
+        if self.postures < 0 or motion <= 0 or (self.bidirectional and motion % 2):
+            raise ValueError(
+                f"extractor config: embed_dim {self.embed_dim} leaves no (even, when bidirectional) "
+                f"motion width next to {self.postures} postures"
+            )
+
+    @property
+    def posture_dim(self) -> int:
+        """Width of the posture part of a clip embedding (its last values)."""
+        return 2 * self.postures
 
     @property
     def clip_dim(self) -> int:
-        """Width of one direction's clip embedding."""
-        return self.embed_dim // 2 if self.bidirectional else self.embed_dim
+        """Width of one direction's motion embedding."""
+        motion = self.embed_dim - self.posture_dim
+        return motion // 2 if self.bidirectional else motion
 
     @property
     def code_dim(self) -> int:
-        """Width of a frame code as ``encode_frames`` returns it (both directions when bidirectional)."""
-        return 2 * self.frame_dim if self.bidirectional else self.frame_dim
+        """Width of a frame code as ``encode_frames`` returns it (both directions when bidirectional,
+        then the posture logits)."""
+        return (2 if self.bidirectional else 1) * self.frame_dim + self.postures
 
     def forward_only(self) -> ExtractorConfig:
-        """The same network read forwards only: the config that trains its weights."""
-        return replace(self, bidirectional=False, embed_dim=self.clip_dim)
+        """The same network read forwards only."""
+        return replace(self, bidirectional=False, embed_dim=self.clip_dim + self.posture_dim)
 
     def bidirectional_of(self) -> ExtractorConfig:
         """The same weights read in both directions."""
-        return replace(self, bidirectional=True, embed_dim=2 * self.clip_dim)
+        return replace(self, bidirectional=True, embed_dim=2 * self.clip_dim + self.posture_dim)
+
+    def motion_only(self) -> ExtractorConfig:
+        """The motion network alone, read forwards: the config stage 1 trains."""
+        return replace(self, bidirectional=False, postures=0, embed_dim=self.clip_dim)
+
+    def with_postures(self, postures: int) -> ExtractorConfig:
+        """The same motion network with a posture branch of ``postures`` channels (0: none)."""
+        return replace(self, postures=postures, embed_dim=self.embed_dim - self.posture_dim + 2 * postures)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,8 +116,10 @@ class ExtractorConfig:
         d = dict(d)
         d.setdefault("keypoints", 0)  # cards written before keypoints existed had none
         d.setdefault("bidirectional", False)
-        if "widths" in d:
-            d["widths"] = tuple(d["widths"])
+        d.setdefault("postures", 0)  # and before the posture branch
+        for key in ("widths", "posture_widths"):
+            if key in d:
+                d[key] = tuple(d[key])
         return cls(**d)
 
 
@@ -114,19 +153,23 @@ def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
     )
 
 
+def _conv_stack(cin: int, widths: tuple[int, ...]) -> tuple[nn.Sequential, int]:
+    """Stride-2 conv-BN-ReLU per width (the later ones followed by a stride-1 one) and the output width."""
+    layers: list[nn.Module] = []
+    for i, w in enumerate(widths):
+        layers.append(_conv_bn(cin, w, 2))
+        if i >= 1:
+            layers.append(_conv_bn(w, w, 1))
+        cin = w
+    return nn.Sequential(*layers), cin
+
+
 class FrameEncoder(nn.Module):
     """``[N, 6, H, W]`` (RGB + RGB motion, normalised) -> ``[N, frame_dim]``."""
 
     def __init__(self, cfg: ExtractorConfig) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        cin = 6
-        for i, w in enumerate(cfg.widths):
-            layers.append(_conv_bn(cin, w, 2))
-            if i >= 1:
-                layers.append(_conv_bn(w, w, 1))
-            cin = w
-        self.body = nn.Sequential(*layers)
+        self.body, cin = _conv_stack(6, cfg.widths)
         # avg + max pooling over a 2x2 grid keeps coarse position (arm up vs down, standing vs lying)
         k = cfg.keypoints
         self.heatmaps = nn.Conv2d(cin, k, 1) if k else None
@@ -152,6 +195,27 @@ def _spatial_softmax(logits: torch.Tensor) -> torch.Tensor:
     ey = (prob.sum(dim=3) * ys).sum(dim=2)
     peak = logits.flatten(2).amax(dim=2)
     return torch.cat([ex, ey, peak], dim=1)
+
+
+# Posture logits are multiplied by this in a clip embedding, so that after the head's LayerNorm they
+# weigh about as much as the motion values (whose spread is tens of units), not ~1/50 of them.
+POSTURE_GAIN = 16.0
+
+
+class PostureEncoder(nn.Module):
+    """``[N, 3, H, W]`` normalised RGB -> ``[N, postures]`` logits: which postures are on screen.
+
+    A still-image classifier: stride-2 convolutions, then the global max (is there such a figure
+    anywhere?) and mean of the last feature map."""
+
+    def __init__(self, cfg: ExtractorConfig) -> None:
+        super().__init__()
+        self.body, cin = _conv_stack(3, cfg.posture_widths)
+        self.fc = nn.Sequential(nn.Linear(2 * cin, 32), nn.ReLU(), nn.Linear(32, cfg.postures))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x)
+        return self.fc(torch.cat([h.amax(dim=(2, 3)), h.mean(dim=(2, 3))], dim=1))
 
 
 class ClipEncoder(nn.Module):
@@ -184,6 +248,7 @@ class ReferenceExtractor(nn.Module):
         self.cfg = cfg or ExtractorConfig()
         self.frames = FrameEncoder(self.cfg)
         self.clips = ClipEncoder(self.cfg)
+        self.posture = PostureEncoder(self.cfg) if self.cfg.postures else None
         self.register_buffer("mean", torch.tensor([0.45, 0.45, 0.45]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1), persistent=False)
 
@@ -191,27 +256,38 @@ class ReferenceExtractor(nn.Module):
         """uint8 ``[N, H, W, 3]`` frames and their grid predecessors -> ``[N, code_dim]`` codes.
 
         Bidirectional: each row also holds the backward code of the predecessor (it seen after
-        the frame), so one row per grid frame still carries everything the clip encoder needs."""
+        the frame), so one row per grid frame still carries everything the clip encoder needs.
+        With a posture branch, each row ends with the frame's posture logits."""
         cur = frames.permute(0, 3, 1, 2).float().div_(255.0)
         prev = previous.permute(0, 3, 1, 2).float().div_(255.0)
         if not self.cfg.bidirectional:
-            return self.frames(self._pixels(cur, prev))
-        forward, backward = self.frames(torch.cat([self._pixels(cur, prev), self._pixels(prev, cur)])).chunk(
-            2
-        )
-        return torch.cat([forward, backward], dim=1)
+            codes = self.frames(self._pixels(cur, prev))
+        else:
+            forward, backward = self.frames(
+                torch.cat([self._pixels(cur, prev), self._pixels(prev, cur)])
+            ).chunk(2)
+            codes = torch.cat([forward, backward], dim=1)
+        if self.posture is not None:
+            codes = torch.cat([codes, self.posture((cur - self.mean) / self.std)], dim=1)
+        return codes
 
     def _pixels(self, cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         return torch.cat([(cur - self.mean) / self.std, (cur - prev) * 4.0], dim=1)
 
     def encode_clips(self, codes: torch.Tensor) -> torch.Tensor:
         """``[B, T, code_dim]`` frame codes -> ``[B, embed_dim]`` clip embeddings."""
-        if not self.cfg.bidirectional:
-            return self.clips(codes)
         d = self.cfg.frame_dim
-        forward = self.clips(codes[:, :, :d])
-        backward = self.clips(codes[:, :, d:].flip(1))
-        return torch.cat([forward, backward], dim=1)
+        if not self.cfg.bidirectional:
+            out = self.clips(codes[:, :, :d])
+        else:
+            forward = self.clips(codes[:, :, :d])
+            backward = self.clips(codes[:, :, d : 2 * d].flip(1))
+            out = torch.cat([forward, backward], dim=1)
+        if self.posture is not None:
+            p = codes[:, :, self.cfg.code_dim - self.cfg.postures :] * POSTURE_GAIN
+            half = p.shape[1] // 2
+            out = torch.cat([out, p[:, :half].mean(dim=1), p[:, half:].mean(dim=1)], dim=1)
+        return out
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, T+1, H, W, 3]`` (one leading context frame) -> ``[B, embed_dim]``."""

@@ -174,7 +174,7 @@ def walk_bounds(stage: Stage, height: float) -> tuple[float, float]:
     return margin, stage.aspect - margin
 
 
-POSTURES: tuple[str, ...] = ("stand", "seated", "lying")
+POSTURES: tuple[str, ...] = ("stand", "seated", "lying", "walking", "running", "arm_up")
 _POSTURE_OF_KIND = {
     "idle": "stand",
     "walk": "stand",
@@ -183,21 +183,25 @@ _POSTURE_OF_KIND = {
     "seated": "seated",
     "lying": "lying",
 }
+_MOVE_OF_KIND = {"walk": "walking", "run": "running", "wave": "arm_up", "hold": "arm_up"}
 
 
 def posture_frames(timeline: Timeline) -> np.ndarray:
-    """Per frame, whether some figure is standing, seated or lying: ``[n_frames, 3]`` float32 in
+    """Per frame, whether some figure is standing, seated or lying, and whether some figure is in a
+    walking or running stride or has an arm raised: ``[n_frames, len(POSTURES)]`` float32 in
     :data:`POSTURES` order. Transitions (``fall``, ``sit_down``, ``stand_up``) are in no posture, and
-    ``wave``/``hold`` follow their ``seated`` parameter. A training signal, not a label: it lets an
-    extractor learn what a seated figure looks like, so the direction of a posture change is easy to read."""
+    ``wave``/``hold`` follow their ``seated`` parameter. A training signal, not a label: what a
+    still frame shows (a seated figure, a runner's bent arms and long stride), so that the
+    direction of a posture change, or a walk from a run, is easy to read."""
     out = np.zeros((timeline.n_frames, len(POSTURES)), dtype=np.float32)
     for seg in timeline.segments:
         if seg.kind in ("wave", "hold"):
             posture = "seated" if seg.params.get("seated") else "stand"
         else:
             posture = _POSTURE_OF_KIND.get(seg.kind)
+        span = slice(max(0, seg.start_frame), min(timeline.n_frames, seg.end_frame))
         if posture is not None:
-            out[max(0, seg.start_frame) : min(timeline.n_frames, seg.end_frame), POSTURES.index(posture)] = (
-                1.0
-            )
+            out[span, POSTURES.index(posture)] = 1.0
+        if seg.kind in _MOVE_OF_KIND:
+            out[span, POSTURES.index(_MOVE_OF_KIND[seg.kind])] = 1.0
     return out
