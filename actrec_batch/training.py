@@ -35,6 +35,7 @@ from actrec_batch.model.reference import (
     PostureEncoder,
     ReferenceExtractor,
     ReferenceHead,
+    normalised_rgb,
 )
 from actrec_batch.model.sampling import ClipGrid, build_grid, clip_targets
 from actrec_batch.synth.timeline import POSTURES
@@ -154,9 +155,8 @@ class VideoArrays:
     targets: np.ndarray  # [num_clips, C]
     events: list[dict]
     duration_s: float
-    postures: np.ndarray | None = (
-        None  # [K, len(POSTURES)] per grid frame (synth timeline): stage 1b and the aux loss
-    )
+    # [K, len(POSTURES)] per grid frame (synth timeline): the targets of stage 1b and the aux loss
+    postures: np.ndarray | None = None
 
 
 def _render_one(root: str, index: int, spec: FootageSpec) -> list[str]:
@@ -482,8 +482,9 @@ def _step(opt: torch.optim.Optimizer, sched, loss: torch.Tensor) -> None:
 
 
 def train_postures(videos: list[VideoArrays], cfg: TrainConfig, *, progress: bool = True) -> PostureEncoder:
-    """Stage 1b: the posture branch, a still-frame classifier of which postures (standing, seated,
-    lying) are on screen, fitted on the synth timeline's postures of ``videos``' grid frames.
+    """Stage 1b: the posture branch, a still-frame classifier of what a frame shows (``POSTURES``: a
+    standing, seated or lying figure, a walking or running stride, a raised arm), fitted on the synth
+    timeline's postures of ``videos``' grid frames.
 
     Raises ValueError when no video has postures (footage not made by ``actrec synth``)."""
     from tqdm import tqdm
@@ -497,7 +498,6 @@ def train_postures(videos: list[VideoArrays], cfg: TrainConfig, *, progress: boo
     torch.manual_seed(cfg.seed + 2)
     rng = np.random.default_rng(cfg.seed + 2)
     posture = PostureEncoder(cfg.extractor)
-    norm = ReferenceExtractor(cfg.extractor.motion_only())  # only for its pixel normalisation
     opt = torch.optim.AdamW(posture.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=cfg.posture_steps, pct_start=0.1
@@ -512,8 +512,7 @@ def train_postures(videos: list[VideoArrays], cfg: TrainConfig, *, progress: boo
             idx = rng.integers(0, len(v.frames), 8)
             xs.append(_augment(torch.from_numpy(v.frames[idx]), rng))
             ys.append(torch.from_numpy(v.postures[idx]))
-        pixels = (torch.cat(xs).permute(0, 3, 1, 2) / 255.0 - norm.mean) / norm.std
-        loss = F.binary_cross_entropy_with_logits(posture(pixels), torch.cat(ys))
+        loss = F.binary_cross_entropy_with_logits(posture(normalised_rgb(torch.cat(xs))), torch.cat(ys))
         _step(opt, sched, loss)
         if not progress and step % 500 == 0:
             log.info("posture step %d/%d loss %.4f", step, cfg.posture_steps, loss.item())
@@ -794,7 +793,10 @@ def run_training(
             raise ValueError(f"{extractor_from}: its extractor config differs from the training config")
         motion = base.extractor.eval()
         # its own posture branch when it has the same one, else a new one (stage 1b)
-        keep_posture = base_cfg.postures == cfg.extractor.postures
+        keep_posture = (base_cfg.postures, base_cfg.posture_widths) == (
+            cfg.extractor.postures,
+            cfg.extractor.posture_widths,
+        )
         # Same weights read another way give other features: a new extractor version, so the
         # feature cache (keyed by extractor id and version) never mixes the two.
         extractor_id = base.card.extractor.id

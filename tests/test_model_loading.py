@@ -29,6 +29,7 @@ from actrec_batch.model.reference import (
     HeadConfig,
     ReferenceExtractor,
     ReferenceHead,
+    normalised_rgb,
 )
 from actrec_batch.storage import open_store
 
@@ -169,7 +170,7 @@ def test_posture_branch_round_trip_gives_identical_outputs(
     frames = _frames(8, seed=5)
     with torch.inference_mode():
         codes = loaded.extractor.encode_frames(frames[1:], frames[:-1])
-        logits = original[0].posture((frames[1:].permute(0, 3, 1, 2) / 255.0 - 0.45) / 0.25)
+        logits = original[0].posture(normalised_rgb(frames[1:]))
         clip = loaded.extractor.encode_clips(codes[None])[0]
     # each frame code ends with the frame's posture logits; a clip embedding ends with their
     # means over its first and second halves, scaled by POSTURE_GAIN

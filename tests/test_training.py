@@ -285,7 +285,7 @@ def test_posture_branch_learns_what_is_on_screen_and_joins_the_motion_extractor(
     motion weights without touching them."""
     import torch
 
-    from actrec_batch.model.reference import ExtractorConfig, ReferenceExtractor
+    from actrec_batch.model.reference import ExtractorConfig, ReferenceExtractor, normalised_rgb
     from actrec_batch.training import VideoArrays, train_postures, with_config
 
     rng = np.random.default_rng(0)
@@ -309,8 +309,7 @@ def test_posture_branch_learns_what_is_on_screen_and_joins_the_motion_extractor(
     posture = train_postures([train], cfg, progress=False)
     test, low = video(200)
     with torch.inference_mode():
-        pixels = (torch.from_numpy(test.frames).permute(0, 3, 1, 2) / 255.0 - 0.45) / 0.25
-        seated = posture(pixels)[:, 1].numpy() > 0
+        seated = posture(normalised_rgb(torch.from_numpy(test.frames)))[:, 1].numpy() > 0
     assert (seated == low).mean() > 0.9
 
     motion = ReferenceExtractor(ecfg).eval()

@@ -102,7 +102,13 @@ class ExtractorConfig:
 
     def motion_only(self) -> ExtractorConfig:
         """The motion network alone, read forwards: the config stage 1 trains."""
-        return replace(self, bidirectional=False, postures=0, embed_dim=self.clip_dim)
+        return replace(
+            self,
+            bidirectional=False,
+            postures=0,
+            posture_widths=ExtractorConfig.posture_widths,
+            embed_dim=self.clip_dim,
+        )
 
     def with_postures(self, postures: int) -> ExtractorConfig:
         """The same motion network with a posture branch of ``postures`` channels (0: none)."""
@@ -197,6 +203,15 @@ def _spatial_softmax(logits: torch.Tensor) -> torch.Tensor:
     return torch.cat([ex, ey, peak], dim=1)
 
 
+# Per-channel normalisation of [0, 1] RGB pixels, for every CNN of the extractor.
+RGB_MEAN, RGB_STD = 0.45, 0.25
+
+
+def normalised_rgb(frames: torch.Tensor) -> torch.Tensor:
+    """``[N, H, W, 3]`` frames (uint8, or float in 0..255) -> normalised ``[N, 3, H, W]`` float pixels."""
+    return (frames.permute(0, 3, 1, 2).float() / 255.0 - RGB_MEAN) / RGB_STD
+
+
 # Posture logits are multiplied by this in a clip embedding, so that after the head's LayerNorm they
 # weigh about as much as the motion values (whose spread is tens of units), not ~1/50 of them.
 POSTURE_GAIN = 16.0
@@ -249,8 +264,6 @@ class ReferenceExtractor(nn.Module):
         self.frames = FrameEncoder(self.cfg)
         self.clips = ClipEncoder(self.cfg)
         self.posture = PostureEncoder(self.cfg) if self.cfg.postures else None
-        self.register_buffer("mean", torch.tensor([0.45, 0.45, 0.45]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1), persistent=False)
 
     def encode_frames(self, frames: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, H, W, 3]`` frames and their grid predecessors -> ``[N, code_dim]`` codes.
@@ -260,19 +273,17 @@ class ReferenceExtractor(nn.Module):
         With a posture branch, each row ends with the frame's posture logits."""
         cur = frames.permute(0, 3, 1, 2).float().div_(255.0)
         prev = previous.permute(0, 3, 1, 2).float().div_(255.0)
+        rgb = (cur - RGB_MEAN) / RGB_STD
         if not self.cfg.bidirectional:
-            codes = self.frames(self._pixels(cur, prev))
+            codes = self.frames(torch.cat([rgb, (cur - prev) * 4.0], dim=1))
         else:
-            forward, backward = self.frames(
-                torch.cat([self._pixels(cur, prev), self._pixels(prev, cur)])
-            ).chunk(2)
+            after = torch.cat([rgb, (cur - prev) * 4.0], dim=1)  # frame k after frame k-1
+            before = torch.cat([(prev - RGB_MEAN) / RGB_STD, (prev - cur) * 4.0], dim=1)  # k-1 after k
+            forward, backward = self.frames(torch.cat([after, before])).chunk(2)
             codes = torch.cat([forward, backward], dim=1)
         if self.posture is not None:
-            codes = torch.cat([codes, self.posture((cur - self.mean) / self.std)], dim=1)
+            codes = torch.cat([codes, self.posture(rgb)], dim=1)
         return codes
-
-    def _pixels(self, cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-        return torch.cat([(cur - self.mean) / self.std, (cur - prev) * 4.0], dim=1)
 
     def encode_clips(self, codes: torch.Tensor) -> torch.Tensor:
         """``[B, T, code_dim]`` frame codes -> ``[B, embed_dim]`` clip embeddings."""
