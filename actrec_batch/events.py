@@ -43,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
@@ -327,14 +327,7 @@ def temporal_nms(events: Sequence[DetectedEvent], tiou_threshold: float) -> list
     """Greedy non-maximum suppression within each label: in order of confidence (highest first, ties by
     start then end), an event is kept unless it overlaps an already-kept event of its label with tIoU
     ``>= tiou_threshold``. Returns the kept events in that order."""
-    kept: list[DetectedEvent] = []
-    for ev in sorted(events, key=lambda e: (-e.confidence, e.start_s, e.end_s, e.label)):
-        if all(
-            k.label != ev.label or tiou(k.start_s, k.end_s, ev.start_s, ev.end_s) < tiou_threshold
-            for k in kept
-        ):
-            kept.append(ev)
-    return kept
+    return _suppress(events, tiou_threshold, lambda kept, new: kept == new)
 
 
 def exclusive_nms(
@@ -349,11 +342,19 @@ def exclusive_nms(
             rivals.setdefault(label, set()).update(x for x in group if x != label)
     if not rivals:
         return list(events)
+    return _suppress(events, tiou_threshold, lambda kept, new: kept in rivals.get(new, ()))
+
+
+def _suppress(
+    events: Sequence[DetectedEvent], tiou_threshold: float, clash: Callable[[str, str], bool]
+) -> list[DetectedEvent]:
+    """Greedy suppression shared by the NMS steps: most confident first (ties by start, end, label),
+    an event is dropped when a kept event whose label ``clash(kept_label, its_label)`` overlaps it
+    with tIoU ``>= tiou_threshold``."""
     kept: list[DetectedEvent] = []
     for ev in sorted(events, key=lambda e: (-e.confidence, e.start_s, e.end_s, e.label)):
-        others = rivals.get(ev.label, set())
         if all(
-            k.label not in others or tiou(k.start_s, k.end_s, ev.start_s, ev.end_s) < tiou_threshold
+            not clash(k.label, ev.label) or tiou(k.start_s, k.end_s, ev.start_s, ev.end_s) < tiou_threshold
             for k in kept
         ):
             kept.append(ev)
