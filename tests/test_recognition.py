@@ -71,7 +71,10 @@ def test_events_do_not_depend_on_where_a_video_is_cut(night):
 
 def test_infer_local_then_eval_json(night):
     settings, _, rows = night
-    env = {**os.environ, "ACTREC_STORE": settings.store}
+    # Its own warehouse: the default (./.actrec/warehouse.duckdb) may hold `make demo`'s events of
+    # the same date, which `actrec eval` would score against this footage's ground truth.
+    warehouse = f"duckdb:///{os.path.dirname(settings.store)}/warehouse.duckdb"
+    env = {**os.environ, "ACTREC_STORE": settings.store, "ACTREC_WAREHOUSE_URL": warehouse}
     infer = subprocess.run(
         [sys.executable, "-m", "actrec_batch", "infer-local", "--date", str(DATE), "--json"],
         capture_output=True,
