@@ -143,6 +143,9 @@ def _gx() -> Any:
     return gx
 
 
+CAMERA_ID_REGEX = r"^[^/\\\x00-\x1f\x7f]+$"
+
+
 def manifest_expectations(logical_date: dt.date) -> list[Any]:
     """The manifest suite: schema, identity, and probe values in physically sane ranges."""
     E = _gx().expectations
@@ -153,7 +156,9 @@ def manifest_expectations(logical_date: dt.date) -> list[Any]:
         *[E.ExpectColumnValuesToNotBeNull(column=c) for c in MANIFEST_COLUMNS],
         E.ExpectColumnValuesToBeInSet(column="logical_date", value_set=[logical_date.isoformat()]),
         E.ExpectColumnValuesToMatchRegex(column="content_id", regex=r"^[0-9a-f]{64}$"),
-        E.ExpectColumnValuesToMatchRegex(column="camera_id", regex=r"^[A-Za-z0-9._\-]+$"),
+        # Any name a footage folder can have (storage/keys.py): Unicode and spaces included, no
+        # "/", backslash or control characters. A narrower rule here failed the whole date.
+        E.ExpectColumnValuesToMatchRegex(column="camera_id", regex=CAMERA_ID_REGEX),
         E.ExpectColumnValuesToBeInSet(column="content_id_method", value_set=["sha256", "fast"]),
         E.ExpectColumnValuesToBeInSet(column="fps_mode", value_set=["constant", "variable"]),
         E.ExpectColumnValuesToBeInSet(column="rotation", value_set=[0, 90, 180, 270]),

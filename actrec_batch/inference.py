@@ -114,10 +114,11 @@ def score_video(
     from actrec_batch.model.reference import ExtractorConfig
     from actrec_batch.model.sampling import build_grid
     from actrec_batch.pipeline.work import check_frames_cover
-    from actrec_batch.video import DecodeStats, frame_timestamps
+    from actrec_batch.video import DecodeStats, frame_index
 
     cfg = ExtractorConfig.from_dict(model.card.extractor.config)
-    times = frame_timestamps(source, uri=uri)
+    index = frame_index(source, uri=uri)
+    times = index.times_s
     check_frames_cover(times, duration_s, uri or str(source))
     grid = build_grid(
         times, sample_fps=cfg.sample_fps, clip_len=cfg.clip_len, clip_hop=cfg.clip_hop, duration_s=duration_s
@@ -135,7 +136,7 @@ def score_video(
             grid.grid_span(clips),
             width=cfg.frame_width,
             height=cfg.frame_height,
-            frame_times=times,
+            frame_index=index,
             uri=uri,
             stats=stats,
         )

@@ -186,7 +186,7 @@ def test_manifest_suite_failure_names_the_expectation():
         "video_id": "v1",
         "uri": "s3://b/x.mp4",
         "key": "x.mp4",
-        "camera_id": "cam 1!",
+        "camera_id": "cam/1",  # footage folders cannot name it; spaces and Unicode are fine
         "logical_date": DATE.isoformat(),
         "content_id": "0" * 64,
         "content_id_method": "sha256",

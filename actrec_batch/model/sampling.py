@@ -114,13 +114,15 @@ def decode_grid_frames(
     width: int,
     height: int,
     frame_times: np.ndarray | None = None,
+    frame_index=None,
     uri: str | None = None,
     stats=None,
     threads: int = 0,
 ) -> np.ndarray:
     """Decode the grid frames ``span`` of a video, resized in libswscale: ``[len(span), H, W, 3]`` uint8.
 
-    ``threads``: decoder threads (0: FFmpeg chooses, typically one per core; a Ray task passes the
+    ``frame_index``: the video's :class:`~actrec_batch.video.FrameIndex` the grid was built on
+    (preferred); else ``frame_times`` (its times), else the index is built here. ``threads``: decoder threads (0: FFmpeg chooses, typically one per core; a Ray task passes the
     CPUs it reserved, so it does not take more than its share)."""
     from actrec_batch.errors import VideoError
     from actrec_batch.video import decode_frames
@@ -135,6 +137,7 @@ def decode_grid_frames(
         width=width,
         height=height,
         frame_times=frame_times,
+        frame_index=frame_index,
         uri=uri,
         stats=stats,
         threads=threads,

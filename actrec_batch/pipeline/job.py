@@ -615,6 +615,7 @@ class _Scheduler:
                     "cpu_s": out.cpu_s,
                     "attempt": out.attempt,
                     "node_id": out.node_id,
+                    "frame_index": out.frames.source,
                 }
             )
             self.job.result.retries += out.attempt
@@ -702,6 +703,7 @@ class _Scheduler:
                             "infer_attempt": e.attempt,
                             "infer_node": e.node_id,
                             "clips": len(e.clips),
+                            "decode_fallback": unit.decode_fallback,
                         },
                     )
                 self.progress.advance(1, unit.spec.end_s - unit.spec.start_s)

@@ -59,6 +59,7 @@ class DecodedUnit:
     cpu_s: float
     attempt: int
     node_id: str
+    decode_fallback: str | None = None  # DecodeStats.fallback: how frames were found when not by the index
 
 
 @dataclass
@@ -139,29 +140,37 @@ def check_frames_cover(times: np.ndarray, duration_s: float, uri: str) -> None:
 
 @dataclass
 class VideoIndex:
-    """Frame timestamps of a whole video, and what finding them cost."""
+    """The frame index of a whole video (:class:`~actrec_batch.video.FrameIndex`), and what
+    finding it cost. ``frames.source`` says whether it came from the container's timestamps or
+    from a decoding pass (containers such as AVI store no presentation times)."""
 
-    times: np.ndarray
+    frames: Any  # actrec_batch.video.FrameIndex (not imported here: workers import av lazily)
     wall_s: float
     cpu_s: float
     attempt: int
     node_id: str
 
+    @property
+    def times(self) -> np.ndarray:
+        """Presentation time of every frame in seconds, in presentation order."""
+        return self.frames.times_s
+
 
 def index_video(store_uri: str, key: str, uri: str, duration_s: float) -> VideoIndex | Failure:
-    """Frame timestamps of a whole video (one demux pass, no decoding), checked against the manifest."""
-    from actrec_batch.video import frame_timestamps
+    """The frame index of a whole video (one pass over the file; it decodes only where the
+    container's timestamps must be checked against the decoder), checked against the manifest."""
+    from actrec_batch.video import frame_index
 
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         src = _source(store_uri, key)
         try:
-            times = frame_timestamps(src, uri=uri)
+            frames = frame_index(src, uri=uri)
         finally:
             if hasattr(src, "close"):
                 src.close()
-        check_frames_cover(times, duration_s, uri)
-        return VideoIndex(times, time.perf_counter() - t0, time.process_time() - c0, _attempt(), _node_id())
+        check_frames_cover(frames.times_s, duration_s, uri)
+        return VideoIndex(frames, time.perf_counter() - t0, time.process_time() - c0, _attempt(), _node_id())
     except Exception as exc:  # noqa: BLE001 - a bad video is a result, not a crash
         return _failure(exc, uri)
 
@@ -196,7 +205,7 @@ def decode_unit(
                 span,
                 width=sampling["frame_width"],
                 height=sampling["frame_height"],
-                frame_times=times,
+                frame_index=index.frames,
                 uri=spec.uri,
                 stats=stats,
                 threads=threads,
@@ -216,6 +225,7 @@ def decode_unit(
         cpu_s=time.process_time() - c0,
         attempt=_attempt(),
         node_id=_node_id(),
+        decode_fallback=stats.fallback,
     )
     return unit, frames
 

@@ -123,7 +123,7 @@ def _settled(decode_order_pts: list[int]) -> np.ndarray:
     the last ``_MAX_REORDER`` packets are dropped.
     """
     pts = np.asarray(decode_order_pts, dtype=np.int64)
-    if pts.size > 2 * _MAX_REORDER:
+    if pts.size > _MAX_REORDER + 2:
         pts = pts[pts <= pts[-_MAX_REORDER:].min()]
     return pts
 
@@ -201,6 +201,10 @@ def _scan_tail(video: OpenVideo) -> float | None:
                 last_end = end if last_end is None else max(last_end, end)
     except av.FFmpegError as error:
         raise video.failure("its last packets cannot be read", error) from error
+    if last_gop and not last_gop[0].is_keyframe:
+        # The seek landed after the last keyframe (MPEG-TS seeks by byte position): packets that
+        # follow no keyframe cannot be decoded by anyone, so they say nothing about the file.
+        last_gop = []
     at_eof = (
         bool(last_gop) and last_gop[-1].pos >= 0 and last_gop[-1].pos + last_gop[-1].size >= video.size_bytes
     )

@@ -1,4 +1,12 @@
-"""Frame timestamps from the demuxer alone (no decoding).
+"""Where each frame of a video is: its presentation time, and how to find it again.
+
+The frame index is what the decoder produces, in presentation order. Most containers store a
+presentation time per packet (mp4, mov, Matroska, MPEG-TS), and then the index comes from the
+demuxer alone: one pass over the packets, no decoding, and a decoded frame is found again by its
+timestamp. Others do not: AVI stores only decode-order times, so with B-frames its packet
+timestamps are not the frames' times. Where the container's timestamps are missing, decode-ordered
+or disagree with what the decoder outputs, the index is built by decoding the video once, and a
+frame is found again by the packet that produced it (see :class:`FrameIndex`).
 
 Internally times are integer ticks of the stream's time base, so decoded frames can be matched
 to demuxed packets exactly; the public API speaks float seconds.
@@ -6,8 +14,10 @@ to demuxed packets exactly; the public API speaks float seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Literal
 
 import av
 import numpy as np
@@ -29,53 +39,63 @@ def seconds_to_ticks(seconds: np.ndarray | float, time_base: Fraction) -> np.nda
 
 @dataclass(frozen=True)
 class PacketTable:
-    """Presentation times of every frame of a stream, and which frames are keyframes.
+    """The video packets of a stream as the container lists them, and the frame times they imply.
 
-    ``pts``: sorted int64 ticks, one per frame, in presentation order.
+    ``pts``: sorted unique int64 ticks of the packets' timestamps (presentation time, or decode
+    time where the container stores no other), one per frame if the container is consistent.
     ``keyframe_pts``: sorted int64 ticks of the keyframes (decoding can start there).
+    ``stamps``: each packet's timestamp in decode order (``pts``, else ``dts``; -1 if neither).
+    ``pos``: each packet's byte position in decode order (-1 if the demuxer does not say).
+    ``keyframe``: whether each packet is a keyframe.
+    ``all_pts``: every shown packet had its own presentation timestamp, none repeated.
     """
 
     pts: np.ndarray
     keyframe_pts: np.ndarray
     time_base: Fraction
+    stamps: np.ndarray
+    pos: np.ndarray
+    keyframe: np.ndarray
+    all_pts: bool
 
 
-def scan_packets(video: OpenVideo) -> PacketTable:
-    """Demux every packet of the video stream without decoding (reads the whole file once).
+@dataclass
+class PacketList:
+    """Collects packets in decode order while demuxing; :meth:`table` turns them into a PacketTable.
 
-    Packets the demuxer marks as discard (e.g. before an mp4 edit list's start) are skipped,
-    since decoders never output them.
-
-    Raises:
-        VideoError: ``truncated`` or ``decode_error`` if demuxing fails or finds fewer frames
-            than the header lists.
+    Empty packets (demuxer flushes) are not counted, so packet ``p`` means the same packet in
+    every pass over the file. Packets the demuxer marks as discard (e.g. before an mp4 edit
+    list's start) are counted but give no frame time, since decoders never output them.
     """
-    stream = video.stream
-    pts: list[int] = []
-    keyframes: list[int] = []
-    packets = 0
-    try:
-        for packet in video.container.demux(stream):
-            if packet.size == 0:
-                continue
-            packets += 1
-            if packet.is_discard:
-                continue
-            stamp = packet.pts if packet.pts is not None else packet.dts
-            if stamp is None:
-                continue
-            pts.append(stamp)
-            if packet.is_keyframe:
-                keyframes.append(stamp)
-    except av.FFmpegError as error:
-        raise video.failure("demuxing failed", error) from error
-    if stream.frames > packets:
-        raise video.failure(f"only {packets} of the {stream.frames} frames its header lists could be read")
-    return PacketTable(
-        pts=np.unique(np.asarray(pts, dtype=np.int64)),
-        keyframe_pts=np.unique(np.asarray(keyframes, dtype=np.int64)),
-        time_base=stream.time_base,
-    )
+
+    stamps: list[int] = field(default_factory=list)
+    pos: list[int] = field(default_factory=list)
+    keyframe: list[bool] = field(default_factory=list)
+    shown: list[int] = field(default_factory=list)
+    missing_pts: int = 0
+
+    def add(self, packet: av.Packet) -> None:
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        self.stamps.append(-1 if stamp is None else stamp)
+        self.pos.append(-1 if packet.pos is None else packet.pos)
+        self.keyframe.append(bool(packet.is_keyframe))
+        if not packet.is_discard and stamp is not None:
+            self.shown.append(stamp)
+            self.missing_pts += packet.pts is None
+
+    def table(self, time_base: Fraction) -> PacketTable:
+        stamps = np.asarray(self.stamps, dtype=np.int64)
+        keyframe = np.asarray(self.keyframe, dtype=bool)
+        pts = np.unique(np.asarray(self.shown, dtype=np.int64))
+        return PacketTable(
+            pts=pts,
+            keyframe_pts=np.unique(stamps[keyframe & (stamps >= 0)]),
+            time_base=time_base,
+            stamps=stamps,
+            pos=np.asarray(self.pos, dtype=np.int64),
+            keyframe=keyframe,
+            all_pts=self.missing_pts == 0 and pts.size == len(self.shown),
+        )
 
 
 def index_table(video: OpenVideo, limit: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -96,18 +116,255 @@ def index_table(video: OpenVideo, limit: int | None = None) -> tuple[np.ndarray,
     )
 
 
-def frame_timestamps(
-    source: VideoSource, *, uri: str | None = None, size_bytes: int | None = None
-) -> np.ndarray:
-    """Presentation time, in seconds, of every frame of the video stream, in presentation order.
+_STORES_PTS = ("mp4", "mov", "matroska")  # demuxer names whose packets carry presentation times
+VERIFY_FRAMES = 48  # decoded frames that must match the packet times before a container is trusted
+IndexSource = Literal["container", "decoded"]
 
-    Frame ``i`` of every index-based API in this package is element ``i`` of this array. Only
-    the demuxer runs (no decoding), but it reads the whole file once. Times are relative to the
-    container's clock, so the first frame is not necessarily at 0.0.
+
+@dataclass(frozen=True)
+class FrameIndex:
+    """Every frame the decoder outputs, in presentation order: frame ``i`` is element ``i``.
+
+    Attributes:
+        times_s: presentation time of each frame in float seconds, strictly increasing, on the
+            container's clock (the first frame is not necessarily at 0.0).
+        source: ``"container"``: the packets' own timestamps are the frames' times, checked
+            against the decoder where the container might not store them; a frame is found
+            again by its timestamp, after a keyframe seek. ``"decoded"``: the index came from a
+            decoding pass, because the container's timestamps are missing, decode-ordered or
+            disagree with the decoder's output; a frame is found again by the number of the
+            packet that produced it.
+        time_base: the stream's time base (seconds per tick).
+        keyframe_ticks: sorted stream ticks of the keyframes (container source).
+        frame_packets: for ``"decoded"``, the packet (decode-order number, see
+            :class:`PacketList`) that produced each frame; ``None`` otherwise.
+        packets: for ``"decoded"``, the packet table used to seek and to number packets.
+    """
+
+    times_s: np.ndarray
+    source: IndexSource
+    time_base: Fraction
+    keyframe_ticks: np.ndarray
+    frame_packets: np.ndarray | None = None
+    packets: PacketTable | None = None
+
+    def __len__(self) -> int:
+        return int(self.times_s.size)
+
+    @property
+    def ticks(self) -> np.ndarray:
+        """Frame times as stream ticks (container source: exactly the packets' timestamps)."""
+        return seconds_to_ticks(self.times_s, self.time_base)
+
+    @classmethod
+    def from_times(cls, video: OpenVideo, times_s: np.ndarray | list[float]) -> FrameIndex:
+        """A container index from known frame times, e.g. an earlier :func:`frame_timestamps`."""
+        keyframes = index_table(video)
+        keyframe_ticks = None if keyframes is None else np.sort(keyframes[0][keyframes[1]])
+        return cls(
+            np.asarray(times_s, dtype=np.float64),
+            "container",
+            video.stream.time_base,
+            np.zeros(0, np.int64) if keyframe_ticks is None else keyframe_ticks,
+        )
+
+
+class PacketNumbers:
+    """Numbers demuxed packets as :class:`PacketList` did, also after a seek (by byte position)."""
+
+    def __init__(self, table: PacketTable) -> None:
+        positions, counts = np.unique(table.pos[table.pos >= 0], return_counts=True)
+        unique = set(positions[counts == 1].tolist())
+        self._by_pos = {int(pos): p for p, pos in enumerate(table.pos.tolist()) if pos in unique}
+        self._next: int | None = 0
+
+    def restart(self, at_start: bool) -> None:
+        """After a seek: the next packet is the first one (``at_start``) or must be found by position."""
+        self._next = 0 if at_start else None
+
+    def number(self, packet: av.Packet) -> int | None:
+        """The packet's number, or ``None`` if it cannot be told (unknown position after a seek)."""
+        found = self._by_pos.get(packet.pos) if packet.pos is not None and packet.pos >= 0 else None
+        number = found if found is not None else self._next
+        self._next = None if number is None else number + 1
+        return number
+
+
+def _decode_tagged(
+    video: OpenVideo, packets: Iterator[av.Packet], number: Callable[[av.Packet], int | None]
+) -> Iterator[int]:
+    """Decode ``packets`` with each packet's number as its pts; yield each output frame's number.
+
+    The decoder hands a packet's pts on to the frame it produces, whatever order it outputs
+    frames in, so the numbers say which packet made each frame.
+    """
+    stream = video.stream
+    for packet in packets:
+        if packet.size:
+            tag = number(packet)
+            if tag is None:
+                continue
+            packet.pts = tag
+        for frame in stream.decode(packet):
+            if frame.pts is not None:
+                yield int(frame.pts)
+
+
+def _scan_and_check(
+    video: OpenVideo, verify: bool, *, full: bool = False
+) -> tuple[PacketTable, list[int], bool]:
+    """One pass over the file from where the demuxer stands (the start): demux every packet
+    and, when ``verify``, decode as long as needed (``full``: to the end).
+
+    Returns the packet table, the packet numbers of the frames decoded (output order), and
+    whether decoding went to the end of the stream. Decoding stops after ``VERIFY_FRAMES``
+    frames whose packet timestamps come out increasing; once they do not, it runs to the end.
+
+    Raises:
+        VideoError: ``truncated`` or ``decode_error`` if demuxing or decoding fails, or the
+            demuxer finds fewer frames than the header lists.
+    """
+    collected = PacketList()
+    tags: list[int] = []
+    decoding = verify
+    stream = video.stream
+
+    def demuxed() -> Iterator[av.Packet]:
+        for packet in video.container.demux(stream):
+            if packet.size:
+                collected.add(packet)
+            yield packet
+
+    def numbered(packet: av.Packet) -> int:
+        return len(collected.stamps) - 1
+
+    try:
+        packets = demuxed()
+        if decoding:
+            in_order = True
+            for tag in _decode_tagged(video, packets, numbered):
+                tags.append(tag)
+                stamp = collected.stamps[tag]
+                in_order = in_order and (len(tags) == 1 or stamp > collected.stamps[tags[-2]])
+                if in_order and len(tags) >= VERIFY_FRAMES and not full:
+                    decoding = False
+                    break
+        for _ in packets:
+            pass
+    except av.FFmpegError as error:
+        raise video.failure("demuxing or decoding failed", error) from error
+    table = collected.table(stream.time_base)
+    if stream.frames > table.stamps.size:
+        raise video.failure(
+            f"only {table.stamps.size} of the {stream.frames} frames its header lists could be read"
+        )
+    return table, tags, verify and decoding
+
+
+def decoded_index(video: OpenVideo) -> FrameIndex:
+    """The index from decoding the whole stream once, from the container's start.
+
+    Times: the container's sorted packet times when they are as many as the frames (a
+    decode-ordered container such as AVI lists each frame's slot, just not in display order);
+    else the decoded frames' own packet times when they increase; else evenly spaced at the
+    stream's average rate from the first packet time.
+
+    Raises:
+        VideoError: ``truncated`` or ``decode_error`` if the decoder fails, or outputs nothing.
+    """
+    try:
+        video.container.seek(0)
+    except av.FFmpegError as error:
+        raise video.failure("cannot seek back to the start", error) from error
+    table, tags, _ = _scan_and_check(video, verify=True, full=True)
+    return _index_from_tags(video, table, tags)
+
+
+def _index_from_tags(video: OpenVideo, table: PacketTable, tags: list[int]) -> FrameIndex:
+    if not tags:
+        raise video.failure("the decoder outputs no picture")
+    frame_packets = np.asarray(tags, dtype=np.int64)
+    stamps = table.stamps[frame_packets]
+    if table.pts.size == frame_packets.size:
+        ticks = table.pts
+    elif np.all(stamps >= 0) and np.all(np.diff(stamps) > 0):
+        ticks = stamps
+    else:
+        rate = video.stream.average_rate or video.stream.guessed_rate or 30
+        step = 1 / (float(rate) * float(table.time_base))
+        first = int(table.pts[0]) if table.pts.size else 0
+        ticks = first + np.rint(np.arange(frame_packets.size) * step).astype(np.int64)
+    return FrameIndex(
+        times_s=np.asarray(ticks_to_seconds(ticks, table.time_base)),
+        source="decoded",
+        time_base=table.time_base,
+        keyframe_ticks=table.keyframe_pts,
+        frame_packets=frame_packets,
+        packets=table,
+    )
+
+
+def build_index(video: OpenVideo) -> FrameIndex:
+    """The frame index of an open video (reads the whole file; decodes only where needed).
+
+    Containers that store presentation times (mp4, mov, Matroska) are indexed from their
+    packets alone when every packet has its own timestamp. Any other container (AVI, MPEG-TS,
+    ...) is checked: the first ``VERIFY_FRAMES`` decoded frames must come out with the packet
+    times in increasing order, equal to the smallest packet times. When they do not, the whole
+    stream is decoded once and the index comes from the decoder (source ``"decoded"``).
+
+    Raises:
+        VideoError: ``truncated`` or ``decode_error``.
+    """
+    stores_pts = any(name in video.container.format.name for name in _STORES_PTS)
+    table, tags, complete = _scan_and_check(video, verify=not stores_pts)
+    if stores_pts and table.all_pts:
+        return _container_index(table)
+    if not tags and not stores_pts:
+        raise video.failure("the decoder outputs no picture")
+    stamps = table.stamps[np.asarray(tags, dtype=np.int64)] if tags else np.zeros(0, np.int64)
+    prefix = table.pts[: stamps.size]
+    agrees = stamps.size == prefix.size and np.array_equal(stamps, prefix)
+    if tags and agrees and (not complete or stamps.size == table.pts.size):
+        return _container_index(table)
+    if complete:
+        return _index_from_tags(video, table, tags)
+    return decoded_index(video)
+
+
+def _container_index(table: PacketTable) -> FrameIndex:
+    return FrameIndex(
+        times_s=np.asarray(ticks_to_seconds(table.pts, table.time_base)),
+        source="container",
+        time_base=table.time_base,
+        keyframe_ticks=table.keyframe_pts,
+    )
+
+
+def frame_index(source: VideoSource, *, uri: str | None = None, size_bytes: int | None = None) -> FrameIndex:
+    """The :class:`FrameIndex` of a video: what the decoder outputs, in presentation order.
+
+    Reads the whole file once; decodes only where the container's timestamps cannot be taken
+    as the frames' times (see :func:`build_index`).
 
     Raises:
         VideoError: any reason from :func:`actrec_batch.video.probe` except ``too_large``.
     """
     with open_video(source, uri=uri, size_bytes=size_bytes) as video:
-        table = scan_packets(video)
-    return ticks_to_seconds(table.pts, table.time_base)
+        return build_index(video)
+
+
+def frame_timestamps(
+    source: VideoSource, *, uri: str | None = None, size_bytes: int | None = None
+) -> np.ndarray:
+    """Presentation time, in seconds, of every frame the decoder outputs, in presentation order.
+
+    Frame ``i`` of every index-based API in this package is element ``i`` of this array. It
+    reads the whole file once, demuxing only, except where the container's timestamps must be
+    checked against the decoder (see :func:`frame_index`). Times are relative to the
+    container's clock, so the first frame is not necessarily at 0.0.
+
+    Raises:
+        VideoError: any reason from :func:`actrec_batch.video.probe` except ``too_large``.
+    """
+    return frame_index(source, uri=uri, size_bytes=size_bytes).times_s
