@@ -7,6 +7,7 @@ the library never needs to produce.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +21,9 @@ BAD_FILES = {
     "truncated.mp4": "truncated",
     "random_bytes.mp4": "not_a_video",
     "audio_only.m4a": "no_video_stream",
+    "still_image.png": "not_a_video",  # one picture, not a video
+    "truncated.avi": "truncated",  # the RIFF header promises more bytes than the file has
+    "zeroed_frames.avi": "decode_error",  # container intact, every frame's bytes zeroed: the decoder refuses
 }
 
 
@@ -70,12 +74,39 @@ def write_audio_only(path: Path, seconds: float = 1.0, rate: int = 16000) -> Pat
     return path
 
 
+def write_still_image(path: Path) -> Path:
+    import av
+
+    with av.open(str(path), "w", format="image2") as out:
+        stream = out.add_stream("png")
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
+        out.mux(stream.encode(av.VideoFrame.from_ndarray(grey_frames(1)[0], format="rgb24")))
+        out.mux(stream.encode(None))
+    return path
+
+
+def zero_avi_frames(data: bytes) -> bytes:
+    """An AVI with every video chunk's payload ("00dc") set to zeros, its structure untouched."""
+    out = bytearray(data)
+    at = out.index(b"movi")
+    while (at := out.find(b"00dc", at)) >= 0:
+        size = int.from_bytes(out[at + 4 : at + 8], "little")
+        out[at + 8 : at + 8 + size] = bytes(size)
+        at += 8 + size
+    return bytes(out)
+
+
 def write_bad_files(directory: Path, *, good_source: Path) -> dict[str, str]:
-    """Write the four bad inputs into ``directory``; returns {file name: expected reason}."""
+    """Write the bad inputs of :data:`BAD_FILES` into ``directory``; returns {file name: expected reason}."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "zero_bytes.mp4").write_bytes(b"")
     data = good_source.read_bytes()
     (directory / "truncated.mp4").write_bytes(data[: len(data) // 2])
     (directory / "random_bytes.mp4").write_bytes(np.random.default_rng(7).bytes(50_000))
     write_audio_only(directory / "audio_only.m4a")
+    write_still_image(directory / "still_image.png")
+    with tempfile.TemporaryDirectory() as scratch:
+        avi_data = write_video(Path(scratch) / "good.avi", frames=20, codec="mjpeg").read_bytes()
+    (directory / "truncated.avi").write_bytes(avi_data[: len(avi_data) // 2])
+    (directory / "zeroed_frames.avi").write_bytes(zero_avi_frames(avi_data))
     return dict(BAD_FILES)

@@ -73,7 +73,7 @@ def test_discover_manifests_good_and_quarantines_bad(night):
     assert out["videos_discovered"] == out["videos_manifested"] + out["videos_quarantined"]
     reasons = {q["uri"].rsplit("/", 1)[-1]: q["reason"] for q in out["quarantine"]}
     assert reasons == {**BAD_FILES, "stray.mp4": "bad_layout"}
-    assert len(set(BAD_FILES.values())) == 4  # four distinct reasons
+    assert len(set(BAD_FILES.values())) == 5  # five distinct reasons
     for q in out["quarantine"]:
         assert q["uri"].startswith(store.root_uri)
         assert q["detail"]

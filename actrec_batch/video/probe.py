@@ -145,20 +145,34 @@ def _median_gap(positions: list[int] | np.ndarray) -> int | None:
 
 
 def _declared_duration_s(video: OpenVideo) -> float | None:
-    """Duration of the video stream from headers: stream duration, Matroska tag, or container."""
+    """Duration of the video stream from headers: stream duration, Matroska tag, or container.
+
+    Matroska's segment duration and DURATION tags are end times on the segment's clock, which
+    starts at zero, so a stream whose first frame is late has that start taken off.
+    """
     stream = video.stream
     if stream.duration and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
-    tag = stream.metadata.get("DURATION")
-    if tag:
-        try:
-            hours, minutes, seconds = tag.split(":")
-            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-        except ValueError:
-            pass
-    if video.container.duration:
-        return video.container.duration / av.time_base
-    return None
+    end = _matroska_tag_s(stream.metadata.get("DURATION"))
+    if end is None and video.container.duration:
+        end = video.container.duration / av.time_base
+    if end is None:
+        return None
+    if "matroska" in video.container.format.name and stream.start_time and stream.time_base is not None:
+        start = float(stream.start_time * stream.time_base)
+        return end - start if end > start else end
+    return end
+
+
+def _matroska_tag_s(tag: str | None) -> float | None:
+    """Seconds of a Matroska ``HH:MM:SS.nnnnnnnnn`` tag, or ``None``."""
+    if not tag:
+        return None
+    try:
+        hours, minutes, seconds = tag.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
 
 
 def _scan_tail(video: OpenVideo) -> float | None:

@@ -1,0 +1,194 @@
+"""The footage zoo (tests/footage_zoo.py) through probing, indexing and grid sampling, and one
+whole nightly run per store over a date that holds every zoo case, odd camera names and the
+bad-input table.
+
+The reference for every case is a plain sequential PyAV decode of the first video stream: the
+decoder outputs frames in presentation order, and the zoo's known frame times say when each is
+on screen. The frames the pipeline samples must show the same source frame at each grid instant,
+within one source frame (the codecs are lossy), and be turned upright as the display matrix says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from footage import write_bad_files
+from footage_zoo import CASES, ZooCase, marker_corner, read_code, write_case, write_zoo
+
+from actrec_batch import layout
+from actrec_batch.config import load_settings
+from actrec_batch.discovery import video_id_for
+from actrec_batch.model import DEFAULT_MODEL, read_card, resolve_model_ref
+from actrec_batch.model.sampling import build_grid, decode_grid_frames
+from actrec_batch.storage import open_store
+from actrec_batch.video import DecodeStats, decode_frames, frame_index, probe
+
+ray = pytest.importorskip("ray")
+
+DATE = dt.date(2026, 11, 27)
+# Containers that store decode-order times only, with B-frames: indexed by a decoding pass.
+# Everything else keeps the demux-only index (and keyframe seeks).
+DECODED_INDEX = {"h264_bframes_avi", "mpeg4_packed_avi"}
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory) -> dict[str, Path]:
+    return write_zoo(tmp_path_factory.mktemp("zoo"))
+
+
+@pytest.fixture(scope="module")
+def sampling() -> dict:
+    config = read_card(open_store(resolve_model_ref(DEFAULT_MODEL))).extractor.config
+    return {k: config[k] for k in ("sample_fps", "clip_len", "clip_hop", "frame_width", "frame_height")}
+
+
+def sequential_decode(path: Path) -> list[np.ndarray]:
+    """Every frame of the first video stream, in the order a plain PyAV loop gets them."""
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def expected_grid(case: ZooCase, path: Path, sampling: dict):
+    """(probe info, frame index, grid) the way the pipeline builds them for one video."""
+    info = probe(path)
+    index = frame_index(path)
+    grid = build_grid(
+        index.times_s,
+        sample_fps=sampling["sample_fps"],
+        clip_len=sampling["clip_len"],
+        clip_hop=sampling["clip_hop"],
+        duration_s=info.duration_s,
+    )
+    return info, index, grid
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_zoo_video_is_sampled_like_a_sequential_decode(zoo, sampling, case):
+    path = zoo[case.name]
+    reference = sequential_decode(path)
+    assert [round(read_code(f)) for f in reference] == list(range(case.frames))  # the zoo wrote it right
+
+    info, index, grid = expected_grid(case, path, sampling)
+    truth = case.times_s()
+    gaps = np.diff(truth) if truth.size > 1 else np.array([1 / case.fps])
+    assert index.source == ("decoded" if case.name in DECODED_INDEX else "container")
+    assert len(index) == case.frames and info.rotation == case.rotation
+    np.testing.assert_allclose(index.times_s - index.times_s[0], truth, atol=1e-3)
+    assert info.duration_s == pytest.approx(truth[-1] + gaps[-1], abs=float(gaps.max()))
+    assert len(grid.grid_times) == math.ceil(info.duration_s * sampling["sample_fps"] - 1e-9)
+
+    stats = DecodeStats()
+    frames = decode_grid_frames(
+        path,
+        grid,
+        range(len(grid.grid_times)),
+        width=sampling["frame_width"],
+        height=sampling["frame_height"],
+        frame_index=index,
+        stats=stats,
+    )
+    assert stats.fallback is None
+    on_screen = np.searchsorted(truth, grid.grid_times + 1e-6, side="right") - 1
+    turns = case.rotation // 90
+    for k, (frame, source) in enumerate(zip(frames, on_screen, strict=True)):
+        upright = np.rot90(reference[source], turns)
+        shown, wanted = round(read_code(frame)), round(read_code(upright))
+        assert abs(shown - wanted) <= 1, (k, shown, wanted)  # ms-rounded container times may shift one
+        assert marker_corner(frame) == marker_corner(upright), k  # rotation applied
+
+
+def test_avi_with_b_frames_seeks_by_packet_and_recovers_from_container_times(tmp_path):
+    """Sparse frames of a decode-ordered AVI: found by keyframe seeks on the decoded index; given
+    only the container's times (as an older caller would), the decoder rebuilds the index and
+    says so, instead of quarantining the file."""
+    case = ZooCase("long_h264_avi", ".avi", "libx264", frames=28, options={"crf": "10", "bf": "3", "g": "6"})
+    path = write_case(tmp_path / case.file_name, case)
+    index = frame_index(path)
+    assert index.source == "decoded"
+    wanted = [2, 13, 14, 27]
+    seeking = DecodeStats()
+    got = [
+        round(read_code(rgb)) for _, _, rgb in decode_frames(path, wanted, frame_index=index, stats=seeking)
+    ]
+    assert got == wanted and seeking.seeks >= 2 and seeking.frames_decoded < case.frames
+    assert seeking.fallback is None
+    recovered = DecodeStats()
+    frames = decode_frames(path, wanted, frame_times=index.times_s, stats=recovered)
+    assert [round(read_code(rgb)) for _, _, rgb in frames] == wanted
+    assert recovered.fallback == "decoded_index"
+
+
+# -- one nightly run over the whole zoo, per store ---------------------------------------------
+
+ODD_CAMERAS = {"lobby east": "h264_bframes_avi", "café": "h264_ts"}
+
+
+@pytest.fixture(scope="module")
+def local_ray(s3_endpoint):
+    from s3_server import s3_test_env
+
+    ray.init(
+        num_cpus=2,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        namespace="actrec-zoo",
+        runtime_env={"env_vars": s3_test_env(s3_endpoint)},  # workers reach moto's S3 server
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_a_night_of_the_zoo_is_processed_and_reconciles(local_ray, zoo, sampling, tmp_path, request, kind):
+    from actrec_batch.pipeline.nightly import run_nightly
+
+    store_uri = (
+        str(tmp_path / "store") if kind == "local" else f"s3://{request.getfixturevalue('s3_bucket')}/z"
+    )
+    store = open_store(store_uri)
+    keys = {}
+    for name, path in zoo.items():
+        keys[name] = f"{layout.camera_prefix(DATE, 'zoo')}{path.name}"
+        store.put_file(keys[name], path)
+    for camera, name in ODD_CAMERAS.items():
+        store.put_file(f"{layout.camera_prefix(DATE, camera)}{zoo[name].name}", zoo[name])
+    bad = write_bad_files(tmp_path / "bad", good_source=zoo["negative_dts"])
+    for file_name in bad:
+        store.put_file(f"{layout.camera_prefix(DATE, 'bad')}{file_name}", tmp_path / "bad" / file_name)
+    settings = load_settings(
+        {"store": store_uri, "warehouse_url": f"duckdb:///{tmp_path}/warehouse.duckdb"}, env={}
+    )
+
+    summary = run_nightly(settings, DATE)
+
+    assert summary["status"] == "success"
+    good = len(zoo) + len(ODD_CAMERAS)
+    assert summary["videos_discovered"] == good + len(bad)
+    assert summary["videos_discovered"] == summary["videos_processed"] + summary["videos_quarantined"]
+    assert summary["videos_processed"] == good
+    assert {q["uri"].rsplit("/", 1)[1]: q["reason"] for q in summary["quarantine"]} == bad
+    metrics = json.loads(store.get_bytes(layout.run_prefix(DATE, summary["run_id"]) + "metrics.json"))
+    clips: dict[str, int] = {}
+    for unit in metrics["units"]:
+        clips[unit["video_id"]] = clips.get(unit["video_id"], 0) + unit["clips"]
+        assert unit["decode_fallback"] is None
+    sources = {i["video_id"]: i["frame_index"] for i in metrics["index"]}
+    by_name = {case.name: case for case in CASES}
+    for name, key in keys.items():
+        _, index, grid = expected_grid(by_name[name], zoo[name], sampling)
+        assert clips.get(video_id_for(key), 0) == grid.num_clips, name
+        assert sources[video_id_for(key)] == index.source, name
+    cameras = {r["camera_id"] for r in _manifest_rows(store)}
+    assert set(ODD_CAMERAS) <= cameras
+
+
+def _manifest_rows(store) -> list[dict]:
+    from actrec_batch.manifest import read_manifest
+
+    return read_manifest(store, DATE).to_pylist()
