@@ -248,8 +248,7 @@ class FrameDecoder:
             demux = self._demuxed()
             first = next((p for p in demux if p.size), None)
             number = None if first is None else self.numbers.number(first)
-            if number is not None and number <= packet:
-                self.numbers.restart(at_start=False)
+            if number is not None and number <= packet:  # found by position: numbered alike again
                 self._packets = itertools.chain([first], demux)
                 return
         self.rewind()

@@ -151,11 +151,6 @@ class FrameIndex:
     def __len__(self) -> int:
         return int(self.times_s.size)
 
-    @property
-    def ticks(self) -> np.ndarray:
-        """Frame times as stream ticks (container source: exactly the packets' timestamps)."""
-        return seconds_to_ticks(self.times_s, self.time_base)
-
     @classmethod
     def from_times(cls, video: OpenVideo, times_s: np.ndarray | list[float]) -> FrameIndex:
         """A container index from known frame times, e.g. an earlier :func:`frame_timestamps`."""
