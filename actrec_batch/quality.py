@@ -73,17 +73,14 @@ def quality_report(store, date: dt.date, run_id: str) -> dict[str, Any]:
         truths = []  # real footage has no sidecars: the report holds the event statistics only
     if truths:
         preds = predictions_from_table(table, source=f"run {run_id}")
-        chaining = infer.get("chaining") or {}  # runs from before chains: every file stood alone
-        chains = (
-            load_chains(
+        chains = []  # a run from before chains (no "chaining" record): every file stood alone
+        if chaining := infer.get("chaining"):
+            chains = load_chains(
                 store,
                 date,
-                file_time_pattern=chaining.get("file_time_pattern"),
-                tolerance_s=chaining.get("tolerance_s", 0.0),
+                file_time_pattern=chaining["file_time_pattern"],
+                tolerance_s=chaining["tolerance_s"],
             )
-            if chaining
-            else []
-        )
         preds, truths, videos = on_chains(preds, truths, labelled_videos(store, date), chains)
         result = evaluate(preds, truths, labels, videos=videos).to_json()
         report["evaluation"] = {k: result[k] for k in ("precision", "recall", "f1", "per_class", "tiou")}

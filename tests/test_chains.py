@@ -217,6 +217,20 @@ def test_parts_far_from_the_cut_or_in_unchained_files_stay_apart():
     assert videos == ["alone.mp4", f"{a}+1"]
 
 
+def test_events_published_before_chains_end_in_their_own_video():
+    import pyarrow as pa
+
+    from actrec_batch.pipeline.outputs import with_event_ends
+
+    old = pa.table({"video_id": ["v1", "v2"], "end_s": [3.0, 9.5]})
+    assert with_event_ends(old).select(["end_video_id", "end_offset_s"]).to_pylist() == [
+        {"end_video_id": "v1", "end_offset_s": 3.0},
+        {"end_video_id": "v2", "end_offset_s": 9.5},
+    ]
+    new = with_event_ends(old)
+    assert with_event_ends(new).equals(new)  # rows that have their ends keep them
+
+
 # ------------------------------------------------------------------------------ the pipeline on a chain
 
 CHAIN_DATE = dt.date(2026, 11, 25)
