@@ -25,27 +25,17 @@ import argparse
 import io
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from quality import _run  # bench/quality.py: prints the command, runs it, stops on its error line
 
 ROOT = Path(__file__).resolve().parents[1]
 DATE = "2026-05-01"
 FILE_MINUTES = (0.25, 5.0)
 GOAL_F1_GAP = 0.01
-
-
-def _run(args: list[str], env: dict) -> str:
-    print("$ actrec " + " ".join(args), flush=True)
-    out = subprocess.run(
-        [sys.executable, "-m", "actrec_batch", *args], env=env, capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"actrec {' '.join(args)} failed: {out.stderr.strip().splitlines()[-1]}")
-    return out.stdout
 
 
 def _last_json(stdout: str) -> dict:
