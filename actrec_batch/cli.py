@@ -46,6 +46,12 @@ _SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--cpu-hour-usd", "cpu_hour_usd", "on-demand USD per vCPU-hour, for the cost ledger"),
     ("--gpu-hour-usd", "gpu_hour_usd", "on-demand USD per GPU-hour, for the cost ledger"),
     ("--spot-price-ratio", "spot_price_ratio", "spot price as a fraction of on-demand (0..1)"),
+    (
+        "--file-time-pattern",
+        "file_time_pattern",
+        "strftime pattern of a file's start in its name (else creation time)",
+    ),
+    ("--chain-tolerance", "chain_tolerance_s", "seconds of gap/overlap within which a camera's files chain"),
     ("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR"),
 )
 
@@ -301,7 +307,14 @@ def _run_text(s: dict) -> str:
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     date = parse_logical_date(args.date)
-    from actrec_batch.evaluation import evaluate, labelled_videos, load_predictions_parquet, load_truth
+    from actrec_batch.evaluation import (
+        evaluate,
+        labelled_videos,
+        load_chains,
+        load_predictions_parquet,
+        load_truth,
+        on_chains,
+    )
     from actrec_batch.model import read_card, resolve_model_ref
     from actrec_batch.storage import open_store
 
@@ -321,7 +334,11 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     truths = load_truth(store, date)
     if labels is None:
         labels = sorted({e.label for e in truths} | {p.label for p in preds})
-    report = evaluate(preds, truths, labels, videos=labelled_videos(store, date))
+    chains = load_chains(
+        store, date, file_time_pattern=settings.file_time_pattern, tolerance_s=settings.chain_tolerance_s
+    )
+    preds, truths, videos = on_chains(preds, truths, labelled_videos(store, date), chains)
+    report = evaluate(preds, truths, labels, videos=videos)
     if args.format == "json":
         _print_json(report.to_json())
     else:

@@ -92,6 +92,17 @@ def _parse_ray_address(spec: _Spec, raw: Any) -> str | None:
     return value
 
 
+def _parse_file_time_pattern(spec: _Spec, raw: Any) -> str | None:
+    from actrec_batch.chains import parse_file_time_pattern
+
+    value = _parse_optional_str(spec, raw)
+    try:
+        parse_file_time_pattern(value)
+    except ValueError as exc:
+        raise _bad(spec, raw, str(exc)) from None
+    return value
+
+
 def _int_in(lo: int, hi: int) -> Callable[[_Spec, Any], int]:
     def parse(spec: _Spec, raw: Any) -> int:
         try:
@@ -311,6 +322,23 @@ _SPECS: tuple[_Spec, ...] = (
         "use the spot price as a fraction of on-demand, between 0 and 1, e.g. 0.35",
     ),
     _Spec(
+        "file_time_pattern",
+        "--file-time-pattern",
+        "ACTREC_FILE_TIME_PATTERN",
+        None,
+        _parse_file_time_pattern,
+        "use a strftime pattern that the file names carry, e.g. %Y%m%dT%H%M%SZ "
+        "(with %Y %m %d %H %M %S), or leave it unset to use the container's creation time",
+    ),
+    _Spec(
+        "chain_tolerance_s",
+        "--chain-tolerance",
+        "ACTREC_CHAIN_TOLERANCE_S",
+        1.0,
+        _float_in(0.0, 3600.0),
+        "use the seconds of gap or overlap up to which a camera's consecutive files are one chain, e.g. 1",
+    ),
+    _Spec(
         "log_level",
         "--log-level",
         "ACTREC_LOG_LEVEL",
@@ -346,6 +374,8 @@ class Settings:
     cpu_hour_usd: float = 0.0446
     gpu_hour_usd: float = 1.006
     spot_price_ratio: float = 0.35
+    file_time_pattern: str | None = None
+    chain_tolerance_s: float = 1.0
     log_level: str = "INFO"
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 

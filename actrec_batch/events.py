@@ -10,7 +10,9 @@ since several people can be in view). Background is every label scoring low.
 1. **Smoothing**: a centred moving average over ``smooth_s`` seconds (see :func:`smooth_scores`).
 2. **Hysteresis**: an event starts at a clip whose smoothed score rises to ``on_threshold`` or above
    and lasts while the score stays at ``off_threshold`` or above. A hole in the clip grid (spacing
-   above ``1.5 * hop_s``) ends an event: the model said nothing about the missing time.
+   above ``1.5 * hop_s``) ends an event: the model said nothing about the missing time. A gap that
+   holds a *seam* (where one file of a camera's chain ends and the next begins, see
+   :mod:`actrec_batch.chains`) is no hole: no clip can straddle two files, but the footage goes on.
 3. **Boundaries**, in seconds, with sub-hop precision: the start is where the smoothed score crosses
    ``on_threshold``, the end where it crosses ``off_threshold``, found by linear interpolation
    between the centres of the clips on either side of the crossing. So the start lies within one hop
@@ -35,7 +37,9 @@ Split invariance: smoothing, hysteresis and merging look across clip boundaries,
 computed from the scores of a *whole video*. A pipeline that scores a video in several work units
 concatenates their outputs with :func:`concat_segment_scores` first and post-processes once; the
 events then do not depend on how the video was cut. Post-processing each unit separately would cut
-or drop events at unit boundaries.
+or drop events at unit boundaries. The same holds one level up, for the consecutive files of a
+camera (:mod:`actrec_batch.chains`): their clip scores are laid end to end in chain time and
+post-processed once, with the cuts between files passed as ``seams_s``.
 """
 
 from __future__ import annotations
@@ -188,14 +192,16 @@ def scores_to_events(
     *,
     hop_s: float | None = None,
     duration_s: float | None = None,
+    seams_s: Sequence[float] = (),
 ) -> list[DetectedEvent]:
-    """The events of one whole video (see the module docstring for the steps).
+    """The events of one whole video, or chain of files (see the module docstring for the steps).
 
     ``times_s`` (shape ``[T]``, seconds, strictly increasing) are the clip centres; ``scores``
     (shape ``[T, len(labels)]``, or ``[T]`` for one label) are probabilities in ``[0, 1]``. ``hop_s`` is
     the clip spacing in seconds; by default it is the median spacing of ``times_s``, so it must be
     given for a single clip. ``duration_s`` (seconds), when given, bounds the event ends; starts are
-    never below 0. Empty input gives no events.
+    never below 0. ``seams_s`` (seconds) are the cuts between the files of a chain: the clip spacing
+    around each is not a hole (step 2). Empty input gives no events.
 
     Returns the events sorted by ``(start_s, label, end_s)``; the result depends only on the inputs.
     Raises ``ValueError`` naming the problem: NaN or infinite values, times not increasing, shapes
@@ -221,6 +227,9 @@ def scores_to_events(
     smoothed = smooth_scores(times, probs, params.smooth_s)
     # breaks[k]: clip k and clip k+1 are not neighbours on the grid
     breaks = np.diff(times) > GRID_HOLE_HOPS * hop
+    after_seam = np.searchsorted(times, np.asarray(seams_s, dtype=np.float64), side="left")
+    bridged = after_seam[(after_seam > 0) & (after_seam < times.size)] - 1  # times[k] < seam <= times[k+1]
+    breaks[bridged] = False
     events: list[DetectedEvent] = []
     for c, label in enumerate(labels):
         p = params.for_label(label)

@@ -40,7 +40,8 @@ MANIFEST_COLUMNS = (
     "rotation",
 )
 
-# A published action event, with its video's duration joined from the manifest.
+# A published action event, with the durations of the videos it starts and ends in joined from the
+# manifest (the same video unless the event spans files of a camera's chain, see actrec_batch.chains).
 EVENT_COLUMNS = (
     "event_id",
     "video_id",
@@ -61,9 +62,12 @@ EVENT_COLUMNS = (
     "content_id",
     "code_version",
     "run_id",
+    "end_video_id",
+    "end_offset_s",
     "video_duration_s",
+    "end_video_duration_s",
 )
-_EVENT_FLOATS = ("start_s", "end_s", "confidence", "video_duration_s")
+_EVENT_FLOATS = ("start_s", "end_s", "confidence", "end_offset_s", "video_duration_s", "end_video_duration_s")
 _EVENT_STRINGS = tuple(c for c in EVENT_COLUMNS if c not in _EVENT_FLOATS + ("start_ts", "end_ts"))
 _EVENT_REQUIRED = (
     "event_id",
@@ -79,6 +83,8 @@ _EVENT_REQUIRED = (
     "run_id",
     "code_version",
     "extractor_id",
+    "end_video_id",
+    "end_offset_s",
 )
 
 _DOCS_SITE = "actrec"
@@ -177,9 +183,13 @@ def events_expectations(logical_date: dt.date, labels: Sequence[str]) -> list[An
     """The events suite for ``logical_date``, with ``labels`` the model's label map.
 
     Schema (exactly :data:`EVENT_COLUMNS`), value types, required fields, identity, the date, the
-    label set, and time bounds: ``0 <= start_s < end_s <= video_duration_s`` with no tolerance,
-    because event ends are clipped to the very duration the manifest holds. An event whose
-    ``video_duration_s`` is missing (its video is not in the manifest) fails the last bound.
+    label set, and time bounds: ``0 <= start_s < video_duration_s``, ``start_s < end_s``, and
+    ``0 < end_offset_s <= end_video_duration_s`` with no tolerance, because event ends are clipped to
+    the very duration the manifest holds. For an event within one video (``end_video_id`` is
+    ``video_id``, ``end_offset_s`` is ``end_s``) that is ``0 <= start_s < end_s <= video_duration_s``;
+    an event that spans files ends in another video, and its ``end_s`` (from the first video's start)
+    exceeds that video's duration. An event whose start or end video is not in the manifest (a
+    missing duration) fails a bound.
     """
     E = _gx().expectations
     return [
@@ -196,7 +206,11 @@ def events_expectations(logical_date: dt.date, labels: Sequence[str]) -> list[An
         E.ExpectColumnValuesToBeBetween(column="start_s", min_value=0.0),
         E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="end_s", column_B="start_s", or_equal=False),
         E.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="video_duration_s", column_B="end_s", or_equal=True
+            column_A="video_duration_s", column_B="start_s", or_equal=False
+        ),
+        E.ExpectColumnValuesToBeBetween(column="end_offset_s", min_value=0.0, strict_min=True),
+        E.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="end_video_duration_s", column_B="end_offset_s", or_equal=True
         ),
     ]
 

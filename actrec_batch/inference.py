@@ -54,6 +54,9 @@ EVENTS_SCHEMA = pa.schema(
         ("extractor_id", pa.string()),
         ("content_id", pa.string()),
         ("code_version", pa.string()),
+        # where the event ends: the same video and end_s, unless it spans files (actrec_batch.chains)
+        ("end_video_id", pa.string()),
+        ("end_offset_s", pa.float64()),
     ]
 )
 
@@ -171,7 +174,11 @@ def join_segments(parts: list) -> tuple[np.ndarray, np.ndarray]:
     return (np.concatenate([p.centers_s for p in parts]), np.concatenate([p.embeddings for p in parts]))
 
 
-def video_events(model, scores: VideoScores, *, duration_s: float) -> list[DetectedEvent]:
+def video_events(
+    model, scores: VideoScores, *, duration_s: float, seams_s: tuple[float, ...] = ()
+) -> list[DetectedEvent]:
+    """The card's event post-processing over the scores of a whole video, or of a chain of files
+    laid end to end with cuts at ``seams_s`` (:mod:`actrec_batch.chains`)."""
     params = EventParams.from_dict(model.card.postprocess.get("events", {}))
     if scores.scores.shape[0] == 0:
         return []
@@ -182,6 +189,7 @@ def video_events(model, scores: VideoScores, *, duration_s: float) -> list[Detec
         params,
         hop_s=scores.hop_s,
         duration_s=duration_s,
+        seams_s=seams_s,
     )
 
 
@@ -192,32 +200,47 @@ def _code_version() -> str:
 
 
 def _event_rows(model, row: dict[str, Any], events: list[DetectedEvent]) -> list[dict[str, Any]]:
+    """Rows of events that lie within the video ``row`` (times from its start; its creation time as clock)."""
     created = row.get("creation_time")
-    out = []
-    for ev in events:
-        out.append(
-            {
-                "event_id": event_id(row["video_id"], ev.label, ev.start_s, ev.end_s, model.card.model_id),
-                "video_id": row["video_id"],
-                "video_key": row["key"],
-                "uri": row["uri"],
-                "camera_id": row["camera_id"],
-                "logical_date": row["logical_date"],
-                "label": ev.label,
-                "start_s": ev.start_s,
-                "end_s": ev.end_s,
-                "start_ts": created + dt.timedelta(seconds=ev.start_s) if created else None,
-                "end_ts": created + dt.timedelta(seconds=ev.end_s) if created else None,
-                "confidence": ev.confidence,
-                "model_name": model.card.name,
-                "model_version": model.card.version,
-                "model_sha256": model.card.weights_sha256,
-                "extractor_id": model.card.extractor_id,
-                "content_id": row["content_id"],
-                "code_version": _code_version(),
-            }
-        )
-    return out
+    return [event_row(model, row, ev, start=created, end_row=row, end_start=created) for ev in events]
+
+
+def event_row(
+    model,
+    row: dict[str, Any],
+    ev: DetectedEvent,
+    *,
+    start: dt.datetime | None,
+    end_row: dict[str, Any],
+    end_start: dt.datetime | None,
+    end_offset_s: float | None = None,
+) -> dict[str, Any]:
+    """One events row: ``ev`` starts in the video ``row`` (``ev.start_s`` and ``ev.end_s`` are seconds
+    from its start) and ends in ``end_row`` at ``end_offset_s`` seconds (default ``ev.end_s``: the same
+    video). ``start`` and ``end_start`` are the two videos' starts on the camera clock, or None."""
+    end_offset_s = ev.end_s if end_offset_s is None else end_offset_s
+    return {
+        "event_id": event_id(row["video_id"], ev.label, ev.start_s, ev.end_s, model.card.model_id),
+        "video_id": row["video_id"],
+        "video_key": row["key"],
+        "uri": row["uri"],
+        "camera_id": row["camera_id"],
+        "logical_date": row["logical_date"],
+        "label": ev.label,
+        "start_s": ev.start_s,
+        "end_s": ev.end_s,
+        "start_ts": start + dt.timedelta(seconds=ev.start_s) if start else None,
+        "end_ts": end_start + dt.timedelta(seconds=end_offset_s) if end_start else None,
+        "confidence": ev.confidence,
+        "model_name": model.card.name,
+        "model_version": model.card.version,
+        "model_sha256": model.card.weights_sha256,
+        "extractor_id": model.card.extractor_id,
+        "content_id": row["content_id"],
+        "code_version": _code_version(),
+        "end_video_id": end_row["video_id"],
+        "end_offset_s": end_offset_s,
+    }
 
 
 def infer_date(

@@ -5,7 +5,8 @@ Written to ``reports/date=D/run=<id>/quality.json``:
 - ``events``: count, per-label counts and mean confidence, events per hour of footage;
 - ``evaluation``: when the date's footage has ground-truth sidecars (synthetic or hand-labelled),
   event-level precision, recall and F1 at tIoU 0.5, overall and per class (``actrec eval``'s
-  figures); otherwise null.
+  figures, on the camera chains the run used: its ``infer.json`` records the chaining settings);
+  otherwise null.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ def quality_key(date: dt.date, run_id: str) -> str:
 
 def quality_report(store, date: dt.date, run_id: str) -> dict[str, Any]:
     """Build, write and return the quality report of ``run_id`` (see the module doc)."""
-    from actrec_batch.evaluation import evaluate, labelled_videos, load_truth, predictions_from_table
+    from actrec_batch.evaluation import (
+        evaluate,
+        labelled_videos,
+        load_chains,
+        load_truth,
+        on_chains,
+        predictions_from_table,
+    )
 
     infer = json.loads(store.get_bytes(layout.run_prefix(date, run_id) + "infer.json"))
     table = pq.ParquetFile(io.BytesIO(store.get_bytes(layout.staging_events_key(date, run_id)))).read()
@@ -65,7 +73,16 @@ def quality_report(store, date: dt.date, run_id: str) -> dict[str, Any]:
         truths = []  # real footage has no sidecars: the report holds the event statistics only
     if truths:
         preds = predictions_from_table(table, source=f"run {run_id}")
-        result = evaluate(preds, truths, labels, videos=labelled_videos(store, date)).to_json()
+        chains = []  # a run from before chains (no "chaining" record): every file stood alone
+        if chaining := infer.get("chaining"):
+            chains = load_chains(
+                store,
+                date,
+                file_time_pattern=chaining["file_time_pattern"],
+                tolerance_s=chaining["tolerance_s"],
+            )
+        preds, truths, videos = on_chains(preds, truths, labelled_videos(store, date), chains)
+        result = evaluate(preds, truths, labels, videos=videos).to_json()
         report["evaluation"] = {k: result[k] for k in ("precision", "recall", "f1", "per_class", "tiou")}
     store.put_bytes(quality_key(date, run_id), json.dumps(report, indent=1).encode())
     report["uri"] = store.uri(quality_key(date, run_id))

@@ -46,7 +46,10 @@ def events(n: int = 4) -> pd.DataFrame:
             "content_id": "b" * 64,
             "code_version": "0.4.0",
             "run_id": "nightly__2026-11-01",
+            "end_video_id": [f"vid-{i % 2}" for i in range(n)],
+            "end_offset_s": end,
             "video_duration_s": end.max(),
+            "end_video_duration_s": end.max(),
         }
     )
 
@@ -81,6 +84,16 @@ def test_valid_events_pass_without_docs():
     assert result.success and result.docs_index is None
 
 
+def test_an_event_spanning_files_passes_with_its_end_in_the_next_video():
+    df = events()
+    # row 3 starts 6.0 s into vid-1 (7.5 s long) and ends 2.0 s into vid-0: end_s is past vid-1's end
+    df.loc[3, ["end_s", "end_video_id", "end_offset_s"]] = [9.5, "vid-0", 2.0]
+    assert validate_events(df, DATE, LABELS).success
+    df.loc[3, "end_offset_s"] = 7.6  # but it must end within the video it ends in
+    with pytest.raises(ValidationFailed, match="end_video_duration_s, end_offset_s"):
+        validate_events(df, DATE, LABELS)
+
+
 def _set(column, row, value):
     """A breakage: ``df[column][row] = value``."""
 
@@ -102,10 +115,17 @@ BROKEN = {
         "(end_s, start_s)",
     ),
     "end_after_duration": (
-        _set("end_s", 3, 7.501),
+        _set("end_offset_s", 3, 7.501),
         "expect_column_pair_values_a_to_be_greater_than_b",
-        "(video_duration_s, end_s)",
+        "(end_video_duration_s, end_offset_s)",
     ),
+    "start_after_duration": (
+        _set("start_s", 1, 8.0),
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "(video_duration_s, start_s)",
+    ),
+    "end_offset_zero": (_set("end_offset_s", 0, 0.0), "expect_column_values_to_be_between", "end_offset_s"),
+    "null_end_video": (_set("end_video_id", 2, None), "expect_column_values_to_not_be_null", "end_video_id"),
     "unknown_label": (_set("label", 0, "dance"), "expect_column_values_to_be_in_set", "label"),
     "duplicate_event_id": (_set("event_id", 3, "ev-000000"), "expect_column_values_to_be_unique", "event_id"),
     "wrong_date": (
@@ -131,7 +151,12 @@ BROKEN = {
     "unknown_duration": (
         _set("video_duration_s", 0, np.nan),
         "expect_column_pair_values_a_to_be_greater_than_b",
-        "(video_duration_s, end_s)",
+        "(video_duration_s, start_s)",
+    ),
+    "unknown_end_duration": (
+        _set("end_video_duration_s", 0, np.nan),
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "(end_video_duration_s, end_offset_s)",
     ),
 }
 

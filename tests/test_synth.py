@@ -190,7 +190,9 @@ def test_files_split_a_cameras_minutes_with_wall_clock_names() -> None:
     videos = plan_footage(DATE, cameras=2, minutes=12.0, file_minutes=5.0, seed=3, **SMALL)
     assert [v.camera_id for v in videos] == ["cam-01"] * 3 + ["cam-02"] * 3
     cam1 = videos[:3]
-    assert [v.spec.timeline.duration_s for v in cam1] == pytest.approx([300.0, 300.0, 120.0])
+    assert [v.duration_s for v in cam1] == pytest.approx([300.0, 300.0, 120.0])
+    assert all(v.spec is cam1[0].spec for v in cam1)  # one recording, cut into consecutive files
+    assert [(v.frames.start, v.frames.stop) for v in cam1] == [(0, 3000), (3000, 6000), (6000, 7200)]
     assert [(v.creation_time - cam1[0].creation_time).total_seconds() for v in cam1] == [0, 300, 600]
     assert all(v.creation_time.date() == DATE and v.creation_time.tzinfo is not None for v in videos)
     for v in videos:
@@ -235,6 +237,34 @@ def test_lossless_video_holds_exactly_the_rendered_frames(tmp_path) -> None:
     expected = list(render_video(video.spec))
     assert len(decoded) == len(expected) == video.spec.timeline.n_frames
     assert all(np.array_equal(a, b) for a, b in zip(decoded, expected, strict=True))
+
+
+def test_rolling_files_hold_consecutive_frames_and_split_the_labels_at_cuts(tmp_path) -> None:
+    from actrec_batch.storage import open_store
+    from actrec_batch.video import iter_frames
+
+    kwargs = {"cameras": 1, "minutes": 0.1, "seed": 4, "codec": "ffv1", **SMALL}
+    report = synth_footage(open_store(str(tmp_path)), date=DATE, progress=False, file_minutes=0.04, **kwargs)
+    files = plan_footage(DATE, file_minutes=0.04, **kwargs)
+    (whole,) = plan_footage(DATE, **kwargs)  # the same camera written as one file
+    assert [len(v.frames) for v in files] == [24, 24, 12]
+    decoded = [f for key in report.videos for _, f in iter_frames(str(tmp_path / key), 0.0, 1e9)]
+    expected = list(render_video(whole.spec))
+    assert len(decoded) == len(expected) == 60
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, expected, strict=True))
+    # every labelled frame of the whole file is labelled in exactly one file, with the same label
+    fps = SMALL["fps"]
+
+    def frames_of(events, first=0):
+        return sorted(
+            (e["label"], e["track"], f)
+            for e in events
+            for f in range(first + round(e["start_s"] * fps), first + round(e["end_s"] * fps))
+        )
+
+    parts = [frames_of(v.events(), v.frames.start) for v in files]
+    assert sorted(x for p in parts for x in p) == frames_of(whole.events())
+    assert all(0 <= e["start_s"] < e["end_s"] <= v.duration_s for v in files for e in v.events())
 
 
 def test_synth_writes_videos_and_sidecars_into_the_store(tmp_path) -> None:

@@ -57,12 +57,15 @@ def events_table(version: str, n: int = 6, *, date: dt.date = DATE, camera_ts: b
                 "content_id": "c" * 64,
                 "code_version": "0.1.0",
                 "uri": f"file:///store/footage/date={date}/camera={camera}/x.mp4",
+                "end_video_id": f"vid-{camera}",
+                "end_offset_s": 10.0 * i + 4.0,
             }
         )
     ts = pa.timestamp("us", tz="UTC")
     types = {
         "start_s": pa.float64(),
         "end_s": pa.float64(),
+        "end_offset_s": pa.float64(),
         "confidence": pa.float64(),
         "start_ts": ts,
         "end_ts": ts,
@@ -104,8 +107,8 @@ def count(wh, table: str, date: dt.date = DATE) -> int:
 
 def test_upgrade_builds_the_schema_and_is_idempotent(warehouse_url):
     wh = open_warehouse(warehouse_url, upgrade=True)
-    assert wh.revision() == "0001"
-    assert wh.upgrade() == "0001"  # a second upgrade is a no-op
+    assert wh.revision() == "0002"
+    assert wh.upgrade() == "0002"  # a second upgrade is a no-op
     with wh.connect() as conn:  # information_schema: the one catalogue both engines answer alike
         kinds = dict(
             conn.execute(
@@ -137,6 +140,40 @@ def test_upgrade_builds_the_schema_and_is_idempotent(warehouse_url):
             "ix_action_events_camera_ts",
             "ix_action_events_date_model",
         } <= names
+    wh.dispose()
+
+
+def test_0002_gives_events_loaded_before_it_their_own_video_as_their_end(warehouse_url, tmp_path):
+    from alembic import command
+
+    wh = open_warehouse(warehouse_url)
+    with wh.begin() as conn:
+        command.upgrade(wh._alembic_config(conn), "0001")
+    assert wh.revision() == "0001"
+    old = events_table("1", n=2).drop_columns(["end_video_id", "end_offset_s"]).to_pylist()
+    with wh.begin() as conn:
+        columns = ", ".join(old[0])
+        conn.execute(
+            sa.text(f"INSERT INTO action_events ({columns}) VALUES ({', '.join(':' + c for c in old[0])})"),
+            old,
+        )
+        conn.execute(
+            sa.text("INSERT INTO active_models VALUES (:d, 'reference', '1', 'run-1', :t)"),
+            {"d": DATE, "t": T0},
+        )
+    assert wh.upgrade() == "0002"
+    with wh.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT video_id, end_video_id, end_s, end_offset_s FROM current_action_events ORDER BY start_s"
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("vid-cam-a", "vid-cam-a", 4.0, 4.0),
+        ("vid-cam-b", "vid-cam-b", 14.0, 14.0),
+    ]
+    load(wh, events_table("1", n=2), "1", tmp_path)  # and the new columns load on the migrated schema
+    assert count(wh, "current_action_events") == 2
     wh.dispose()
 
 

@@ -334,47 +334,93 @@ class InferenceJob:
     # ------------------------------------------------------------------------------------ assemble
 
     def _assemble(self) -> list[dict[str, Any]]:
-        from actrec_batch.inference import _event_rows
+        """Per chain of a camera's abutting files (:mod:`actrec_batch.chains`; a file with an unknown
+        start is a chain of one): the head over the chain's clips laid end to end, then the event
+        steps once over the whole chain, so an action across a cut between segments or files is one
+        event. A video whose segments cannot be joined is quarantined and leaves the chain."""
+        from actrec_batch.chains import chain_videos, parse_file_time_pattern, video_clocks
 
-        rows: list[dict[str, Any]] = []
+        clips: dict[str, tuple[Any, Any]] = {}
         for video_id, units in self.units.items():
+            if video_id in self.failed:
+                continue
+            try:
+                clips[video_id] = self._video_clips(units, video_id)
+            except Exception as exc:  # noqa: BLE001 - one video's bad features never end the run
+                self._fail_assembly([video_id], "assembling its segments", exc)
+        pattern = parse_file_time_pattern(self.settings.file_time_pattern)
+        clocks = video_clocks([self.videos[v] for v in clips], pattern)
+        rows: list[dict[str, Any]] = []
+        for chain in chain_videos(clocks, self.settings.chain_tolerance_s):
+            try:
+                rows.extend(self._chain_rows(chain, clips))
+            except Exception as exc:  # noqa: BLE001
+                self._fail_assembly([v.video_id for v in chain.videos], "scoring its chain of files", exc)
+        for video_id in self.units:
             row = self.videos[video_id]
-            if video_id not in self.failed:
-                try:
-                    events = self._video_events(units, row)
-                except Exception as exc:  # noqa: BLE001 - one video's bad features never end the run
-                    self.fail_video(
-                        video_id,
-                        Failure(
-                            "infer_error",
-                            f"{row['uri']}: assembling its segments failed: {type(exc).__name__}: {exc}",
-                        ),
-                    )
             if video_id in self.failed:
                 f = self.failed[video_id]
                 self.result.quarantine.append(QuarantineRecord.for_video(row, STAGE, f.reason, f.detail))
                 continue
-            rows.extend(_event_rows(self.model, row, events))
             self.result.videos_processed += 1
             self.result.video_seconds += float(row["duration_s"])
         for r in rows:
             r["run_id"] = self.run_id
         return sorted(rows, key=lambda r: (r["video_key"], r["start_s"], r["label"]))
 
-    def _video_events(self, units: list[UnitSpec], row: dict[str, Any]):
-        """Head over the video's concatenated segments, then the event steps over the whole video."""
-        from actrec_batch.inference import segments_scores, video_events
+    def _fail_assembly(self, video_ids: list[str], what: str, exc: Exception) -> None:
+        for video_id in video_ids:
+            detail = f"{self.videos[video_id]['uri']}: {what} failed: {type(exc).__name__}: {exc}"
+            self.fail_video(video_id, Failure("infer_error", detail))
+
+    def _video_clips(self, units: list[UnitSpec], video_id: str) -> tuple[Any, Any]:
+        """The video's clip centres ``[N]`` (seconds from its start) and embeddings ``[N, D]``."""
+        import numpy as np
+
+        from actrec_batch.inference import join_segments
+
+        parts = [p for p in (self.features[(video_id, u.index)] for u in units) if len(p.clips)]
+        if not parts:
+            return np.zeros(0), None
+        return join_segments(parts)
+
+    def _chain_rows(self, chain, clips: dict[str, tuple[Any, Any]]) -> list[dict[str, Any]]:
+        """The events rows of one chain: each event starts in the file holding its start and ends in
+        the file holding its end (``end_video_id``, ``end_offset_s``); start_ts and end_ts come from
+        those files' clocks."""
+        from actrec_batch.chains import bridge_seams
+        from actrec_batch.events import DetectedEvent
+        from actrec_batch.inference import VideoScores, event_row, video_events
+        from actrec_batch.model.features import head_scores
 
         config = self.model.card.extractor.config
-        parts = [self.features[(row["video_id"], u.index)] for u in units]
-        scores = segments_scores(
-            self.model,
-            parts,
-            config["clip_hop"] / config["sample_fps"],
-            frames_decoded=0,
-            segments=len(units),
-        )
-        return video_events(self.model, scores, duration_s=row["duration_s"])
+        hop_s = config["clip_hop"] / config["sample_fps"]
+        members = [(v, off, *clips[v.video_id]) for v, off in zip(chain.videos, chain.offsets_s, strict=True)]
+        present = [(off + centers, emb) for _, off, centers, emb in members if emb is not None]
+        if not present:
+            return []
+        times, embeddings, real = bridge_seams(present, hop_s)
+        probs = head_scores(self.model.head, embeddings, self.model.device)
+        scores = VideoScores(times[real], probs[real], hop_s, frames_decoded=0, segments=len(present))
+        events = video_events(self.model, scores, duration_s=chain.duration_s, seams_s=chain.seams_s)
+        rows = []
+        for ev in events:
+            first, last = chain.locate(ev.start_s, ev.end_s)
+            start_clock, end_clock = chain.videos[first], chain.videos[last]
+            off, end_off = chain.offsets_s[first], chain.offsets_s[last]
+            local = DetectedEvent(ev.label, max(0.0, ev.start_s - off), ev.end_s - off, ev.confidence)
+            rows.append(
+                event_row(
+                    self.model,
+                    self.videos[start_clock.video_id],
+                    local,
+                    start=start_clock.start,
+                    end_row=self.videos[end_clock.video_id],
+                    end_start=end_clock.start,
+                    end_offset_s=min(ev.end_s - end_off, end_clock.duration_s),
+                )
+            )
+        return rows
 
     # --------------------------------------------------------------------------------------- write
 
@@ -422,6 +468,11 @@ class InferenceJob:
             "model_labels": list(card.labels),
             "model_sha256": card.weights_sha256,
             "extractor_id": card.extractor_id,
+            # how files were chained into camera chains (the quality stage scores on the same chains)
+            "chaining": {
+                "file_time_pattern": self.settings.file_time_pattern,
+                "tolerance_s": self.settings.chain_tolerance_s,
+            },
         }
         self.store.put_bytes(prefix + "infer.json", json.dumps(infer, indent=1).encode())
 

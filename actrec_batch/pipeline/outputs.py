@@ -90,6 +90,7 @@ def validate_run(store: ObjectStore, date: dt.date, run_id: str) -> dict[str, An
     }
     df = table.to_pandas()
     df["video_duration_s"] = df["video_id"].map(durations).astype("float64")
+    df["end_video_duration_s"] = df["end_video_id"].map(durations).astype("float64")
     record: dict[str, Any] = {
         "run_id": run_id,
         "logical_date": date.isoformat(),
@@ -202,12 +203,22 @@ def _date_events(store: ObjectStore, key: str, staged: pa.Table, cameras: tuple[
     ``cameras``, the published rows of the other cameras. Sorted by :data:`SORT_KEYS`."""
     staged = staged.select(STAGED_EVENTS_SCHEMA.names).cast(STAGED_EVENTS_SCHEMA)
     if cameras and store.exists(key):
-        old = pq.ParquetFile(io.BytesIO(store.get_bytes(key))).read()
+        old = with_event_ends(pq.ParquetFile(io.BytesIO(store.get_bytes(key))).read())
         keep = pc.invert(pc.is_in(old.column("camera_id"), value_set=pa.array(list(cameras), pa.string())))
         staged = pa.concat_tables(
             [old.filter(keep).select(STAGED_EVENTS_SCHEMA.names).cast(STAGED_EVENTS_SCHEMA), staged]
         )
     return staged.sort_by(SORT_KEYS)
+
+
+def with_event_ends(table: pa.Table) -> pa.Table:
+    """``table`` with ``end_video_id`` and ``end_offset_s``, which events published before chains
+    lack: each such event ends in its own video, at ``end_s``."""
+    if "end_video_id" not in table.column_names:
+        table = table.append_column("end_video_id", table.column("video_id"))
+    if "end_offset_s" not in table.column_names:
+        table = table.append_column("end_offset_s", table.column("end_s"))
+    return table
 
 
 def _date_inventory(store: ObjectStore, date: dt.date, run_id: str) -> tuple[list[dict], list[dict]]:

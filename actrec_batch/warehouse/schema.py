@@ -9,6 +9,7 @@ are the same on DuckDB and PostgreSQL; a migration that changes one changes this
 - ``quarantine``: what could not be processed, with a reason code (replaced per date).
 - ``action_events``: events per (date, model name, model version), with lineage on every row.
   Loading a model version replaces that version's rows for the date and keeps other versions'.
+  An event that spans a camera's consecutive files records both ends (migration 0002).
 - ``active_models``: which model version ``current_action_events`` shows for each date.
 - ``job_costs``: the cost ledger of each run (filled by the cost stage).
 """
@@ -102,6 +103,12 @@ action_events = sa.Table(
     sa.Column("content_id", sa.String(64), nullable=False),
     sa.Column("code_version", sa.String(64), nullable=False),
     sa.Column("uri", sa.String(2048), nullable=False),
+    # Migration 0002: where the event ends. An event that spans files of a camera's chain starts in
+    # video_id at start_s and ends in end_video_id at end_offset_s (seconds from that video's start);
+    # its end_s is still measured from video_id's start. Otherwise end_video_id = video_id and
+    # end_offset_s = end_s. Never null (see the migration for why the columns are nullable).
+    sa.Column("end_video_id", sa.String(64)),
+    sa.Column("end_offset_s", sa.Double),
     sa.Index("ix_action_events_label_ts", "label", "start_ts"),
     sa.Index("ix_action_events_camera_ts", "camera_id", "start_ts"),
     sa.Index("ix_action_events_date_model", "logical_date", "model_name", "model_version"),
