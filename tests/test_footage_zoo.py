@@ -192,3 +192,17 @@ def _manifest_rows(store) -> list[dict]:
     from actrec_batch.manifest import read_manifest
 
     return read_manifest(store, DATE).to_pylist()
+
+
+def test_mpeg_program_stream_probes_and_decodes(tmp_path):
+    """DVD/DVR exports (MPEG-PS, .mpg/.vob): their packets carry no byte position, which the
+    probe's end-of-file check once compared with a number (a probe_error quarantine)."""
+    case = ZooCase(
+        "mpeg_ps", ".mpg", "mpeg2video", fps=25.0, options={"bf": "2", "g": "12", "qmin": "1", "qmax": "3"}
+    )
+    path = write_case(tmp_path / case.file_name, case)
+    assert probe(path).container == "mpeg"
+    index = frame_index(path)
+    assert len(index) == case.frames
+    wanted = [0, 11, 23]
+    assert [round(read_code(rgb)) for _, _, rgb in decode_frames(path, wanted, frame_index=index)] == wanted
