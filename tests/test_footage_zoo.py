@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from footage import write_bad_files
+from footage import write_bad_files, zero_avi_frames
 from footage_zoo import CASES, ZooCase, marker_corner, read_code, write_case, write_zoo
 
 from actrec_batch import layout
@@ -124,6 +124,32 @@ def test_avi_with_b_frames_seeks_by_packet_and_recovers_from_container_times(tmp
     assert recovered.fallback == "decoded_index"
 
 
+def write_damaged_mjpeg(path: Path) -> Path:
+    """An MJPEG AVI of 20 zoo frames whose frame 10 is zeroed: a damaged frame in a good file."""
+    case = ZooCase(
+        "damaged", ".avi", "mjpeg", frames=20, pix_fmt="yuvj420p", options={"qmin": "1", "qmax": "3"}
+    )
+    good = write_case(path.with_name("undamaged.avi"), case)
+    path.write_bytes(zero_avi_frames(good.read_bytes(), which={10}))
+    good.unlink()
+    return path
+
+
+def test_a_damaged_frame_is_skipped_not_the_file(tmp_path):
+    """The decoder rejects frame 10's data and decodes the rest, as ffmpeg does: the video is
+    processed, and frame 9 stays on screen through frame 10's slot."""
+    path = write_damaged_mjpeg(tmp_path / "damaged.avi")
+    probe(path)  # its first and last frames decode: discovery keeps it
+    index = frame_index(path)
+    assert index.packets_rejected == 1 and len(index) == 19
+    stats = DecodeStats()
+    frames = decode_frames(path, range(len(index)), frame_index=index, stats=stats)
+    assert [round(read_code(rgb)) for _, _, rgb in frames] == [*range(10), *range(11, 20)]
+    assert stats.packets_rejected == 1
+    grid = build_grid(index.times_s, sample_fps=12.0, clip_len=1, clip_hop=1, duration_s=20 / 12)
+    assert grid.grid_frames[10] == 9
+
+
 # -- one nightly run over the whole zoo, per store ---------------------------------------------
 
 ODD_CAMERAS = {"lobby east": "h264_bframes_avi", "café": "h264_ts"}
@@ -158,6 +184,8 @@ def test_a_night_of_the_zoo_is_processed_and_reconciles(local_ray, zoo, sampling
         store.put_file(keys[name], path)
     for camera, name in ODD_CAMERAS.items():
         store.put_file(f"{layout.camera_prefix(DATE, camera)}{zoo[name].name}", zoo[name])
+    damaged_key = f"{layout.camera_prefix(DATE, 'damaged')}damaged.avi"
+    store.put_file(damaged_key, write_damaged_mjpeg(tmp_path / "damaged.avi"))
     bad = write_bad_files(tmp_path / "bad", good_source=zoo["negative_dts"])
     for file_name in bad:
         store.put_file(f"{layout.camera_prefix(DATE, 'bad')}{file_name}", tmp_path / "bad" / file_name)
@@ -168,7 +196,7 @@ def test_a_night_of_the_zoo_is_processed_and_reconciles(local_ray, zoo, sampling
     summary = run_nightly(settings, DATE)
 
     assert summary["status"] == "success"
-    good = len(zoo) + len(ODD_CAMERAS)
+    good = len(zoo) + len(ODD_CAMERAS) + 1  # + the damaged frame's file
     assert summary["videos_discovered"] == good + len(bad)
     assert summary["videos_discovered"] == summary["videos_processed"] + summary["videos_quarantined"]
     assert summary["videos_processed"] == good
@@ -184,6 +212,7 @@ def test_a_night_of_the_zoo_is_processed_and_reconciles(local_ray, zoo, sampling
         _, index, grid = expected_grid(by_name[name], zoo[name], sampling)
         assert clips.get(video_id_for(key), 0) == grid.num_clips, name
         assert sources[video_id_for(key)] == index.source, name
+    assert {i["video_id"]: i["packets_rejected"] for i in metrics["index"]}[video_id_for(damaged_key)] == 1
     cameras = {r["camera_id"] for r in _manifest_rows(store)}
     assert set(ODD_CAMERAS) <= cameras
 

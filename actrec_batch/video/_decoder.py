@@ -19,7 +19,13 @@ from av.video.reformatter import VideoReformatter
 
 from actrec_batch.video._source import OpenVideo
 from actrec_batch.video.probe import normalise_rotation
-from actrec_batch.video.timing import FrameIndex, PacketNumbers, seconds_to_ticks, ticks_to_seconds
+from actrec_batch.video.timing import (
+    FrameIndex,
+    PacketNumbers,
+    decode_packet,
+    seconds_to_ticks,
+    ticks_to_seconds,
+)
 
 SEEK_GAP_S = 2.0  # without a keyframe index, seek when the next wanted frame is further ahead
 SEEK_MIN_SAVING_FRAMES = 4  # with one, seek when it skips more frames than this
@@ -151,7 +157,11 @@ class FrameDecoder:
                     if not started:
                         continue  # decoding must start at a keyframe, or references are missing
                     packet.pts = number
-            for frame in stream.decode(packet):
+            frames = decode_packet(stream, packet)
+            if frames is None:
+                self.stats.packets_rejected += 1
+                continue
+            for frame in frames:
                 self.stats.frames_decoded += 1
                 yield frame
 
