@@ -10,6 +10,7 @@ within one source frame (the codecs are lossy), and be turned upright as the dis
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -122,6 +123,22 @@ def test_avi_with_b_frames_seeks_by_packet_and_recovers_from_container_times(tmp
     frames = decode_frames(path, wanted, frame_times=index.times_s, stats=recovered)
     assert [round(read_code(rgb)) for _, _, rgb in frames] == wanted
     assert recovered.fallback == "decoded_index"
+
+
+def test_frames_a_packet_number_cannot_tell_apart_are_found_by_a_sequential_decode(tmp_path):
+    """If one packet seemed to make two frames, frames are counted from the start instead."""
+    case = ZooCase("h264_avi", ".avi", "libx264", frames=28, options={"crf": "10", "bf": "3", "g": "6"})
+    path = write_case(tmp_path / case.file_name, case)
+    index = frame_index(path)
+    packets = index.frame_packets.copy()
+    packets[5] = packets[4]
+    stats = DecodeStats()
+    wanted = [3, 5, 20]  # frame 4 is not asked for: nothing would show the mix-up but the picture
+    frames = decode_frames(
+        path, wanted, frame_index=dataclasses.replace(index, frame_packets=packets), stats=stats
+    )
+    assert [round(read_code(rgb)) for _, _, rgb in frames] == wanted
+    assert stats.fallback == "sequential" and stats.seeks == 0
 
 
 def write_damaged_mjpeg(path: Path) -> Path:
