@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+from collections.abc import Container
 from fractions import Fraction
 from pathlib import Path
 
@@ -85,14 +86,16 @@ def write_still_image(path: Path) -> Path:
     return path
 
 
-def zero_avi_frames(data: bytes) -> bytes:
-    """An AVI with every video chunk's payload ("00dc") set to zeros, its structure untouched."""
+def zero_avi_frames(data: bytes, which: Container[int] | None = None) -> bytes:
+    """An AVI with the payload of its video chunks ("00dc") set to zeros, its structure untouched:
+    every chunk, or the chunks numbered in ``which`` (0 = the first)."""
     out = bytearray(data)
-    at = out.index(b"movi")
+    at, chunk = out.index(b"movi"), 0
     while (at := out.find(b"00dc", at)) >= 0:
         size = int.from_bytes(out[at + 4 : at + 8], "little")
-        out[at + 8 : at + 8 + size] = bytes(size)
-        at += 8 + size
+        if which is None or chunk in which:
+            out[at + 8 : at + 8 + size] = bytes(size)
+        at, chunk = at + 8 + size, chunk + 1
     return bytes(out)
 
 

@@ -10,6 +10,7 @@ within one source frame (the codecs are lossy), and be turned upright as the dis
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -18,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from footage import write_bad_files
+from footage import write_bad_files, zero_avi_frames
 from footage_zoo import CASES, ZooCase, marker_corner, read_code, write_case, write_zoo
 
 from actrec_batch import layout
@@ -124,6 +125,48 @@ def test_avi_with_b_frames_seeks_by_packet_and_recovers_from_container_times(tmp
     assert recovered.fallback == "decoded_index"
 
 
+def test_frames_a_packet_number_cannot_tell_apart_are_found_by_a_sequential_decode(tmp_path):
+    """If one packet seemed to make two frames, frames are counted from the start instead."""
+    case = ZooCase("h264_avi", ".avi", "libx264", frames=28, options={"crf": "10", "bf": "3", "g": "6"})
+    path = write_case(tmp_path / case.file_name, case)
+    index = frame_index(path)
+    packets = index.frame_packets.copy()
+    packets[5] = packets[4]
+    stats = DecodeStats()
+    wanted = [3, 5, 20]  # frame 4 is not asked for: nothing would show the mix-up but the picture
+    frames = decode_frames(
+        path, wanted, frame_index=dataclasses.replace(index, frame_packets=packets), stats=stats
+    )
+    assert [round(read_code(rgb)) for _, _, rgb in frames] == wanted
+    assert stats.fallback == "sequential" and stats.seeks == 0
+
+
+def write_damaged_mjpeg(path: Path) -> Path:
+    """An MJPEG AVI of 20 zoo frames whose frame 10 is zeroed: a damaged frame in a good file."""
+    case = ZooCase(
+        "damaged", ".avi", "mjpeg", frames=20, pix_fmt="yuvj420p", options={"qmin": "1", "qmax": "3"}
+    )
+    good = write_case(path.with_name("undamaged.avi"), case)
+    path.write_bytes(zero_avi_frames(good.read_bytes(), which={10}))
+    good.unlink()
+    return path
+
+
+def test_a_damaged_frame_is_skipped_not_the_file(tmp_path):
+    """The decoder rejects frame 10's data and decodes the rest, as ffmpeg does: the video is
+    processed, and frame 9 stays on screen through frame 10's slot."""
+    path = write_damaged_mjpeg(tmp_path / "damaged.avi")
+    probe(path)  # its first and last frames decode: discovery keeps it
+    index = frame_index(path)
+    assert index.packets_rejected == 1 and len(index) == 19
+    stats = DecodeStats()
+    frames = decode_frames(path, range(len(index)), frame_index=index, stats=stats)
+    assert [round(read_code(rgb)) for _, _, rgb in frames] == [*range(10), *range(11, 20)]
+    assert stats.packets_rejected == 1
+    grid = build_grid(index.times_s, sample_fps=12.0, clip_len=1, clip_hop=1, duration_s=20 / 12)
+    assert grid.grid_frames[10] == 9
+
+
 # -- one nightly run over the whole zoo, per store ---------------------------------------------
 
 ODD_CAMERAS = {"lobby east": "h264_bframes_avi", "café": "h264_ts"}
@@ -158,6 +201,8 @@ def test_a_night_of_the_zoo_is_processed_and_reconciles(local_ray, zoo, sampling
         store.put_file(keys[name], path)
     for camera, name in ODD_CAMERAS.items():
         store.put_file(f"{layout.camera_prefix(DATE, camera)}{zoo[name].name}", zoo[name])
+    damaged_key = f"{layout.camera_prefix(DATE, 'damaged')}damaged.avi"
+    store.put_file(damaged_key, write_damaged_mjpeg(tmp_path / "damaged.avi"))
     bad = write_bad_files(tmp_path / "bad", good_source=zoo["negative_dts"])
     for file_name in bad:
         store.put_file(f"{layout.camera_prefix(DATE, 'bad')}{file_name}", tmp_path / "bad" / file_name)
@@ -168,7 +213,7 @@ def test_a_night_of_the_zoo_is_processed_and_reconciles(local_ray, zoo, sampling
     summary = run_nightly(settings, DATE)
 
     assert summary["status"] == "success"
-    good = len(zoo) + len(ODD_CAMERAS)
+    good = len(zoo) + len(ODD_CAMERAS) + 1  # + the damaged frame's file
     assert summary["videos_discovered"] == good + len(bad)
     assert summary["videos_discovered"] == summary["videos_processed"] + summary["videos_quarantined"]
     assert summary["videos_processed"] == good
@@ -184,6 +229,7 @@ def test_a_night_of_the_zoo_is_processed_and_reconciles(local_ray, zoo, sampling
         _, index, grid = expected_grid(by_name[name], zoo[name], sampling)
         assert clips.get(video_id_for(key), 0) == grid.num_clips, name
         assert sources[video_id_for(key)] == index.source, name
+    assert {i["video_id"]: i["packets_rejected"] for i in metrics["index"]}[video_id_for(damaged_key)] == 1
     cameras = {r["camera_id"] for r in _manifest_rows(store)}
     assert set(ODD_CAMERAS) <= cameras
 
@@ -192,3 +238,17 @@ def _manifest_rows(store) -> list[dict]:
     from actrec_batch.manifest import read_manifest
 
     return read_manifest(store, DATE).to_pylist()
+
+
+def test_mpeg_program_stream_probes_and_decodes(tmp_path):
+    """DVD/DVR exports (MPEG-PS, .mpg/.vob): their packets carry no byte position, which the
+    probe's end-of-file check once compared with a number (a probe_error quarantine)."""
+    case = ZooCase(
+        "mpeg_ps", ".mpg", "mpeg2video", fps=25.0, options={"bf": "2", "g": "12", "qmin": "1", "qmax": "3"}
+    )
+    path = write_case(tmp_path / case.file_name, case)
+    assert probe(path).container == "mpeg"
+    index = frame_index(path)
+    assert len(index) == case.frames
+    wanted = [0, 11, 23]
+    assert [round(read_code(rgb)) for _, _, rgb in decode_frames(path, wanted, frame_index=index)] == wanted

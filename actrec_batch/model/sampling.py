@@ -122,7 +122,8 @@ def decode_grid_frames(
     """Decode the grid frames ``span`` of a video, resized in libswscale: ``[len(span), H, W, 3]`` uint8.
 
     ``frame_index``: the video's :class:`~actrec_batch.video.FrameIndex` the grid was built on
-    (preferred); else ``frame_times`` (its times), else the index is built here. ``threads``: decoder threads (0: FFmpeg chooses, typically one per core; a Ray task passes the
+    (preferred); else ``frame_times`` (its times), else the index is built here.
+    ``threads``: decoder threads (0: FFmpeg chooses, typically one per core; a Ray task passes the
     CPUs it reserved, so it does not take more than its share)."""
     from actrec_batch.errors import VideoError
     from actrec_batch.video import decode_frames

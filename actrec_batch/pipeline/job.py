@@ -667,6 +667,7 @@ class _Scheduler:
                     "attempt": out.attempt,
                     "node_id": out.node_id,
                     "frame_index": out.frames.source,
+                    "packets_rejected": out.frames.packets_rejected,
                 }
             )
             self.job.result.retries += out.attempt
@@ -755,6 +756,7 @@ class _Scheduler:
                             "infer_node": e.node_id,
                             "clips": len(e.clips),
                             "decode_fallback": unit.decode_fallback,
+                            "packets_rejected": unit.packets_rejected,
                         },
                     )
                 self.progress.advance(1, unit.spec.end_s - unit.spec.start_s)

@@ -60,6 +60,7 @@ class DecodedUnit:
     attempt: int
     node_id: str
     decode_fallback: str | None = None  # DecodeStats.fallback: how frames were found when not by the index
+    packets_rejected: int = 0  # damaged frames the decoder rejected (skipped)
 
 
 @dataclass
@@ -226,6 +227,7 @@ def decode_unit(
         attempt=_attempt(),
         node_id=_node_id(),
         decode_fallback=stats.fallback,
+        packets_rejected=stats.packets_rejected,
     )
     return unit, frames
 

@@ -19,7 +19,13 @@ from av.video.reformatter import VideoReformatter
 
 from actrec_batch.video._source import OpenVideo
 from actrec_batch.video.probe import normalise_rotation
-from actrec_batch.video.timing import FrameIndex, PacketNumbers, seconds_to_ticks, ticks_to_seconds
+from actrec_batch.video.timing import (
+    FrameIndex,
+    PacketNumbers,
+    decode_packet,
+    seconds_to_ticks,
+    ticks_to_seconds,
+)
 
 SEEK_GAP_S = 2.0  # without a keyframe index, seek when the next wanted frame is further ahead
 SEEK_MIN_SAVING_FRAMES = 4  # with one, seek when it skips more frames than this
@@ -96,6 +102,7 @@ class FrameDecoder:
         self.reformatter = VideoReformatter()
         self.decoded = index.source == "decoded"
         self.sequential = False  # set after a decoded-index seek went wrong: decode straight through
+        self._ordinal = -1  # sequential mode: output number of the last frame since the start
         self._frames: Iterator[av.VideoFrame] | None = None
         self._packets: Iterator[av.Packet] | None = None
         self._pending: av.VideoFrame | None = None
@@ -113,6 +120,9 @@ class FrameDecoder:
             self.keyframe_packets = np.flatnonzero(table.keyframe & (packet_frame >= 0))
             self.keyframe_frames = packet_frame[self.keyframe_packets]
             self.keys = np.sort(self.keyframe_frames)
+            if len(self.frame_of_packet) < frame_packets.size:
+                # One packet made two frames: its number cannot tell them apart, the count can.
+                self.sequential, stats.fallback = True, "sequential"
         else:
             self.keys = index.keyframe_ticks
 
@@ -128,6 +138,9 @@ class FrameDecoder:
         return float(ticks_to_seconds(key, self.index.time_base))
 
     def frame_key(self, frame: av.VideoFrame) -> int | None:
+        """The key of ``frame``, the one :meth:`next` just handed out."""
+        if self.sequential:
+            return self._ordinal
         if self.decoded:
             return None if frame.pts is None else self.frame_of_packet.get(int(frame.pts))
         return _frame_ticks(frame)
@@ -138,8 +151,11 @@ class FrameDecoder:
         return self._packets
 
     def _generate(self) -> Iterator[av.VideoFrame]:
+        """Decoded frames from where the demuxer stands. Sequential mode replays the pass that
+        built the index exactly (every packet from the start, frames counted in output order),
+        so a frame is known by its ordinal even where packet numbers would not tell it."""
         stream = self.video.stream
-        started = not self.decoded
+        started = not self.decoded or self.sequential
         for packet in self._demuxed():
             if packet.size:
                 self.stats.packets_demuxed += 1
@@ -151,8 +167,16 @@ class FrameDecoder:
                     if not started:
                         continue  # decoding must start at a keyframe, or references are missing
                     packet.pts = number
-            for frame in stream.decode(packet):
+            frames = decode_packet(stream, packet)
+            if frames is None:
+                self.stats.packets_rejected += 1
+                continue
+            for frame in frames:
                 self.stats.frames_decoded += 1
+                if self.sequential:
+                    if frame.pts is None:
+                        continue  # the index pass did not count it either
+                    self._ordinal += 1
                 yield frame
 
     def next(self) -> av.VideoFrame | None:
@@ -185,6 +209,7 @@ class FrameDecoder:
         if self._frames is not None:
             self._frames.close()
         self._frames, self._packets, self._pending, self.position = None, None, None, None
+        self._ordinal = -1
 
     def rewind(self) -> None:
         """Back to the first frame (after a full demux pass); not counted as a seek."""

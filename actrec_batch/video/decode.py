@@ -33,6 +33,8 @@ class DecodeStats:
         packets_demuxed: video packets read.
         decode_s: wall seconds spent producing frames (demuxing, decoding, converting), not
             counting opening the file or a :func:`frame_timestamps` pass.
+        packets_rejected: packets whose data the decoder rejected (damaged frames, skipped as
+            FFmpeg's own tools skip them; the frame on screen before stands in).
         fallback: ``None`` when the frames were found where the index said; else how they were
             found: ``"decoded_index"`` (the container's timestamps disagreed with the decoder,
             so the index was rebuilt from a decoding pass) or ``"sequential"`` (decoded
@@ -44,6 +46,7 @@ class DecodeStats:
     seeks: int = 0
     packets_demuxed: int = 0
     decode_s: float = 0.0
+    packets_rejected: int = 0
     fallback: str | None = None
 
 

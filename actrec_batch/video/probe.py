@@ -220,7 +220,9 @@ def _scan_tail(video: OpenVideo) -> float | None:
         # follow no keyframe cannot be decoded by anyone, so they say nothing about the file.
         last_gop = []
     at_eof = (
-        bool(last_gop) and last_gop[-1].pos >= 0 and last_gop[-1].pos + last_gop[-1].size >= video.size_bytes
+        bool(last_gop)
+        and (last_gop[-1].pos or -1) >= 0  # MPEG-PS packets have no position
+        and last_gop[-1].pos + last_gop[-1].size >= video.size_bytes
     )
     decoded = 0
     try:

@@ -139,6 +139,8 @@ class FrameIndex:
         frame_packets: for ``"decoded"``, the packet (decode-order number, see
             :class:`PacketList`) that produced each frame; ``None`` otherwise.
         packets: for ``"decoded"``, the packet table used to seek and to number packets.
+        packets_rejected: packets the decoder rejected while the index was built (damaged
+            frames, skipped; see :func:`decode_packet`).
     """
 
     times_s: np.ndarray
@@ -147,6 +149,7 @@ class FrameIndex:
     keyframe_ticks: np.ndarray
     frame_packets: np.ndarray | None = None
     packets: PacketTable | None = None
+    packets_rejected: int = 0
 
     def __len__(self) -> int:
         return int(self.times_s.size)
@@ -185,34 +188,60 @@ class PacketNumbers:
         return number
 
 
+def decode_packet(stream: av.video.stream.VideoStream, packet: av.Packet) -> list[av.VideoFrame] | None:
+    """The frames the decoder outputs after ``packet``, or ``None`` if it rejects the packet's data.
+
+    A damaged frame in an otherwise good file is skipped, as FFmpeg's own tools do: the file is
+    still what its decoder makes of it. Only the end-of-stream flush may not fail.
+
+    Raises:
+        av.FFmpegError: any other decoder failure.
+    """
+    try:
+        return stream.decode(packet)
+    except av.InvalidDataError:
+        if not packet.size:
+            raise
+        return None
+
+
 def _decode_tagged(
-    video: OpenVideo, packets: Iterator[av.Packet], number: Callable[[av.Packet], int | None]
+    video: OpenVideo,
+    packets: Iterator[av.Packet],
+    number: Callable[[av.Packet], int | None],
+    rejected: list[int],
 ) -> Iterator[int]:
     """Decode ``packets`` with each packet's number as its pts; yield each output frame's number.
 
     The decoder hands a packet's pts on to the frame it produces, whatever order it outputs
-    frames in, so the numbers say which packet made each frame.
+    frames in, so the numbers say which packet made each frame. The numbers of packets the
+    decoder rejects (see :func:`decode_packet`) are appended to ``rejected``.
     """
     stream = video.stream
     for packet in packets:
+        tag = None
         if packet.size:
             tag = number(packet)
             if tag is None:
                 continue
             packet.pts = tag
-        for frame in stream.decode(packet):
+        frames = decode_packet(stream, packet)
+        if frames is None:
+            rejected.append(tag)
+            continue
+        for frame in frames:
             if frame.pts is not None:
                 yield int(frame.pts)
 
 
 def _scan_and_check(
     video: OpenVideo, verify: bool, *, full: bool = False
-) -> tuple[PacketTable, list[int], bool]:
+) -> tuple[PacketTable, list[int], bool, int]:
     """One pass over the file from where the demuxer stands (the start): demux every packet
     and, when ``verify``, decode as long as needed (``full``: to the end).
 
-    Returns the packet table, the packet numbers of the frames decoded (output order), and
-    whether decoding went to the end of the stream. Decoding stops after ``VERIFY_FRAMES``
+    Returns the packet table, the packet numbers of the frames decoded (output order),
+    whether decoding went to the end of the stream, and how many packets the decoder rejected. Decoding stops after ``VERIFY_FRAMES``
     frames whose packet timestamps come out increasing; once they do not, it runs to the end.
 
     Raises:
@@ -221,6 +250,7 @@ def _scan_and_check(
     """
     collected = PacketList()
     tags: list[int] = []
+    rejected: list[int] = []
     decoding = verify
     stream = video.stream
 
@@ -237,7 +267,7 @@ def _scan_and_check(
         packets = demuxed()
         if decoding:
             in_order = True
-            for tag in _decode_tagged(video, packets, numbered):
+            for tag in _decode_tagged(video, packets, numbered, rejected):
                 tags.append(tag)
                 stamp = collected.stamps[tag]
                 in_order = in_order and (len(tags) == 1 or stamp > collected.stamps[tags[-2]])
@@ -253,7 +283,7 @@ def _scan_and_check(
         raise video.failure(
             f"only {table.stamps.size} of the {stream.frames} frames its header lists could be read"
         )
-    return table, tags, verify and decoding
+    return table, tags, verify and decoding, len(rejected)
 
 
 def decoded_index(video: OpenVideo) -> FrameIndex:
@@ -271,11 +301,11 @@ def decoded_index(video: OpenVideo) -> FrameIndex:
         video.container.seek(0)
     except av.FFmpegError as error:
         raise video.failure("cannot seek back to the start", error) from error
-    table, tags, _ = _scan_and_check(video, verify=True, full=True)
-    return _index_from_tags(video, table, tags)
+    table, tags, _, rejected = _scan_and_check(video, verify=True, full=True)
+    return _index_from_tags(video, table, tags, rejected)
 
 
-def _index_from_tags(video: OpenVideo, table: PacketTable, tags: list[int]) -> FrameIndex:
+def _index_from_tags(video: OpenVideo, table: PacketTable, tags: list[int], rejected: int) -> FrameIndex:
     if not tags:
         raise video.failure("the decoder outputs no picture")
     frame_packets = np.asarray(tags, dtype=np.int64)
@@ -296,6 +326,7 @@ def _index_from_tags(video: OpenVideo, table: PacketTable, tags: list[int]) -> F
         keyframe_ticks=table.keyframe_pts,
         frame_packets=frame_packets,
         packets=table,
+        packets_rejected=rejected,
     )
 
 
@@ -312,7 +343,7 @@ def build_index(video: OpenVideo) -> FrameIndex:
         VideoError: ``truncated`` or ``decode_error``.
     """
     stores_pts = any(name in video.container.format.name for name in _STORES_PTS)
-    table, tags, complete = _scan_and_check(video, verify=not stores_pts)
+    table, tags, complete, rejected = _scan_and_check(video, verify=not stores_pts)
     if stores_pts and table.all_pts:
         return _container_index(table)
     if not tags and not stores_pts:
@@ -320,10 +351,10 @@ def build_index(video: OpenVideo) -> FrameIndex:
     stamps = table.stamps[np.asarray(tags, dtype=np.int64)] if tags else np.zeros(0, np.int64)
     prefix = table.pts[: stamps.size]
     agrees = stamps.size == prefix.size and np.array_equal(stamps, prefix)
-    if tags and agrees and (not complete or stamps.size == table.pts.size):
+    if tags and agrees and not rejected and (not complete or stamps.size == table.pts.size):
         return _container_index(table)
     if complete:
-        return _index_from_tags(video, table, tags)
+        return _index_from_tags(video, table, tags, rejected)
     return decoded_index(video)
 
 
