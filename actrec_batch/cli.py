@@ -401,8 +401,6 @@ def cmd_rescore(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_model_pack(args: argparse.Namespace, settings: Settings) -> int:
     """``actrec model pack``: a ``video`` bundle from a user's exported backbone (and head)."""
-    from actrec_batch.model.video import save_video_model
-
     if (args.sample_fps is None) == (args.frame_stride is None):
         raise ConfigError("give one of --sample-fps F or --frame-stride K (with --source-fps, default 30)")
     sample_fps = args.sample_fps or args.source_fps / args.frame_stride
@@ -430,6 +428,8 @@ def cmd_model_pack(args: argparse.Namespace, settings: Settings) -> int:
     for flag, path in (("--backbone", args.backbone), ("--head", args.head)):
         if path and not Path(path).is_file():
             raise ConfigError(f"bad {flag} {path!r}: no such file")
+    from actrec_batch.model.video import save_video_model
+
     card = save_video_model(
         Path(args.out),
         name=args.name,

@@ -26,7 +26,14 @@ from torch import nn
 
 from actrec_batch.inference import score_video
 from actrec_batch.manifest import read_manifest
-from actrec_batch.model import ModelError, load_backbone, load_model, read_card, save_with_video_head
+from actrec_batch.model import (
+    ModelError,
+    load_backbone,
+    load_model,
+    read_card,
+    save_video_model,
+    save_with_video_head,
+)
 from actrec_batch.model.features import embed_range
 from actrec_batch.model.reference import HeadConfig, ReferenceHead
 from actrec_batch.model.sampling import build_grid, decode_grid_frames
@@ -44,6 +51,20 @@ ACTREC = str(Path(sys.executable).with_name("actrec"))
 LABELS = ["person_down", "loitering", "wave"]
 SEGMENT_S = 10  # 30-s videos in 3 units: the Ray path cuts them, the single-process path does not
 EMBED_DIM = 32
+SAMPLING = {  # what `actrec model pack` writes for PACK_FLAGS and its default mean, std, range and order
+    "sample_fps": 7.5,
+    "clip_len": 16,
+    "clip_hop": 8,
+    "frame_width": 112,
+    "frame_height": 112,
+    "embed_dim": EMBED_DIM,
+    "resize": "short_side_crop",
+    "short_side": 128,
+    "mean": [123.675, 116.28, 103.53],
+    "std": [58.395, 57.12, 57.375],
+    "pixel_range": 255,
+    "channel_order": "RGB",
+}
 PACK_FLAGS = [
     *("--sample-fps", "7.5", "--clip-len", "16", "--clip-hop", "8", "--size", "112x112"),
     *("--resize", "short_side_crop", "--short-side", "128", "--embed-dim", str(EMBED_DIM)),
@@ -134,16 +155,15 @@ def _actrec(args: list[str], root: Path, url: str, *, ok: bool = True) -> subpro
 
 
 def _pack(exports, fmt: str, out: Path, *, version: str, head: str) -> Path:
-    _actrec(
-        [
-            "model",
-            "pack",
-            *("--backbone", str(exports[fmt]), "--head", str(exports["dir"] / f"head-{head}.pt")),
-            *("--labels", ",".join(LABELS), "--name", f"r2p1d-{fmt}", "--version", version),
-            *("--out", str(out), *PACK_FLAGS),
-        ],
-        out.parent,
-        "duckdb:///:memory:",
+    """What `actrec model pack` does (tested once, in the CLI, below), without a process to start."""
+    save_video_model(
+        out,
+        name=f"r2p1d-{fmt}",
+        version=version,
+        backbone=exports[fmt],
+        sampling=SAMPLING,
+        labels=LABELS,
+        head=exports["dir"] / f"head-{head}.pt",
     )
     return out
 
@@ -326,14 +346,15 @@ def test_bad_bundles_fail_with_one_line_naming_the_file(exports, tmp_path):
         assert exc.value.reason == reason and words in message and "\n" not in message, (what, message)
         assert str(path) in message, (what, message)
 
-    # A backbone bundle (no head) loads as a backbone only; the CLI says how to get a head.
+    # `actrec model pack` without a head: a backbone bundle, which loads as a backbone only.
     proc = _actrec(
         ["model", "pack", "--backbone", str(exports["onnx"]), "--name", "bb", "--out", str(tmp_path / "bb")]
-        + PACK_FLAGS,
+        + [*PACK_FLAGS, "--json"],
         tmp_path,
         "duckdb:///:memory:",
     )
-    assert "no head" in proc.stdout
+    packed = _last_json(proc)
+    assert packed["extractor"]["config"] == SAMPLING and "head" not in packed and packed["format"] == "onnx"
     assert load_backbone(str(tmp_path / "bb")).sampling.embed_dim == EMBED_DIM
     with pytest.raises(ModelError, match="without a head") as exc:
         load_model(str(tmp_path / "bb"))

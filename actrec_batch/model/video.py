@@ -62,9 +62,8 @@ from actrec_batch.storage import LocalStore, open_store
 
 log = logging.getLogger(__name__)
 
-CLIP_BATCH = (
-    16  # clips per backbone call: bounds activation memory (16 x 3 x 16 x 112 x 112 floats = 38 MB in)
-)
+# Clips per backbone call: bounds activation memory (16 clips of 3 x 16 x 112 x 112 floats are 38 MB in).
+CLIP_BATCH = 16
 BACKBONE_FILES = {"torchscript": "backbone.pt", "onnx": "backbone.onnx"}
 HEAD_FILES = {"state_dict": "head.safetensors", "torchscript": "head.pt"}
 ONNX_EXTRA = "pip install 'actrec-batch[onnx]' (onnxruntime; onnxruntime-gpu for CUDA)"
