@@ -147,10 +147,9 @@ def _env(root: Path, url: str) -> dict[str, str]:
     }
 
 
-def _actrec(args: list[str], root: Path, url: str, *, ok: bool = True) -> subprocess.CompletedProcess:
+def _actrec(args: list[str], root: Path, url: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([ACTREC, *args], env=_env(root, url), capture_output=True, text=True, timeout=400)
-    if ok:
-        assert proc.returncode == 0, f"actrec {' '.join(args)} failed: {proc.stderr[-3000:]}"
+    assert proc.returncode == 0, f"actrec {' '.join(args)} failed: {proc.stderr[-3000:]}"
     return proc
 
 
@@ -172,6 +171,18 @@ def _last_json(proc: subprocess.CompletedProcess) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _actrec_json(capsys, args: list[str], root: Path, url: str) -> dict:
+    """``actrec ARGS --json`` run by the console script's ``main`` in this process (its imports are
+    paid once, and the local Ray it starts is stopped when the command ends); the JSON summary line."""
+    from actrec_batch.cli import main
+
+    capsys.readouterr()
+    rc = main([*args, "--json", "--store", str(root), "--warehouse", url, "--segment-s", str(SEGMENT_S)])
+    out, err = capsys.readouterr()
+    assert rc == 0, f"actrec {' '.join(args)} failed: {err[-3000:]}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def _current_events(url: str) -> list[tuple[str, str, str]]:
     wh = open_warehouse(url)
     with wh.connect() as conn:
@@ -187,7 +198,7 @@ def _current_events(url: str) -> list[tuple[str, str, str]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-def test_a_user_model_runs_reruns_and_rescores_through_the_pipeline(fmt, exports, footage, tmp_path):
+def test_a_user_model_runs_reruns_and_rescores_through_the_pipeline(fmt, exports, footage, tmp_path, capsys):
     root = tmp_path / "store"
     shutil.copytree(footage, root)
     url = f"duckdb:///{tmp_path}/warehouse.duckdb"
@@ -195,9 +206,7 @@ def test_a_user_model_runs_reruns_and_rescores_through_the_pipeline(fmt, exports
     card = read_card(open_store(str(bundle)))
     assert card.format == fmt and card.is_video_arch and card.head.format == "torchscript"
 
-    first = _last_json(
-        _actrec(["run", "--date", DATE.isoformat(), "--model", str(bundle), "--json"], root, url)
-    )
+    first = _actrec_json(capsys, ["run", "--date", DATE.isoformat(), "--model", str(bundle)], root, url)
     assert first["status"] == "success", first
     assert first["videos_discovered"] == first["videos_processed"] == 2 and first["videos_quarantined"] == 0
     assert first["units_total"] == 6 == first["cache_misses"] and first["frames_decoded"] > 0
@@ -216,30 +225,18 @@ def test_a_user_model_runs_reruns_and_rescores_through_the_pipeline(fmt, exports
         probs = torch.sigmoid(model.head(torch.as_tensor(cached)[None])[0]).detach().numpy()
         np.testing.assert_allclose(probs, whole.scores, atol=1e-5)
 
-    again = _last_json(
-        _actrec(["run", "--date", DATE.isoformat(), "--model", str(bundle), "--json"], root, url)
-    )
+    again = _actrec_json(capsys, ["run", "--date", DATE.isoformat(), "--model", str(bundle)], root, url)
     assert again["status"] == "success" and again["frames_decoded"] == 0
     assert again["units_skipped_checkpoint"] == 6 and again["events"] == first["events"]
 
     # A new head on the same backbone: every unit from the feature cache, nothing decoded, and the
     # warehouse's current events are the new version's.
     rehead = _pack(exports, fmt, tmp_path / "bundle-v2", version="2", head="loitering")
-    rescored = _last_json(
-        _actrec(
-            [
-                "rescore",
-                "--from",
-                DATE.isoformat(),
-                "--to",
-                DATE.isoformat(),
-                "--model",
-                str(rehead),
-                "--json",
-            ],
-            root,
-            url,
-        )
+    rescored = _actrec_json(
+        capsys,
+        ["rescore", "--from", DATE.isoformat(), "--to", DATE.isoformat(), "--model", str(rehead)],
+        root,
+        url,
     )
     assert rescored["status"] == "success" and rescored["frames_decoded"] == 0
     assert rescored["cache_hits"] == 6 and rescored["cache_misses"] == 0
@@ -305,7 +302,7 @@ def test_a_portrait_video_is_decoded_with_its_width_as_the_short_side(tmp_path):
     assert out.shape == (8, 107, 64, 3)
 
 
-def test_bad_bundles_fail_with_one_line_naming_the_file(exports, tmp_path):
+def test_bad_bundles_fail_with_one_line_naming_the_file(exports, tmp_path, capsys):
     bundle = _pack(exports, "onnx", tmp_path / "good", version="1", head="wave")
     card = json.loads((bundle / "card.json").read_text())
 
@@ -367,11 +364,22 @@ def test_bad_bundles_fail_with_one_line_naming_the_file(exports, tmp_path):
         new.extractor == read_card(open_store(str(tmp_path / "bb"))).extractor
         and new.head.format == "state_dict"
     )
-    bad_flag = _actrec(
-        ["model", "pack", "--backbone", str(exports["onnx"]), "--name", "x", "--out", str(tmp_path / "x")]
-        + [f if f != "112x112" else "112by112" for f in PACK_FLAGS],
-        tmp_path,
-        "duckdb:///:memory:",
-        ok=False,
+    from actrec_batch.cli import main
+
+    capsys.readouterr()
+    flags = [f if f != "112x112" else "112by112" for f in PACK_FLAGS]
+    rc = main(
+        [
+            "model",
+            "pack",
+            "--backbone",
+            str(exports["onnx"]),
+            "--name",
+            "x",
+            "--out",
+            str(tmp_path / "x"),
+            *flags,
+        ]
     )
-    assert bad_flag.returncode == 2 and "--size" in bad_flag.stderr and len(bad_flag.stderr.splitlines()) == 1
+    err = capsys.readouterr().err
+    assert rc == 2 and "--size" in err and len(err.splitlines()) == 1 and not (tmp_path / "x").exists()
