@@ -383,3 +383,44 @@ def test_bad_bundles_fail_with_one_line_naming_the_file(exports, tmp_path, capsy
     )
     err = capsys.readouterr().err
     assert rc == 2 and "--size" in err and len(err.splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
+def test_frames_are_cropped_reordered_and_normalised_as_the_card_says():
+    from actrec_batch.model.video import VideoBackbone
+    from actrec_batch.model.video_spec import VideoSampling
+
+    sampling = VideoSampling.from_dict(
+        {**SAMPLING, "frame_width": 4, "frame_height": 2, "short_side": 4, "clip_len": 2, "clip_hop": 1}
+        | {"pixel_range": 1, "channel_order": "BGR", "mean": [0.1, 0.2, 0.3], "std": [0.5, 0.25, 2.0]}
+    )
+    backbone = VideoBackbone(
+        sampling, lambda x: x.mean(dim=(2, 3, 4))[:, :1], torch.device("cpu"), 16, "test"
+    )
+    frames = np.random.default_rng(0).integers(0, 256, (3, 4, 6, 3), dtype=np.uint8)  # 6 x 4 frames
+    got = backbone.prepare(frames).numpy()
+    window = frames[:, 1:3, 1:5, ::-1] / 255.0  # the centred 4 x 2 window, B G R, on 0..1
+    want = (window - [0.1, 0.2, 0.3]) / [0.5, 0.25, 2.0]
+    np.testing.assert_allclose(got, want.transpose(0, 3, 1, 2), atol=1e-6)
+    clips = backbone.clips(frames, 0, 2).numpy()  # clip j: grid frames j and j + 1, as [C, T, H, W]
+    assert clips.shape == (2, 3, 2, 2, 4)
+    np.testing.assert_allclose(clips[1, :, 1], got[2], atol=1e-6)
+    np.testing.assert_allclose(backbone.clips(frames, 1, 1).numpy(), clips[1:], atol=1e-6)
+    with pytest.raises(ValueError, match="smaller than the backbone's 4x2 input"):
+        backbone.prepare(frames[:, :1])
+
+
+def test_the_cache_keys_on_the_backbone_and_all_of_its_sampling_but_not_the_head(exports, tmp_path):
+    from actrec_batch.pipeline.cache import extractor_tag, sampling_tag
+
+    one = read_card(open_store(str(_pack(exports, "onnx", tmp_path / "one", version="1", head="wave"))))
+    two = read_card(open_store(str(_pack(exports, "onnx", tmp_path / "two", version="2", head="loitering"))))
+    bgr = json.loads((tmp_path / "one" / "card.json").read_text())
+    bgr["extractor"]["config"]["channel_order"] = "BGR"
+    bgr = type(one).from_dict(bgr)
+    assert (extractor_tag(one), sampling_tag(one)) == (extractor_tag(two), sampling_tag(two))
+    assert sampling_tag(one).startswith("112x112-crop128-7.5fps-c16h8-")
+    assert extractor_tag(bgr) == extractor_tag(one) and sampling_tag(bgr) != sampling_tag(one)
+    other = read_card(
+        open_store(str(_pack(exports, "torchscript", tmp_path / "ts", version="1", head="wave")))
+    )
+    assert extractor_tag(other) != extractor_tag(one)  # another file: another backbone sha256
