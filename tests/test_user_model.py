@@ -343,6 +343,17 @@ def test_bad_bundles_fail_with_one_line_naming_the_file(exports, tmp_path, capsy
         assert exc.value.reason == reason and words in message and "\n" not in message, (what, message)
         assert str(path) in message, (what, message)
 
+    # Packing checks the same, naming the user's own file, and writes nothing when it fails.
+    with pytest.raises(ModelError, match=r"outputs \[1, 32\]") as exc:
+        save_video_model(
+            tmp_path / "wide",
+            name="w",
+            version="1",
+            backbone=exports["onnx"],
+            sampling={**SAMPLING, "embed_dim": 64},
+        )
+    assert str(exports["onnx"]) in str(exc.value) and not (tmp_path / "wide").exists()
+
     # `actrec model pack` without a head: a backbone bundle, which loads as a backbone only.
     proc = _actrec(
         ["model", "pack", "--backbone", str(exports["onnx"]), "--name", "bb", "--out", str(tmp_path / "bb")]

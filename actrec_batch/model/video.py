@@ -332,15 +332,8 @@ def save_video_model(
         metrics=dict(metrics or {}),
     )
     card_text = _card_text(card, Path(dest_dir) / CARD_FILE)
-    with tempfile.TemporaryDirectory(prefix="actrec-pack-") as tmp:
-        trial = LocalStore(Path(tmp))
-        for key, data in files.items():
-            trial.put_bytes(key, data)
-        trial.put_bytes(CARD_FILE, card_text.encode("utf-8"))
-        if head_spec is None:
-            load_backbone(str(tmp), device="cpu")
-        else:
-            load_model(str(tmp), device="cpu")
+    given = {BACKBONE_FILES[fmt]: backbone, **({head_spec.weights: head} if head_spec else {})}
+    _trial_load(files, card_text, {key: str(v) for key, v in given.items() if isinstance(v, str | Path)})
     store = LocalStore(Path(dest_dir))
     for key, data in files.items():
         store.put_bytes(key, data)
@@ -348,6 +341,26 @@ def save_video_model(
         CARD_FILE, card_text.encode("utf-8")
     )  # last: a reader never sees a card without its files
     return ModelCard.from_dict(json.loads(card_text), source=str(Path(dest_dir) / CARD_FILE))
+
+
+def _trial_load(files: dict[str, bytes], card_text: str, sources: dict[str, str]) -> None:
+    """Load the bundle from a scratch directory with every check of loading; errors name the user's
+    own file (``sources``: bundle file name -> the path it came from) instead of the scratch copy."""
+    with tempfile.TemporaryDirectory(prefix="actrec-pack-") as tmp:
+        trial = LocalStore(Path(tmp))
+        for key, data in files.items():
+            trial.put_bytes(key, data)
+        trial.put_bytes(CARD_FILE, card_text.encode("utf-8"))
+        try:
+            if json.loads(card_text).get("head") is None:
+                load_backbone(str(tmp), device="cpu")
+            else:
+                load_model(str(tmp), device="cpu")
+        except ModelError as exc:
+            message = str(exc)
+            for key, path in sources.items():
+                message = message.replace(trial.uri(key), path)
+            raise ModelError(message.replace(trial.root_uri, "the bundle"), reason=exc.reason) from exc
 
 
 def _card_text(card: ModelCard, where: Path) -> str:
@@ -365,7 +378,7 @@ def _head_file(head: nn.Module | Path | bytes, embed_dim: int) -> tuple[str, byt
         return "state_dict", _safetensors_bytes(copy.deepcopy(head).cpu().eval()), head.cfg.to_dict()
     if not isinstance(head, torch.jit.ScriptModule):
         with _quiet_torchscript():
-            head = torch.jit.script(head.cpu().eval())
+            head = torch.jit.script(copy.deepcopy(head).cpu().eval())  # the caller's module is left as it is
     return "torchscript", _torchscript_bytes(head), {"embed_dim": embed_dim}
 
 
