@@ -435,3 +435,17 @@ def test_the_cache_keys_on_the_backbone_and_all_of_its_sampling_but_not_the_head
         open_store(str(_pack(exports, "torchscript", tmp_path / "ts", version="1", head="wave")))
     )
     assert extractor_tag(other) != extractor_tag(one)  # another file: another backbone sha256
+
+
+def test_a_bundle_in_the_object_store_loads_by_name_and_version(exports, s3_bucket, tmp_path):
+    """Bundles kept at <store>/models/NAME/VERSION/ on S3 (moto's server): downloaded, checked, loaded."""
+    bundle = _pack(exports, "onnx", tmp_path / "b", version="3", head="wave")
+    store = open_store(f"s3://{s3_bucket}/root")
+    for path in bundle.iterdir():
+        store.put_bytes(f"models/r2p1d-onnx/3/{path.name}", path.read_bytes())
+    model = load_model("r2p1d-onnx@3", store_uri=store.root_uri, device="cpu")
+    assert model.source == f"s3://{s3_bucket}/root/models/r2p1d-onnx/3" and model.card.labels == tuple(LABELS)
+    assert load_backbone("r2p1d-onnx@3", store_uri=store.root_uri).card == model.card
+    store.put_bytes("models/r2p1d-onnx/3/head.pt", b"not the head")
+    with pytest.raises(ModelError, match=rf"s3://{s3_bucket}/root/models/r2p1d-onnx/3/head.pt has sha256"):
+        load_model("r2p1d-onnx@3", store_uri=store.root_uri, device="cpu")
