@@ -416,13 +416,14 @@ def cmd_model_pack(args: argparse.Namespace, settings: Settings) -> int:
         "clip_hop": args.clip_hop,
         "frame_width": width,
         "frame_height": height,
-        "embed_dim": args.embed_dim,
         "mean": _floats_flag("--mean", args.mean),
         "std": _floats_flag("--std", args.std),
         "resize": args.resize,
         "pixel_range": args.pixel_range,
         "channel_order": args.channel_order,
     }
+    if args.embed_dim:
+        sampling["embed_dim"] = args.embed_dim
     if args.resize == "short_side_crop":
         sampling["short_side"] = args.short_side or max(width, height) * 8 // 7
     for flag, path in (("--backbone", args.backbone), ("--head", args.head)):
@@ -890,8 +891,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--embed-dim",
         type=_positive(int, 1, 1 << 20, "embedding width"),
-        required=True,
-        help="D, the backbone's output width",
+        help="D, the backbone's output width (default: measured on one clip)",
     )
     p.add_argument(
         "--mean",

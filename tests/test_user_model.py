@@ -355,9 +355,9 @@ def test_bad_bundles_fail_with_one_line_naming_the_file(exports, tmp_path, capsy
     assert str(exports["onnx"]) in str(exc.value) and not (tmp_path / "wide").exists()
 
     # `actrec model pack` without a head: a backbone bundle, which loads as a backbone only.
-    proc = _actrec(
+    proc = _actrec(  # without --embed-dim: measured on one clip
         ["model", "pack", "--backbone", str(exports["onnx"]), "--name", "bb", "--out", str(tmp_path / "bb")]
-        + [*PACK_FLAGS, "--json"],
+        + [*PACK_FLAGS[:-2], "--json"],
         tmp_path,
         "duckdb:///:memory:",
     )

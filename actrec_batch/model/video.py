@@ -161,11 +161,24 @@ def load_backbone_file(file: BinaryIO, card: ModelCard, uri: str, device: torch.
     """Deserialise a backbone file already checked against the card's sha256, and check it on one zero
     clip. Raises ``ModelError`` (``weights_corrupt``, ``shape_mismatch``, ``missing_dependency``)."""
     sampling = card.video_sampling()
-    if card.format == "onnx":
+    backbone, out = _open_backbone(file, card.format, sampling, uri, device)
+    if tuple(out.shape) != (1, sampling.embed_dim):
+        raise ModelError(
+            f"weights file {uri}: the backbone outputs {list(out.shape)} for one clip, but the card's"
+            f" extractor.config.embed_dim is {sampling.embed_dim} (expected [1, {sampling.embed_dim}])",
+            reason="shape_mismatch",
+        )
+    return backbone
+
+
+def _open_backbone(
+    file: BinaryIO, fmt: str, sampling: VideoSampling, uri: str, device: torch.device
+) -> tuple[VideoBackbone, torch.Tensor]:
+    """The backbone, and what it outputs for one zero clip of the size ``sampling`` describes."""
+    if fmt == "onnx":
         run, device, max_batch = _onnx_runner(file, sampling, uri, device)
     else:
         run, max_batch = _torchscript_runner(file, uri, device), CLIP_BATCH
-    backbone = VideoBackbone(sampling, run, device, max_batch, uri)
     probe = torch.zeros((1, 3, sampling.clip_len, sampling.frame_height, sampling.frame_width))
     try:
         out = run(probe)
@@ -175,13 +188,24 @@ def load_backbone_file(file: BinaryIO, card: ModelCard, uri: str, device: torch.
             f" ({_first_line(exc)})",
             reason="shape_mismatch",
         ) from exc
-    if tuple(out.shape) != (1, sampling.embed_dim):
+    return VideoBackbone(sampling, run, device, max_batch, uri), out
+
+
+def measure_embed_dim(backbone: Path | bytes, sampling: dict, backbone_format: str | None = None) -> int:
+    """``D``, the width a backbone file outputs for one zero clip sampled as ``sampling`` (a card's
+    ``extractor.config``, whose ``embed_dim`` is not needed) says. Raises ``ModelError`` naming the file
+    when it does not output ``[1, D]``, ValueError for a bad sampling."""
+    data = Path(backbone).read_bytes() if isinstance(backbone, str | Path) else bytes(backbone)
+    uri = str(backbone) if isinstance(backbone, str | Path) else "the backbone"
+    fmt = backbone_format or backbone_format_of(data)
+    sampling_1 = VideoSampling.from_dict({**sampling, "embed_dim": 1})
+    _, out = _open_backbone(io.BytesIO(data), fmt, sampling_1, uri, torch.device("cpu"))
+    if out.ndim != 2 or out.shape[0] != 1:
         raise ModelError(
-            f"weights file {uri}: the backbone outputs {list(out.shape)} for one clip, but the card's"
-            f" extractor.config.embed_dim is {sampling.embed_dim} (expected [1, {sampling.embed_dim}])",
+            f"weights file {uri}: the backbone outputs {list(out.shape)} for one clip; a backbone outputs [1, D]",
             reason="shape_mismatch",
         )
-    return backbone
+    return int(out.shape[1])
 
 
 def _torchscript_runner(file: BinaryIO, uri: str, device: torch.device) -> Callable:
@@ -288,6 +312,8 @@ def save_video_model(
     lands in ``dest_dir``, so a bundle that would not load is never written.
 
     ``backbone``: a TorchScript or ONNX file (``backbone_format`` is guessed from its bytes when None).
+    ``sampling``: a card's ``extractor.config``; without ``embed_dim`` it is measured
+    (:func:`measure_embed_dim`).
     ``head``: None (a backbone bundle, ``labels`` empty), a ``ReferenceHead`` (saved as safetensors), any
     other module (scripted to TorchScript) or a TorchScript file. ``extractor_id`` defaults to ``name``;
     keep the id and version of a backbone when only the head changes, so the feature cache is shared.
@@ -299,6 +325,8 @@ def save_video_model(
         raise ValueError(f"backbone_format must be one of {', '.join(BACKBONE_FORMATS)}, not {fmt!r}")
     if not isinstance(sampling, VideoSampling):
         try:
+            if "embed_dim" not in sampling:
+                sampling = {**sampling, "embed_dim": measure_embed_dim(backbone, sampling, fmt)}
             sampling = VideoSampling.from_dict(sampling)
         except ValueError as exc:
             raise ModelError(f"bad sampling for {dest_dir}: {exc}", reason="bad_card") from None
