@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from actrec_batch import __version__
@@ -398,6 +399,81 @@ def cmd_rescore(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def cmd_model_pack(args: argparse.Namespace, settings: Settings) -> int:
+    """``actrec model pack``: a ``video`` bundle from a user's exported backbone (and head)."""
+    if (args.sample_fps is None) == (args.frame_stride is None):
+        raise ConfigError("give one of --sample-fps F or --frame-stride K (with --source-fps, default 30)")
+    sample_fps = args.sample_fps or args.source_fps / args.frame_stride
+    width, height = _size_flag("--size", args.size)
+    labels = [label.strip() for label in args.labels.split(",")] if args.labels else []
+    if bool(labels) != bool(args.head):
+        raise ConfigError(
+            "--head and --labels go together: a head needs its label map, and labels need a head"
+        )
+    sampling = {
+        "sample_fps": sample_fps,
+        "clip_len": args.clip_len,
+        "clip_hop": args.clip_hop,
+        "frame_width": width,
+        "frame_height": height,
+        "mean": _floats_flag("--mean", args.mean),
+        "std": _floats_flag("--std", args.std),
+        "resize": args.resize,
+        "pixel_range": args.pixel_range,
+        "channel_order": args.channel_order,
+    }
+    if args.embed_dim:
+        sampling["embed_dim"] = args.embed_dim
+    if args.resize == "short_side_crop":
+        sampling["short_side"] = args.short_side or max(width, height) * 8 // 7
+    for flag, path in (("--backbone", args.backbone), ("--head", args.head)):
+        if path and not Path(path).is_file():
+            raise ConfigError(f"bad {flag} {path!r}: no such file")
+    from actrec_batch.model.video import save_video_model
+
+    card = save_video_model(
+        Path(args.out),
+        name=args.name,
+        version=args.version,
+        backbone=Path(args.backbone),
+        backbone_format=args.format,
+        sampling=sampling,
+        labels=labels,
+        head=Path(args.head) if args.head else None,
+        extractor_id=args.extractor_id,
+    )
+    if args.json:
+        _print_json(card.to_dict())
+    else:
+        what = (
+            f"{len(card.labels)} labels" if card.head else "no head (a backbone bundle for actrec train-head)"
+        )
+        print(f"packed {card.model_id} ({card.format} backbone, {what}) in {Path(args.out).resolve()}")
+    return 0
+
+
+def _size_flag(flag: str, raw: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in raw.lower().split("x"))
+        if width > 0 and height > 0:
+            return width, height
+    except ValueError:
+        pass
+    raise ConfigError(f"bad {flag} {raw!r}. Fix: write WIDTHxHEIGHT, e.g. 112x112")
+
+
+def _floats_flag(flag: str, raw: str) -> list[float]:
+    try:
+        values = [float(v) for v in raw.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise ConfigError(
+            f"bad {flag} {raw!r}. Fix: write three numbers, one per channel, e.g. 123.675,116.28,103.53"
+        )
+    return values
+
+
 def cmd_warehouse(args: argparse.Namespace, settings: Settings) -> int:
     from actrec_batch.warehouse import open_warehouse
     from actrec_batch.warehouse.core import redacted
@@ -768,6 +844,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json"], default="table")
     _add_setting_flags(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "model",
+        help="bundle your own video model",
+        description="actrec model pack: write a model bundle (card.json with every file's sha256) from a "
+        "TorchScript or ONNX backbone [B, 3, T, H, W] -> [B, D] and, optionally, a TorchScript head "
+        "[1, N, D] -> [1, N, C]. The bundle is loaded and checked before it is written.",
+    )
+    p.add_argument("action", choices=["pack"], help="pack: write a bundle")
+    p.add_argument("--backbone", required=True, help="the exported backbone file (.pt TorchScript or .onnx)")
+    p.add_argument(
+        "--format", choices=["torchscript", "onnx"], help="the backbone's format (default: from its bytes)"
+    )
+    p.add_argument("--head", help="a TorchScript head file (without one: a backbone bundle for train-head)")
+    p.add_argument("--labels", help="comma-separated label map of the head's outputs, in order")
+    p.add_argument("--out", required=True, help="bundle directory to write")
+    p.add_argument("--name", required=True, help="model name (the NAME of NAME@VERSION)")
+    p.add_argument("--version", default="1")
+    p.add_argument("--extractor-id", help="the backbone's id in the feature cache (default: --name)")
+    p.add_argument(
+        "--sample-fps", type=_positive(float, 0.01, 1000, "sample rate"), help="grid frames per second"
+    )
+    p.add_argument(
+        "--frame-stride",
+        type=_positive(int, 1, 1000, "frame stride"),
+        help="or: every K-th frame of --source-fps",
+    )
+    p.add_argument("--source-fps", type=_positive(float, 1, 1000, "frame rate"), default=30.0)
+    p.add_argument(
+        "--clip-len", type=_positive(int, 1, 4096, "clip length"), required=True, help="frames per clip (T)"
+    )
+    p.add_argument(
+        "--clip-hop",
+        type=_positive(int, 1, 4096, "clip hop"),
+        required=True,
+        help="grid frames between clip starts",
+    )
+    p.add_argument("--size", required=True, help="the network's input WIDTHxHEIGHT, e.g. 112x112")
+    p.add_argument("--resize", choices=["short_side_crop", "stretch"], default="short_side_crop")
+    p.add_argument(
+        "--short-side",
+        type=_positive(int, 1, 8192, "short side"),
+        help="short_side_crop: short side before the crop (default 8/7 of the crop)",
+    )
+    p.add_argument(
+        "--embed-dim",
+        type=_positive(int, 1, 1 << 20, "embedding width"),
+        help="D, the backbone's output width (default: measured on one clip)",
+    )
+    p.add_argument(
+        "--mean",
+        default="123.675,116.28,103.53",
+        help="per-channel mean, in --channel-order, on the --pixel-range scale",
+    )
+    p.add_argument("--std", default="58.395,57.12,57.375", help="per-channel std, likewise")
+    p.add_argument(
+        "--pixel-range",
+        type=int,
+        choices=[1, 255],
+        default=255,
+        help="255: pixels 0..255 (MMAction2); 1: 0..1 (torchvision)",
+    )
+    p.add_argument("--channel-order", choices=["RGB", "BGR"], default="RGB")
+    p.add_argument("--json", action="store_true", help="print the card as JSON")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_model_pack)
 
     p = sub.add_parser("config", help="print the resolved settings (secrets masked) and where each came from")
     _add_setting_flags(p)

@@ -114,17 +114,20 @@ def score_video(
 ) -> VideoScores:
     """Scores of one video, computed segment by segment (each segment decodes only what it needs)."""
     from actrec_batch.model.features import decode_grid_frames, embed_range
-    from actrec_batch.model.reference import ExtractorConfig
     from actrec_batch.model.sampling import build_grid
     from actrec_batch.pipeline.work import check_frames_cover
     from actrec_batch.video import DecodeStats, frame_index
 
-    cfg = ExtractorConfig.from_dict(model.card.extractor.config)
+    sampling = model.card.decode_sampling()
     index = frame_index(source, uri=uri)
     times = index.times_s
     check_frames_cover(times, duration_s, uri or str(source))
     grid = build_grid(
-        times, sample_fps=cfg.sample_fps, clip_len=cfg.clip_len, clip_hop=cfg.clip_hop, duration_s=duration_s
+        times,
+        sample_fps=sampling["sample_fps"],
+        clip_len=sampling["clip_len"],
+        clip_hop=sampling["clip_hop"],
+        duration_s=duration_s,
     )
     stats = DecodeStats()
     parts = []
@@ -137,13 +140,20 @@ def score_video(
             source,
             grid,
             grid.grid_span(clips),
-            width=cfg.frame_width,
-            height=cfg.frame_height,
+            width=sampling["frame_width"],
+            height=sampling["frame_height"],
             frame_index=index,
             uri=uri,
             stats=stats,
         )
-        feats = embed_range(model.extractor, grid, clips, frames, model.device)
+        feats = embed_range(
+            model.extractor,
+            grid,
+            clips,
+            frames,
+            model.device,
+            embed_dim=model.card.extractor.config["embed_dim"],
+        )
         parts.append(feats)
     return segments_scores(
         model, parts, grid.hop_s, frames_decoded=stats.frames_decoded, segments=len(starts)

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actrec_batch.errors import ActrecError, StorageError
+from actrec_batch.model.video_spec import BACKBONE_FORMATS, HEAD_FORMATS, VIDEO_ARCH, VideoSampling
 from actrec_batch.storage import normalize_key
 
 CARD_FILE = "card.json"
-FORMATS = ("state_dict", "torchscript")
+SAMPLING_KEYS = ("sample_fps", "clip_len", "clip_hop", "frame_width", "frame_height")
+FORMATS = ("state_dict", "torchscript", "onnx")
 
 # Names and versions become directory names and the two halves of "name@version".
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -57,11 +59,15 @@ class ExtractorSpec:
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """The head of a model: its config (``HeadConfig.to_dict()``), weights file and the file's sha256."""
+    """The head of a model: its config (``HeadConfig.to_dict()``), weights file and the file's sha256.
+
+    ``format`` is set for ``video``-arch cards only (``state_dict``: a ``ReferenceHead`` in safetensors;
+    ``torchscript``); the other cards' heads have the card's format."""
 
     config: dict[str, Any]
     weights: str
     sha256: str
+    format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,10 @@ class ModelCard:
     """The parsed ``card.json``. Build one with :meth:`from_dict`, which checks every field.
 
     ``arch`` names an entry of the architecture registry (``loading.ARCHITECTURES``); it is required for
-    the ``state_dict`` format and, for ``torchscript``, only records what was exported. ``postprocess``,
+    the ``state_dict`` format and, for ``torchscript``, only records what was exported. ``"video"`` is the
+    generic arch of users' networks (:mod:`actrec_batch.model.video_spec`): ``format`` is then its
+    backbone's (``torchscript`` or ``onnx``), ``extractor.config`` a ``VideoSampling``, and ``head`` may
+    be absent (a backbone bundle, with an empty label map, to train a head on). ``postprocess``,
     ``training`` and ``metrics`` are free-form JSON objects. The dicts are not copied on access: treat
     them as read-only.
     """
@@ -80,7 +89,7 @@ class ModelCard:
     arch: str | None
     labels: tuple[str, ...]
     extractor: ExtractorSpec
-    head: HeadSpec
+    head: HeadSpec | None
     postprocess: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -97,11 +106,30 @@ class ModelCard:
 
     @property
     def weights_sha256(self) -> str:
-        """Hex sha256 of the ASCII string ``"<extractor sha256>:<head sha256>"``.
+        """Hex sha256 of the ASCII string ``"<extractor sha256>:<head sha256>"`` (nothing after the colon
+        for a bundle without a head).
 
         It changes whenever either weights file does, so it tells two trainings of one ``model_id`` apart.
         """
-        return hashlib.sha256(f"{self.extractor.sha256}:{self.head.sha256}".encode("ascii")).hexdigest()
+        head = self.head.sha256 if self.head is not None else ""
+        return hashlib.sha256(f"{self.extractor.sha256}:{head}".encode("ascii")).hexdigest()
+
+    @property
+    def is_video_arch(self) -> bool:
+        """A user's network of the generic ``video`` arch (:mod:`actrec_batch.model.video_spec`)."""
+        return self.arch == VIDEO_ARCH
+
+    def decode_sampling(self) -> dict[str, Any]:
+        """What a decode task needs to cut a video into this model's clips: ``sample_fps``, ``clip_len``,
+        ``clip_hop``, and ``frame_width`` x ``frame_height``, the size grid frames are decoded at (see
+        :func:`actrec_batch.model.sampling.decode_grid_frames`; None keeps the aspect ratio)."""
+        if self.is_video_arch:
+            return self.video_sampling().decode_sampling()
+        return {key: self.extractor.config[key] for key in SAMPLING_KEYS}
+
+    def video_sampling(self) -> VideoSampling:
+        """The ``extractor.config`` of a ``video``-arch card (checked by :meth:`from_dict`)."""
+        return VideoSampling.from_dict(self.extractor.config)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of ``card.json``; :meth:`from_dict` reads it back to an equal card."""
@@ -116,11 +144,14 @@ class ModelCard:
             "weights": self.extractor.weights,
             "sha256": self.extractor.sha256,
         }
-        card["head"] = {
-            "config": dict(self.head.config),
-            "weights": self.head.weights,
-            "sha256": self.head.sha256,
-        }
+        if self.head is not None:
+            card["head"] = {
+                "config": dict(self.head.config),
+                "weights": self.head.weights,
+                "sha256": self.head.sha256,
+            }
+            if self.head.format is not None:
+                card["head"]["format"] = self.head.format
         card["postprocess"] = dict(self.postprocess)
         card["training"] = dict(self.training)
         card["metrics"] = dict(self.metrics)
@@ -139,8 +170,16 @@ class ModelCard:
         fmt = top.text("format")
         if fmt not in FORMATS:
             raise top.bad("format", f"is {fmt!r}; expected one of {', '.join(FORMATS)}")
-        arch = top.text("arch") if fmt == "state_dict" or "arch" in top.data else None
-        labels = top.labels("labels")
+        arch = top.text("arch") if fmt != "torchscript" or "arch" in top.data else None
+        video = arch == VIDEO_ARCH
+        if video and fmt not in BACKBONE_FORMATS:
+            raise top.bad(
+                "format", f"is {fmt!r}; a video-arch backbone is one of {', '.join(BACKBONE_FORMATS)}"
+            )
+        if fmt == "onnx" and not video:
+            raise top.bad("format", f"is onnx, which needs arch {VIDEO_ARCH!r}, not {arch!r}")
+        has_head = "head" in top.data or not video
+        labels = top.labels("labels", allow_empty=not has_head)
         ext = _Fields(top.required("extractor"), "extractor.", source)
         extractor = ExtractorSpec(
             id=ext.name("id"),
@@ -150,13 +189,30 @@ class ModelCard:
             sha256=ext.sha256("sha256"),
         )
         ext.reject_unknown(("id", "version", "config", "weights", "sha256"))
-        hd = _Fields(top.required("head"), "head.", source)
-        head = HeadSpec(
-            config=hd.mapping("config"), weights=hd.weights("weights"), sha256=hd.sha256("sha256")
-        )
-        hd.reject_unknown(("config", "weights", "sha256"))
-        if extractor.weights == head.weights:
-            raise hd.bad("weights", f"is {head.weights!r}, the same file as extractor.weights")
+        if video:
+            try:
+                VideoSampling.from_dict(extractor.config)
+            except ValueError as exc:
+                raise ext.bad("config", f"does not describe a video backbone: {exc}") from None
+        head = None
+        if has_head:
+            hd = _Fields(top.required("head"), "head.", source)
+            head_format = None
+            if video:
+                head_format = hd.data.get("format", "state_dict")
+                if head_format not in HEAD_FORMATS:
+                    raise hd.bad("format", f"is {head_format!r}; expected one of {', '.join(HEAD_FORMATS)}")
+            head = HeadSpec(
+                config=hd.mapping("config"),
+                weights=hd.weights("weights"),
+                sha256=hd.sha256("sha256"),
+                format=head_format,
+            )
+            hd.reject_unknown(
+                ("config", "weights", "sha256", "format") if video else ("config", "weights", "sha256")
+            )
+            if extractor.weights == head.weights:
+                raise hd.bad("weights", f"is {head.weights!r}, the same file as extractor.weights")
         card = cls(
             name=name,
             version=version,
@@ -241,9 +297,9 @@ class _Fields:
             raise self.bad(key, f"must be a JSON object, not {_json_type(value)}")
         return dict(value)
 
-    def labels(self, key: str) -> tuple[str, ...]:
+    def labels(self, key: str, *, allow_empty: bool = False) -> tuple[str, ...]:
         value = self.required(key)
-        if not isinstance(value, list) or not value:
+        if not isinstance(value, list) or not (value or allow_empty):
             raise self.bad(key, "must be a non-empty list of class names (index i names output i)")
         for i, label in enumerate(value):
             if not isinstance(label, str) or not label:

@@ -1,12 +1,16 @@
 """Clip embeddings of a video range: decode the grid frames it needs, encode them, pool clips.
 
-One code path serves training, local inference and (later) the Ray job, so the features a
-head is trained on are exactly the features it is served.
+One code path (:func:`embed_units`) serves training, local inference and the Ray job's Embedder, so
+the features a head is trained on are exactly the features it is served. The reference extractor is
+run here as frame codes then clip pooling; a ``video``-arch backbone
+(:class:`~actrec_batch.model.video.VideoBackbone`) embeds whole clips itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -73,25 +77,70 @@ def clip_embeddings(
     return extractor.encode_clips(windows.transpose(1, 2).contiguous())
 
 
-def embed_range(extractor, grid: ClipGrid, clips: range, frames: np.ndarray, device) -> SegmentFeatures:
+class UnitFrames(NamedTuple):
+    """The grid frames ``grid.grid_span(clips)`` of one range of clips, ``[L, H, W, 3]`` uint8 RGB.
+    ``first_is_context``: ``frames[0]`` precedes the first clip (the reference model's motion code
+    reads it; a video backbone skips it)."""
+
+    frames: np.ndarray
+    first_is_context: bool
+    num_clips: int
+
+
+def embed_units(
+    extractor, units: Sequence[UnitFrames], *, clip_len: int, clip_hop: int, embed_dim: int, device
+) -> list[np.ndarray]:
+    """``[num_clips, embed_dim]`` float32 clip embeddings of each unit, the frames of all units going
+    through the network together (an accelerator stays busy even when units are short)."""
+    if hasattr(extractor, "embed_units"):  # a video backbone: whole clips in, embeddings out
+        return extractor.embed_units(units)
+    curs, prevs, counts = [], [], []
+    for unit in units:
+        if unit.num_clips == 0:
+            continue
+        # a private, writable copy (the frames may be shared memory)
+        cur, prev = frame_pairs(torch.from_numpy(np.array(unit.frames)), unit.first_is_context)
+        curs.append(cur)
+        prevs.append(prev)
+        counts.append(cur.shape[0])
+    out = []
+    with torch.inference_mode():
+        if curs:
+            per_unit = iter(
+                torch.split(encode_pairs(extractor, torch.cat(curs), torch.cat(prevs), device), counts)
+            )
+        for unit in units:
+            if unit.num_clips == 0:
+                out.append(np.zeros((0, embed_dim), np.float32))
+                continue
+            emb = clip_embeddings(extractor, next(per_unit), unit.num_clips, clip_len, clip_hop)
+            out.append(emb.float().cpu().numpy())
+    return out
+
+
+def embed_range(
+    extractor, grid: ClipGrid, clips: range, frames: np.ndarray, device, *, embed_dim: int | None = None
+) -> SegmentFeatures:
     """Embeddings of ``clips`` from ``frames`` = the grid frames ``grid.grid_span(clips)``.
 
+    ``embed_dim`` (the card's) sizes the result when ``clips`` is empty; it defaults to the extractor's.
     Raises ValueError if ``frames`` does not hold exactly that span.
     """
     span = grid.grid_span(clips)
+    embed_dim = embed_dim or extractor_embed_dim(extractor)
     if len(clips) == 0:
-        return SegmentFeatures(clips, np.zeros(0), np.zeros((0, extractor_embed_dim(extractor)), np.float32))
+        return SegmentFeatures(clips, np.zeros(0), np.zeros((0, embed_dim), np.float32))
     if frames.shape[0] != len(span):
         raise ValueError(f"clips {clips} need {len(span)} grid frames ({span}), got {frames.shape[0]}")
-    first_is_context = span.start < clips.start * grid.clip_hop
-    with torch.inference_mode():
-        codes = frame_codes(extractor, frames, first_is_context, device)
-        emb = clip_embeddings(extractor, codes, len(clips), grid.clip_len, grid.clip_hop)
-    return SegmentFeatures(clips, grid.clip_centers(clips), emb.float().cpu().numpy())
+    unit = UnitFrames(frames, span.start < clips.start * grid.clip_hop, len(clips))
+    (emb,) = embed_units(
+        extractor, [unit], clip_len=grid.clip_len, clip_hop=grid.clip_hop, embed_dim=embed_dim, device=device
+    )
+    return SegmentFeatures(clips, grid.clip_centers(clips), emb)
 
 
 def extractor_embed_dim(extractor) -> int:
-    cfg = getattr(extractor, "cfg", None)
+    cfg = getattr(extractor, "cfg", None) or getattr(extractor, "sampling", None)
     return int(getattr(cfg, "embed_dim", 0)) or 1
 
 

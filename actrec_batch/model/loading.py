@@ -9,6 +9,9 @@ two weights files, in one of two formats:
   ``head.pt`` (``forward``). These run without the Python classes, and they run code from the file, so
   load them only from people you trust.
 
+A card of the generic ``video`` arch (a user's TorchScript or ONNX network) is loaded by
+:mod:`actrec_batch.model.video`, with the same checks.
+
 Loading checks each file's sha256 against the card before deserialising a byte, and then the tensor
 names and shapes against the architecture and the head's output size against the label map. Every
 failure is a :class:`ModelError` with a one-line message that names the file.
@@ -70,7 +73,8 @@ class LoadedModel:
     """A model ready for inference: both modules are in eval mode on ``device``.
 
     ``source`` is the bundle's URI (``file:///...`` or ``s3://...``). The label of head output ``i`` is
-    ``card.labels[i]``.
+    ``card.labels[i]``. For a ``video``-arch card, ``extractor`` is a
+    :class:`~actrec_batch.model.video.VideoBackbone` (preprocessing and the network, on its own device).
     """
 
     card: ModelCard
@@ -177,8 +181,10 @@ def load_model(
     Raises ``ModelError`` with the reason ``model_not_found`` (no ``card.json``), ``bad_card``,
     ``weights_missing``, ``checksum_mismatch`` (checked before deserialising), ``weights_corrupt`` (the
     sha256 matches but the file does not deserialise) or ``shape_mismatch`` (tensors that do not fit the
-    architecture, or a head whose class count differs from the label map). S3 weights are downloaded to a
-    temporary directory, which is removed before returning.
+    architecture, or a head whose class count differs from the label map), ``no_head`` (a ``video``
+    backbone bundle: see :func:`actrec_batch.model.video.load_backbone`) or ``missing_dependency`` (an
+    ONNX backbone without onnxruntime). S3 weights are downloaded to a temporary directory, which is
+    removed before returning.
     """
     target = select_device(device)
     location = resolve_model_ref(ref, store_uri=store_uri)
@@ -190,18 +196,27 @@ def load_model(
             f"bad model card {store.uri(CARD_FILE)}: it describes {card.model_id}, not {match[0]}",
             reason="bad_card",
         )
-    with _verified_weights(store, card) as (extractor_file, head_file):
-        if card.format == "state_dict":
-            extractor, head = _load_state_dicts(store, card, extractor_file, head_file)
-        else:
-            extractor, head = _load_torchscript(store, card, extractor_file, head_file, target)
+    if card.head is None:
+        raise ModelError(
+            f"model {store.root_uri} is a backbone bundle without a head: train one on its cached"
+            f" embeddings with `actrec train-head --model {ref}`",
+            reason="no_head",
+        )
     if target.type == "cuda":
         # TF32 convolutions (PyTorch's cuDNN default) move probabilities by ~2e-3 against CPU
         # (measured on an H200, bench/gpu.py); features must not depend on the device that made
         # them, since the feature cache is shared by CPU and GPU runs. Full fp32 costs ~1% there.
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
-    extractor = extractor.to(target).eval()
+    with _verified_weights(store, card) as (extractor_file, head_file):
+        if card.is_video_arch:
+            extractor, head = _load_video(store, card, extractor_file, head_file, target)
+        elif card.format == "state_dict":
+            extractor, head = _load_state_dicts(store, card, extractor_file, head_file)
+        else:
+            extractor, head = _load_torchscript(store, card, extractor_file, head_file, target)
+    if not card.is_video_arch:  # a video backbone is already on its device
+        extractor = extractor.to(target).eval()
     head = head.to(target).eval()
     _check_head_classes(card, head, target, f"weights file {store.uri(card.head.weights)}")
     return LoadedModel(card=card, extractor=extractor, head=head, device=target, source=store.root_uri)
@@ -281,18 +296,40 @@ def _load_state_dicts(
     extractor = _build(arch.extractor, arch.extractor_config, card.extractor.config, card_uri, "extractor")
     head = _build(arch.head, arch.head_config, card.head.config, card_uri, "head")
     _check_embed_dims(card, card_uri)
-    for module, file, weights in (
-        (extractor, extractor_file, card.extractor.weights),
-        (head, head_file, card.head.weights),
-    ):
-        uri = store.uri(weights)
-        try:
-            state = safetensors.torch.load(file.read())
-        except Exception as exc:  # a damaged file can fail in many ways inside the Rust parser
-            raise _corrupt(uri, exc) from exc
-        _check_state_dict(module, state, uri)
-        module.load_state_dict(state)
+    _load_safetensors(extractor, extractor_file, store.uri(card.extractor.weights))
+    _load_safetensors(head, head_file, store.uri(card.head.weights))
     return extractor, head
+
+
+def _load_video(
+    store: ObjectStore, card: ModelCard, backbone_file: BinaryIO, head_file: BinaryIO, device: torch.device
+) -> tuple[nn.Module, nn.Module]:
+    """A ``video``-arch backbone (:mod:`actrec_batch.model.video`) and its head (safetensors or TorchScript)."""
+    from actrec_batch.model.video import load_backbone_file
+
+    card_uri = store.uri(CARD_FILE)
+    _check_embed_dims(card, card_uri)
+    backbone = load_backbone_file(backbone_file, card, store.uri(card.extractor.weights), device)
+    head_uri = store.uri(card.head.weights)
+    if card.head.format == "state_dict":
+        head = _build(ReferenceHead, HeadConfig, card.head.config, card_uri, "head")
+        _load_safetensors(head, head_file, head_uri)
+    else:
+        try:
+            with _quiet_torchscript():
+                head = torch.jit.load(head_file, map_location=device)
+        except Exception as exc:  # a damaged archive can fail in many ways inside the C++ loader
+            raise _corrupt(head_uri, exc) from exc
+    return backbone, head
+
+
+def _load_safetensors(module: nn.Module, file: BinaryIO, uri: str) -> None:
+    try:
+        state = safetensors.torch.load(file.read())
+    except Exception as exc:  # a damaged file can fail in many ways inside the Rust parser
+        raise _corrupt(uri, exc) from exc
+    _check_state_dict(module, state, uri)
+    module.load_state_dict(state)
 
 
 def _build(

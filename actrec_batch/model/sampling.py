@@ -111,8 +111,8 @@ def decode_grid_frames(
     grid: ClipGrid,
     span: range,
     *,
-    width: int,
-    height: int,
+    width: int | None,
+    height: int | None,
     frame_times: np.ndarray | None = None,
     frame_index=None,
     uri: str | None = None,
@@ -121,32 +121,69 @@ def decode_grid_frames(
 ) -> np.ndarray:
     """Decode the grid frames ``span`` of a video, resized in libswscale: ``[len(span), H, W, 3]`` uint8.
 
+    ``width`` x ``height``: the output size. When one of them is None, the aspect ratio is kept and
+    the other is the length of the frame's *short* side, whichever way the video is turned (the
+    ``short_side_crop`` policy of :mod:`actrec_batch.model.video_spec`); every frame of the span comes
+    out at the first frame's size.
+
     ``frame_index``: the video's :class:`~actrec_batch.video.FrameIndex` the grid was built on
     (preferred); else ``frame_times`` (its times), else the index is built here.
+
     ``threads``: decoder threads (0: FFmpeg chooses, typically one per core; a Ray task passes the
     CPUs it reserved, so it does not take more than its share)."""
     from actrec_batch.errors import VideoError
-    from actrec_batch.video import decode_frames
 
-    out = np.empty((len(span), height, width, 3), dtype=np.uint8)
     if len(span) == 0:
-        return out
-    indices = grid.grid_frames[span.start : span.stop]
-    frames = decode_frames(
-        source,
-        indices.tolist(),
-        width=width,
-        height=height,
-        frame_times=frame_times,
-        frame_index=frame_index,
-        uri=uri,
-        stats=stats,
-        threads=threads,
-    )
+        return np.empty((0, height or width or 0, width or height or 0, 3), dtype=np.uint8)
+    indices = grid.grid_frames[span.start : span.stop].tolist()
+    options = {
+        "frame_times": frame_times,
+        "frame_index": frame_index,
+        "uri": uri,
+        "stats": stats,
+        "threads": threads,
+    }
+    if width is None or height is None:
+        frames = _short_side_frames(source, indices, width or height, options)
+    else:
+        frames = (rgb for _, _, rgb in _decode(source, indices, width, height, options))
+    out = None
     count = 0
-    for _, _, rgb in frames:
-        out[count] = rgb
+    for rgb in frames:
+        if out is None:
+            out = np.empty((len(span), *rgb.shape), dtype=np.uint8)
+        out[count] = rgb if rgb.shape == out.shape[1:] else _nearest_resize(rgb, out.shape[1:3])
         count += 1
     if count != len(span):
         raise VideoError(f"{uri or source}: decoded {count} of {len(span)} grid frames", reason="truncated")
     return out
+
+
+def _decode(source, indices: list[int], width: int | None, height: int | None, options: dict):
+    from actrec_batch.video import decode_frames
+
+    return decode_frames(source, indices, width=width, height=height, **options)
+
+
+def _short_side_frames(source, indices: list[int], short: int, options: dict):
+    """Frames scaled, aspect kept, to a short side of ``short`` pixels. The first frame tells whether
+    the video is portrait; if so the decode starts again with the width fixed (one frame wasted)."""
+    frames = _decode(source, indices, None, short, options)
+    first = next(frames, None)
+    if first is None:
+        return
+    if first[2].shape[1] < short:  # portrait (after rotation): the width is the short side
+        frames.close()
+        frames = _decode(source, indices, short, None, options)
+    else:
+        yield first[2]
+    for _, _, rgb in frames:
+        yield rgb
+
+
+def _nearest_resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``rgb`` at ``size`` (rows, columns), nearest neighbour: for a stream whose frame size changes
+    midway, so that the span stays one array."""
+    rows = np.minimum((np.arange(size[0]) + 0.5) * rgb.shape[0] / size[0], rgb.shape[0] - 1).astype(np.int64)
+    cols = np.minimum((np.arange(size[1]) + 0.5) * rgb.shape[1] / size[1], rgb.shape[1] - 1).astype(np.int64)
+    return rgb[rows][:, cols]

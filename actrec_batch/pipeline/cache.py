@@ -2,7 +2,9 @@
 
 **Feature cache.** The clip embeddings of one work unit (a segment of one video), keyed by what
 decides them and nothing else: the extractor (id, version and weights sha256), the sampling (frame
-size, frame rate, clip length and hop), the video's content id and the segment (length and index).
+size, frame rate, clip length and hop; for a ``video``-arch backbone also the resize policy and a
+digest of its whole preprocessing, :meth:`VideoSampling.tag`), the video's content id and the
+segment (length and index).
 No date, run or head is in the key, so a rerun, a rescore with another head, or the same file
 showing up on another date all reuse it. An entry is one ``.npz`` written atomically; it carries a
 sha256 of its own arrays, so a torn or bit-rotted entry is detected on read, reported, and
@@ -45,6 +47,8 @@ def extractor_tag(card) -> str:
 
 
 def sampling_tag(card) -> str:
+    if card.is_video_arch:
+        return _tag(card.video_sampling().tag())
     c = card.extractor.config
     return _tag(
         f"{c['frame_width']}x{c['frame_height']}-{c['sample_fps']:g}fps-c{c['clip_len']}h{c['clip_hop']}"

@@ -298,7 +298,7 @@ class InferenceJob:
             self.settings,
             self.model_ref,
             self.store.root_uri,
-            dict(self.model.card.extractor.config),
+            self.model.card.decode_sampling(),
             self.run_id,
         )
         self.result.ray_used = True

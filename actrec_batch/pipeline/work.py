@@ -250,8 +250,10 @@ def _resolve(frames: list) -> list[np.ndarray]:
 class Embedder:
     """Holds a model's extractor on its device and embeds decoded units in batches.
 
-    Frames of several units go through the frame encoder together (``batch_frames`` at a time), so
-    an accelerator stays busy even when units are short; clip pooling is per unit.
+    Frames of several units go through the network together (see
+    :func:`~actrec_batch.model.features.embed_units`), so an accelerator stays busy even when units
+    are short: the reference extractor's frame encoder sees every unit's frames at once, a ``video``
+    backbone every unit's clips, ``CLIP_BATCH`` at a time.
     """
 
     def __init__(self, model_ref: str, store_uri: str | None, device: str | None, threads: int = 0) -> None:
@@ -268,42 +270,33 @@ class Embedder:
         self.calls = 0
 
     def device(self) -> str:
-        return str(self.model.device)
+        """Where the extractor runs (an ONNX backbone may run on the CPU beside a CUDA head)."""
+        return str(getattr(self.model.extractor, "device", self.model.device))
 
     def embed(self, units: list[DecodedUnit], frames: list[np.ndarray]) -> list[EmbeddedUnit]:
-        import torch
-
-        from actrec_batch.model.features import clip_embeddings, encode_pairs, frame_pairs
+        from actrec_batch.model.features import UnitFrames, embed_units
 
         t0, c0 = time.perf_counter(), time.process_time()
         frames = _resolve(frames)
-        ext, dev = self.model.extractor, self.model.device
-        clip_len = int(self.model.card.extractor.config["clip_len"])
-        clip_hop = int(self.model.card.extractor.config["clip_hop"])
-        curs, prevs, counts = [], [], []
-        for unit, f in zip(units, frames, strict=True):
-            if len(unit.clips) == 0:
-                counts.append(0)
-                continue
-            # a private, writable copy of the shared-memory frames
-            cur, prev = frame_pairs(torch.from_numpy(np.array(f)), unit.first_is_context)
-            curs.append(cur)
-            prevs.append(prev)
-            counts.append(cur.shape[0])
-        out: list[EmbeddedUnit] = []
-        with torch.inference_mode():
-            if curs:  # one batch across units: the encoder sees frames of every unit together
-                codes = encode_pairs(ext, torch.cat(curs), torch.cat(prevs), dev)
-                per_unit = iter(torch.split(codes, [c for c in counts if c]))
-            attempt, node = _attempt(), _node_id()
-            for unit, n in zip(units, counts, strict=True):
-                if n == 0:
-                    emb = np.zeros((0, int(self.model.card.extractor.config["embed_dim"])), np.float32)
-                else:
-                    c = next(per_unit)
-                    emb = clip_embeddings(ext, c, len(unit.clips), clip_len, clip_hop).float().cpu().numpy()
-                out.append(EmbeddedUnit(unit.spec, unit.clips, unit.centers_s, emb, 0.0, attempt, node))
+        config = self.model.card.extractor.config
+        embeddings = embed_units(
+            self.model.extractor,
+            [
+                UnitFrames(f, unit.first_is_context, len(unit.clips))
+                for unit, f in zip(units, frames, strict=True)
+            ],
+            clip_len=int(config["clip_len"]),
+            clip_hop=int(config["clip_hop"]),
+            embed_dim=int(config["embed_dim"]),
+            device=self.model.device,
+        )
+        attempt, node = _attempt(), _node_id()
+        out = [
+            EmbeddedUnit(unit.spec, unit.clips, unit.centers_s, emb, 0.0, attempt, node)
+            for unit, emb in zip(units, embeddings, strict=True)
+        ]
         took = time.perf_counter() - t0
+        counts = [len(f) if len(unit.clips) else 0 for unit, f in zip(units, frames, strict=True)]
         total = sum(counts) or 1
         for e, n in zip(out, counts, strict=True):
             e.infer_s = took * n / total  # the batch's time, shared by frames
@@ -320,6 +313,6 @@ class Embedder:
             "busy_s": self.busy_s,
             "cpu_s": self.cpu_s,
             "calls": self.calls,
-            "device": str(self.model.device),
+            "device": self.device(),
             "node_id": _node_id(),
         }
