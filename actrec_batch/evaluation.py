@@ -458,7 +458,6 @@ def load_chains(
     when the date has no manifest (then every file stands alone).
 
     Raises ``ConfigError`` for a bad ``file_time_pattern``."""
-    from actrec_batch.manifest import read_manifest
     from actrec_batch.storage import StorageError
 
     try:
@@ -470,11 +469,20 @@ def load_chains(
             reason="bad_config",
         ) from None
     try:
-        rows = read_manifest(store, date).to_pylist()
+        data = store.get_bytes(layout.manifest_key(date))
     except StorageError as exc:
         if exc.reason != "not_found":
             raise
         return []
+    # Without Arrow's thread pools (pre-buffering uses the I/O pool): their threads, still alive at
+    # interpreter exit, made `actrec eval` abort now and then ("terminate called without an active
+    # exception", exit code 134), after it had printed its report.
+    columns = ["video_id", "camera_id", "duration_s", "key", "creation_time"]
+    rows = (
+        pq.ParquetFile(io.BytesIO(data), pre_buffer=False)
+        .read(columns=columns, use_threads=False)
+        .to_pylist()
+    )
     return chain_videos(video_clocks(rows, pattern), tolerance_s)
 
 

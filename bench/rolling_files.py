@@ -11,7 +11,7 @@ crosses a cut is labelled in both files. Each night is scored through the docume
 
 The goal (issue 13, deliverable 5): the 15-s night scores within 0.01 F1@0.5 of the 5-min night.
 
-Usage: python bench/rolling_files.py [--data DIR] [--cameras 10] [--minutes 5] [--seed 1]
+Usage: python bench/rolling_files.py [--data DIR] [--date 2026-05-01] [--cameras 10] [--minutes 5] [--seed 1]
 
 Rendering is the slow part (minutes of CPU per night), so ``--data`` keeps each night's store and
 warehouse under ``DIR/file-minutes-<M>/``; a night whose footage is already there is scored again
@@ -33,7 +33,6 @@ import pyarrow.parquet as pq
 from quality import _run  # bench/quality.py: prints the command, runs it, stops on its error line
 
 ROOT = Path(__file__).resolve().parents[1]
-DATE = "2026-05-01"
 FILE_MINUTES = (0.25, 5.0)
 GOAL_F1_GAP = 0.01
 
@@ -42,20 +41,20 @@ def _last_json(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def _sidecar_events(store: Path) -> tuple[int, int]:
+def _sidecar_events(store: Path, date: str) -> tuple[int, int]:
     """(videos, labelled events) of the night's ground-truth sidecars, before any joining."""
-    sidecars = list((store / "footage" / f"date={DATE}").rglob("*.labels.json"))
+    sidecars = list((store / "footage" / f"date={date}").rglob("*.labels.json"))
     return len(sidecars), sum(len(json.loads(p.read_text())["events"]) for p in sidecars)
 
 
-def _spanning_events(store: Path) -> int:
+def _spanning_events(store: Path, date: str) -> int:
     """Published events that start in one file and end in another."""
-    (path,) = (store / "events" / f"date={DATE}").glob("*.parquet")
+    (path,) = (store / "events" / f"date={date}").glob("*.parquet")
     rows = pq.read_table(io.BytesIO(path.read_bytes()), columns=["video_id", "end_video_id"]).to_pylist()
     return sum(r["video_id"] != r["end_video_id"] for r in rows)
 
 
-def score_night(data: Path, file_minutes: float, synth_args: list[str]) -> dict:
+def score_night(data: Path, date: str, file_minutes: float, synth_args: list[str]) -> dict:
     night = data / f"file-minutes-{file_minutes:g}"
     store = night / "store"
     env = {
@@ -65,7 +64,7 @@ def score_night(data: Path, file_minutes: float, synth_args: list[str]) -> dict:
         "ACTREC_LOG_LEVEL": "WARNING",
     }
     done = night / "synth.json"
-    if done.is_file() and json.loads(done.read_text())["args"] == synth_args:
+    if done.is_file() and json.loads(done.read_text())["args"] == [date, *synth_args]:
         print(f"reusing the footage in {store}", flush=True)
     else:
         night.mkdir(parents=True, exist_ok=True)
@@ -73,7 +72,7 @@ def score_night(data: Path, file_minutes: float, synth_args: list[str]) -> dict:
             [
                 "synth",
                 "--date",
-                DATE,
+                date,
                 *synth_args,
                 "--file-minutes",
                 f"{file_minutes:g}",
@@ -82,17 +81,17 @@ def score_night(data: Path, file_minutes: float, synth_args: list[str]) -> dict:
             ],
             env,
         )
-        done.write_text(json.dumps({"args": synth_args, "report": _last_json(synth)}))
-    run = _last_json(_run(["run", "--date", DATE, "--json"], env))
-    report = _last_json(_run(["eval", "--date", DATE, "--format", "json"], env))
-    videos, labelled = _sidecar_events(store)
+        done.write_text(json.dumps({"args": [date, *synth_args], "report": _last_json(synth)}))
+    run = _last_json(_run(["run", "--date", date, "--json"], env))
+    report = _last_json(_run(["eval", "--date", date, "--format", "json"], env))
+    videos, labelled = _sidecar_events(store, date)
     return {
         "file_minutes": file_minutes,
         "videos": videos,
         "sidecar_events": labelled,
         "gt_events": report["gt_events"],
         "pred_events": report["pred_events"],
-        "spanning_events": _spanning_events(store),
+        "spanning_events": _spanning_events(store, date),
         "run": {
             k: run[k] for k in ("run_id", "status", "units_total", "frames_decoded", "cache_hits", "wall_s")
         },
@@ -103,6 +102,7 @@ def score_night(data: Path, file_minutes: float, synth_args: list[str]) -> dict:
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="directory for the nights' stores (default: a temporary directory)")
+    p.add_argument("--date", default="2026-05-01")
     p.add_argument("--cameras", default="10")
     p.add_argument("--minutes", default="5")
     p.add_argument("--seed", default="1")
@@ -110,7 +110,7 @@ def main(argv: list[str]) -> int:
     synth_args = ["--cameras", args.cameras, "--minutes", args.minutes, "--seed", args.seed]
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data or tmp).resolve()
-        nights = [score_night(data, m, synth_args) for m in FILE_MINUTES]
+        nights = [score_night(data, args.date, m, synth_args) for m in FILE_MINUTES]
     print(
         f"\n{'file minutes':>12} {'videos':>6} {'labels':>6} {'GT':>4} {'pred':>4} {'spanning':>8}  P      R      F1@0.5"
     )
@@ -127,7 +127,7 @@ def main(argv: list[str]) -> int:
     )
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    result = {"date": DATE, "synth_args": synth_args, "nights": nights, "f1_gap": gap, "goal_met": met}
+    result = {"date": args.date, "synth_args": synth_args, "nights": nights, "f1_gap": gap, "goal_met": met}
     (out / "rolling_files.json").write_text(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -62,6 +62,16 @@ def test_a_pattern_that_cannot_name_a_second_is_a_one_line_setting_error(bad):
         load_settings({}, env={"ACTREC_CHAIN_TOLERANCE_S": "-1"})
 
 
+def test_the_cli_stops_on_a_bad_pattern_with_exit_2_and_one_line(tmp_path, capsys):
+    from actrec_batch.cli import main
+
+    assert (
+        main(["run", "--date", "2026-11-24", "--store", str(tmp_path), "--file-time-pattern", "%H%M%S"]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "file_time_pattern" in err and "lacks %Y %m %d" in err and "Fix:" in err
+
+
 def test_the_name_wins_over_the_creation_time_and_either_may_be_missing():
     row = {"key": "footage/c/cam_20261124T170015Z.mp4", "creation_time": T0}
     assert file_start(row, FileTimePattern("%Y%m%dT%H%M%SZ")) == T0.replace(second=15)
