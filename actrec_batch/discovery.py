@@ -1,9 +1,10 @@
 """Nightly discovery: list a date's footage, probe every file in parallel, write the manifest.
 
-Flow: ``footage/date=D/camera=*/`` listing -> parallel probe + content id -> manifest rows or
-quarantine records -> GX manifest suite -> manifest + quarantine Parquet (atomic, replaced on
-rerun) -> summary. Every discovered object ends in exactly one of manifest or quarantine,
-and :func:`discover` checks that before it returns.
+Flow: ``footage/date=D/camera=*/`` listing (names the storage rules refuse: ``bad_key``) ->
+parallel probe + content id -> manifest rows or quarantine records -> GX manifest suite (a row it
+refuses: ``invalid_metadata``) -> manifest + quarantine Parquet (atomic, replaced on rerun) ->
+summary. Every discovered object ends in exactly one of manifest or quarantine, and
+:func:`discover` checks that before it returns.
 
 Probing reads the container header (and, for the truncation check, the last GOP), so its cost
 grows with header size, not file size. The content id is separate, see :func:`content_id`.
