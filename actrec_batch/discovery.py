@@ -1,9 +1,10 @@
 """Nightly discovery: list a date's footage, probe every file in parallel, write the manifest.
 
-Flow: ``footage/date=D/camera=*/`` listing -> parallel probe + content id -> manifest rows or
-quarantine records -> GX manifest suite -> manifest + quarantine Parquet (atomic, replaced on
-rerun) -> summary. Every discovered object ends in exactly one of manifest or quarantine,
-and :func:`discover` checks that before it returns.
+Flow: ``footage/date=D/camera=*/`` listing (names the storage rules refuse: ``bad_key``) ->
+parallel probe + content id -> manifest rows or quarantine records -> GX manifest suite (a row it
+refuses: ``invalid_metadata``) -> manifest + quarantine Parquet (atomic, replaced on rerun) ->
+summary. Every discovered object ends in exactly one of manifest or quarantine, and
+:func:`discover` checks that before it returns.
 
 Probing reads the container header (and, for the truncation check, the last GOP), so its cost
 grows with header size, not file size. The content id is separate, see :func:`content_id`.
@@ -26,7 +27,7 @@ from actrec_batch import layout
 from actrec_batch.config import Settings
 from actrec_batch.errors import ActrecError, VideoError
 from actrec_batch.manifest import QuarantineRecord, manifest_table, write_manifest, write_quarantine
-from actrec_batch.storage import ObjectInfo, ObjectStore, open_store
+from actrec_batch.storage import ObjectInfo, ObjectStore, RejectedKey, open_store
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,18 @@ def _quarantine(
     )
 
 
+def _bad_key(rejected: RejectedKey, date: dt.date) -> QuarantineRecord:
+    return QuarantineRecord(
+        uri=rejected.uri,
+        key=rejected.key,
+        logical_date=date.isoformat(),
+        stage=STAGE,
+        reason="bad_key",
+        detail=f"{rejected.uri}: its name is not a valid object key ({rejected.problem}); rename it",
+        size_bytes=rejected.size,
+    )
+
+
 def _probe_all(
     prober: _Prober,
     candidates: list[tuple[ObjectInfo, str]],
@@ -260,27 +273,53 @@ def _probe_all(
     return rows, bad
 
 
+def _screen(
+    rows: list[dict[str, Any]], date: dt.date
+) -> tuple[list[dict[str, Any]], list[QuarantineRecord], Any]:
+    """Split probed rows into those the manifest suite accepts and ``invalid_metadata`` records for
+    the rest, each naming the expectations its row fails and the values; returns (rows, records,
+    suite result). Raises ValidationFailed for a failure that is not about one row."""
+    import pandas as pd
+
+    from actrec_batch.expectations import screen_manifest
+
+    table = manifest_table(rows)
+    suite = screen_manifest(table.to_pandas(types_mapper=pd.ArrowDtype) if rows else pd.DataFrame(), date)
+    failures = suite.failures_by_row()
+    ordered = table.to_pylist()  # the frame's index labels are positions in the sorted table
+    records = [
+        QuarantineRecord.for_video(
+            ordered[i],
+            STAGE,
+            "invalid_metadata",
+            f"{ordered[i]['uri']} probes to values the manifest does not accept: " + "; ".join(why),
+        )
+        for i, why in sorted(failures.items())
+    ]
+    return [r for i, r in enumerate(ordered) if i not in failures], records, suite
+
+
 def discover(
     settings: Settings, date: dt.date, *, store: ObjectStore | None = None, progress: bool = False
 ) -> DiscoveryResult:
     """Discover, probe, validate and record the footage of ``date``.
 
     Writes (replacing any earlier run of the same date) the manifest, the discovery quarantine
-    file and a JSON summary. Raises :class:`ValidationFailed` when the manifest suite fails
-    (nothing is written then) and :class:`ActrecError` (reason ``reconcile``) if the counts do
-    not add up.
+    file and a JSON summary. A video whose manifest row fails a per-row expectation is quarantined
+    (``invalid_metadata``) and the rest of the date goes on. Raises :class:`ValidationFailed` when
+    an expectation about the whole manifest fails (nothing is written then) and
+    :class:`ActrecError` (reason ``reconcile``) if the counts do not add up.
     """
-    import pandas as pd
-
-    from actrec_batch.expectations import validate_manifest
-
     t0 = time.perf_counter()
     store = store or open_store(settings.store)
-    listed = list(store.list(layout.footage_prefix(date)))
+    rejected: list[RejectedKey] = []
+    listed = list(store.list(layout.footage_prefix(date), rejected=rejected))
     keys = {o.key for o in listed}
     objects = [o for o in listed if not layout.is_sidecar(o.key)]
     candidates: list[tuple[ObjectInfo, str]] = []
-    bad: list[QuarantineRecord] = []
+    # A name the storage rules reject cannot be read through the store, but it was discovered.
+    bad = [_bad_key(r, date) for r in rejected if not layout.is_sidecar(r.key)]
+    discovered = len(objects) + len(bad)
     for obj in objects:
         camera = layout.camera_of(obj.key, date)
         if camera is None:
@@ -295,26 +334,27 @@ def discover(
             )
         else:
             candidates.append((obj, camera))
-    log.info("discover %s: %d objects under %s", date, len(objects), store.uri(layout.footage_prefix(date)))
+    log.info("discover %s: %d objects under %s", date, discovered, store.uri(layout.footage_prefix(date)))
 
     prober = _Prober(store, settings, date, keys)
     rows, probe_bad = _probe_all(prober, candidates, progress)
     bad.extend(probe_bad)
 
+    rows, invalid, suite = _screen(rows, date)
+    bad.extend(invalid)
     table = manifest_table(rows)
-    suite = validate_manifest(table.to_pandas(types_mapper=pd.ArrowDtype) if rows else pd.DataFrame(), date)
     manifest_uri = write_manifest(store, date, table)
     quarantine_uri = write_quarantine(store, date, STAGE, bad)
 
-    if len(objects) != len(rows) + len(bad):
+    if discovered != len(rows) + len(bad):
         raise ActrecError(
-            f"discovery of {date} does not reconcile: {len(objects)} discovered != "
+            f"discovery of {date} does not reconcile: {discovered} discovered != "
             f"{len(rows)} manifested + {len(bad)} quarantined",
             reason="reconcile",
         )
     result = DiscoveryResult(
         logical_date=date,
-        videos_discovered=len(objects),
+        videos_discovered=discovered,
         videos_manifested=len(rows),
         quarantine=tuple(sorted(bad, key=lambda q: q.key)),
         manifest_uri=manifest_uri,
@@ -324,7 +364,7 @@ def discover(
         probe_bytes_read=prober.probe_bytes,
         bytes_hashed=prober.hashed_bytes,
         content_id_method=settings.content_id,
-        validation=suite.to_dict(),
+        validation={**suite.to_dict(), "rows_quarantined": len(invalid)},
     )
     store.put_bytes(layout.discovery_summary_key(date), json.dumps(result.to_json(), indent=2).encode())
     return result

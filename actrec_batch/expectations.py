@@ -99,6 +99,20 @@ class ExpectationOutcome:
     examples: tuple[Any, ...] = ()
     # Why a check without per-row counts failed: an error, missing columns, an observed dtype.
     detail: str | None = None
+    # With result_format COMPLETE: every offending row, as (the frame's index label, its value).
+    unexpected_rows: tuple[tuple[Any, Any], ...] = ()
+    # The expectation's arguments other than its column, e.g. {"min_value": 16, "max_value": 16384}.
+    arguments: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def per_row(self) -> bool:
+        """Whether this failure is explained by the rows it lists (not a table-level or error failure)."""
+        return not self.success and bool(self.unexpected_rows) and self.detail is None
+
+    def describe_value(self, value: Any) -> str:
+        """One row's failure: ``width=8 fails expect_column_values_to_be_between(min_value=16, ...)``."""
+        args = ", ".join(f"{k}={v!r}" for k, v in self.arguments)
+        return f"{self.column}={_plain(value)!r} fails {self.expectation}({args})"
 
     def describe(self) -> str:
         where = f" on {self.column}" if self.column else ""
@@ -135,6 +149,15 @@ class SuiteResult:
             "failed": [o.describe() for o in self.failed],
             "docs_index": self.docs_index,
         }
+
+    def failures_by_row(self) -> dict[Any, list[str]]:
+        """The per-row failures (needs result_format COMPLETE): the frame's index label -> one
+        :meth:`ExpectationOutcome.describe_value` line per expectation the row fails."""
+        rows: dict[Any, list[str]] = {}
+        for outcome in self.failed:
+            for index, value in outcome.unexpected_rows:
+                rows.setdefault(_plain(index), []).append(outcome.describe_value(value))
+        return rows
 
 
 def _gx() -> Any:
@@ -222,8 +245,12 @@ def run_suite(
     *,
     docs_dir: Path | None = None,
     run_name: str | None = None,
+    result_format: str = "SUMMARY",
 ) -> SuiteResult:
     """Validate ``df`` (a pandas DataFrame) against ``expectations``; never raises on failure.
+
+    ``result_format="COMPLETE"`` makes each failing per-row expectation list every offending row
+    (its index label in ``df``) in ``unexpected_rows``; the default keeps a few examples only.
 
     With ``docs_dir``, GX Data Docs for this validation (index, suite page, validation result
     page) are written under it, whatever the outcome, and ``docs_index`` is the index's path.
@@ -265,7 +292,12 @@ def run_suite(
     )
     # A checkpoint stores the result in the context and hands it to the docs action, which renders it.
     checkpoint = ctx.checkpoints.add(
-        gx.Checkpoint(name=f"{name}_checkpoint", validation_definitions=[validation], actions=actions)
+        gx.Checkpoint(
+            name=f"{name}_checkpoint",
+            validation_definitions=[validation],
+            actions=actions,
+            result_format=result_format,
+        )
     )
     # Without a run_time GX parses one out of a date-like run_name, stamping every page with midnight.
     run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.UTC))
@@ -301,6 +333,11 @@ def _outcome(r: Any, columns: set[str]) -> ExpectationOutcome:
         unexpected_count=res.get("unexpected_count"),
         examples=tuple(_plain(v) for v in (res.get("partial_unexpected_list") or ())[:5]),
         detail=detail,
+        # GX lists the offending rows' index labels and values in the same order.
+        unexpected_rows=tuple(
+            zip(res.get("unexpected_index_list") or (), res.get("unexpected_list") or (), strict=False)
+        ),
+        arguments=tuple((k, v) for k, v in kwargs.items() if k not in ("column", "batch_id")),
     )
 
 
@@ -335,6 +372,37 @@ def validate_manifest(df: Any, logical_date: dt.date, docs_dir: Path | None = No
         # GX treats an empty table as vacuously valid; an empty manifest is valid too (a quiet night).
         return SuiteResult(suite="manifest", success=True, outcomes=())
     return _checked("manifest", df, manifest_expectations(logical_date), logical_date, docs_dir)
+
+
+def screen_manifest(df: Any, logical_date: dt.date, docs_dir: Path | None = None) -> SuiteResult:
+    """Run the manifest suite, naming every row that fails a per-row expectation.
+
+    Per-row failures (a probe value out of range, a null, a duplicate id) do not raise: they are in
+    the result's :meth:`SuiteResult.failures_by_row`, for discovery to quarantine those videos alone.
+    An expectation about the whole table (the schema) or one that errors raises
+    :class:`ValidationFailed`, whose one line says the manifest, not the footage, is at fault.
+    """
+    if len(df) == 0:
+        return SuiteResult(suite="manifest", success=True, outcomes=())
+    name = logical_date.isoformat()
+    result = run_suite(
+        "manifest",
+        df,
+        manifest_expectations(logical_date),
+        docs_dir=docs_dir,
+        run_name=name,
+        result_format="COMPLETE",
+    )
+    whole = [o for o in result.failed if not o.per_row]
+    if whole:
+        fails = "; ".join(o.describe() for o in whole)
+        raise ValidationFailed(
+            f"manifest for {name} failed validation as a whole: {fails}; the manifest's columns come "
+            f"from this version's probe, so this is a bug in actrec, not in the footage: report it "
+            f"with this line (rerunning `actrec discover --date {name}` after upgrading rewrites it)",
+            docs_index=result.docs_index,
+        )
+    return result
 
 
 def validate_events(

@@ -233,13 +233,13 @@ def render_footage(
 
 def load_video(root: Path, key: str, cfg: ExtractorConfig, labels: list[str]) -> VideoArrays:
     """Decode one labelled video onto the sampling grid."""
-    from actrec_batch.video import frame_timestamps
+    from actrec_batch.video import frame_index
 
     path = root / key
     sidecar = json.loads((root / f"{key}.labels.json").read_text())
-    times = frame_timestamps(path)
+    index = frame_index(path, uri=key)  # built once: the grid and the decode both use it
     grid = build_grid(
-        times,
+        index.times_s,
         sample_fps=cfg.sample_fps,
         clip_len=cfg.clip_len,
         clip_hop=cfg.clip_hop,
@@ -251,7 +251,7 @@ def load_video(root: Path, key: str, cfg: ExtractorConfig, labels: list[str]) ->
         range(len(grid.grid_times)),
         width=cfg.frame_width,
         height=cfg.frame_height,
-        frame_times=times,
+        frame_index=index,
         uri=key,
     )
     return VideoArrays(

@@ -113,3 +113,34 @@ def write_bad_files(directory: Path, *, good_source: Path) -> dict[str, str]:
     (directory / "truncated.avi").write_bytes(avi_data[: len(avi_data) // 2])
     (directory / "zeroed_frames.avi").write_bytes(zero_avi_frames(avi_data))
     return dict(BAD_FILES)
+
+
+def write_elementary_stream(path: Path, *, frames: int = 30) -> Path:
+    """A raw H.264 elementary stream (``.h264``): no container, no timestamps, no duration, no seeking."""
+    import av
+
+    with tempfile.TemporaryDirectory() as scratch:
+        source = write_video(Path(scratch) / "src.mp4", frames=frames)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with av.open(str(source)) as src, av.open(str(path), "w", format="h264") as out:
+            stream = out.add_stream_from_template(src.streams.video[0])
+            for packet in src.demux(src.streams.video[0]):
+                if packet.size:
+                    packet.stream = stream
+                    out.mux(packet)
+    return path
+
+
+# A key the storage rules reject, and its name as a quarantine record's URI ends.
+REJECTED_NAME, REJECTED_NAME_ESCAPED = "back\\slash.mp4", "back%5Cslash.mp4"
+
+
+def put_rejected_key(store, key: str, data: bytes) -> None:
+    """Write an object the store's own API refuses (its key breaks the key rules), as another tool
+    writing to the same directory or bucket would."""
+    if getattr(store, "root", None) is not None:
+        path = store.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    else:
+        store._client.put_object(Bucket=store.bucket, Key=store._base + key, Body=data)

@@ -160,7 +160,7 @@ print(json.dumps({{"state": str(run.state), "run_id": run.run_id}}))
 @pytest.mark.slow
 def test_dag_test_runs_the_nightly_dag_end_to_end(airflow_home, tmp_path):
     """A real DAG run (`dag.test()`, every task in order, in process) over a synthetic night with a
-    corrupt file, on the embedded defaults: a local store, DuckDB and a local Ray."""
+    corrupt file, an 8x8 video and a file whose name the store refuses, on the embedded defaults: a local store, DuckDB and a local Ray."""
     import datetime as dt
 
     import sqlalchemy as sa
@@ -177,6 +177,13 @@ def test_dag_test_runs_the_nightly_dag_end_to_end(airflow_home, tmp_path):
     store = open_store(str(root))
     synth_footage(store, date=date, cameras=1, minutes=0.5, seed=808, progress=False)
     store.put_bytes(f"{layout.camera_prefix(date, 'cam-01')}corrupt.mp4", b"not a video at all" * 100)
+    # One odd file must not block the night: a row the manifest refuses, a key the store refuses.
+    from footage import REJECTED_NAME, put_rejected_key, write_video
+
+    tiny = write_video(
+        root / layout.camera_prefix(date, "cam-01") / "tiny.mkv", width=8, height=8, codec="ffv1"
+    )
+    put_rejected_key(store, f"{layout.camera_prefix(date, 'cam-01')}{REJECTED_NAME}", tiny.read_bytes())
     url = f"duckdb:///{tmp_path}/warehouse.duckdb"
     env = _airflow_env(
         airflow_home,
@@ -197,12 +204,14 @@ def test_dag_test_runs_the_nightly_dag_end_to_end(airflow_home, tmp_path):
             ).scalar_one()
             for t in ("videos", "quarantine", "action_events", "current_action_events")
         }
+        reasons = conn.execute(sa.text("SELECT reason FROM quarantine ORDER BY reason")).scalars().all()
         run = conn.execute(sa.text("SELECT run_id, status, videos_discovered, cost_usd FROM runs")).one()
         costs = conn.execute(
             sa.text("SELECT COUNT(*) FROM job_costs WHERE run_id = :r"), {"r": run.run_id}
         ).scalar_one()
     wh.dispose()
-    assert q["videos"] == 1 and q["quarantine"] == 1
+    assert q["videos"] == 1 and q["quarantine"] == 3
+    assert {"bad_key", "invalid_metadata"} < set(reasons), reasons
     assert run.status == "success" and run.videos_discovered == q["videos"] + q["quarantine"]
     assert q["action_events"] == q["current_action_events"] > 0
     assert run.run_id.startswith(f"{date}-af-") and costs >= 1 and run.cost_usd > 0

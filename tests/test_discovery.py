@@ -11,13 +11,21 @@ import time
 
 import numpy as np
 import pytest
-from footage import BAD_FILES, write_bad_files, write_video
+from footage import (
+    BAD_FILES,
+    REJECTED_NAME,
+    REJECTED_NAME_ESCAPED,
+    put_rejected_key,
+    write_bad_files,
+    write_elementary_stream,
+    write_video,
+)
 
 from actrec_batch import layout
 from actrec_batch.config import load_settings
 from actrec_batch.discovery import discover
 from actrec_batch.errors import ValidationFailed
-from actrec_batch.expectations import validate_manifest
+from actrec_batch.expectations import screen_manifest, validate_manifest
 from actrec_batch.manifest import read_manifest, read_quarantine
 from actrec_batch.storage import open_store
 
@@ -119,6 +127,37 @@ def test_rerun_replaces_the_partition(night):
     assert read_manifest(store, DATE).num_rows == 3
 
 
+def test_an_odd_file_is_quarantined_alone_and_the_date_goes_on(night, tmp_path):
+    """One odd file must not block a night (issue 13): a video whose row the manifest suite refuses
+    (8x8 frames) and an object whose key the storage rules refuse (a backslash) are each quarantined
+    with their reason; a raw H.264 elementary stream (no duration anywhere) is measured and manifested."""
+    settings, store, _ = night
+    camera = layout.camera_prefix(DATE, "cam-03")
+    tiny = write_video(tmp_path / "tiny.mkv", frames=5, width=8, height=8, codec="ffv1")
+    store.put_file(camera + "tiny.mkv", tiny)
+    store.put_file(camera + "raw.h264", write_elementary_stream(tmp_path / "raw.h264", frames=30))
+    put_rejected_key(store, camera + REJECTED_NAME, tiny.read_bytes())
+
+    out = discover(settings, DATE, store=store).to_json()
+
+    assert out["videos_discovered"] == 3 + len(BAD_FILES) + 1 + 3
+    assert out["videos_discovered"] == out["videos_manifested"] + out["videos_quarantined"]
+    assert out["videos_manifested"] == 4
+    found = {q["uri"].rsplit("/", 1)[-1]: (q["reason"], q["detail"]) for q in out["quarantine"]}
+    reason, detail = found["tiny.mkv"]
+    assert reason == "invalid_metadata"
+    assert "width=8 fails expect_column_values_to_be_between(min_value=16.0, max_value=16384.0)" in detail
+    assert "height=8 fails" in detail
+    reason, detail = found[REJECTED_NAME_ESCAPED]
+    assert reason == "bad_key" and "backslashes are not allowed" in detail
+    assert out["validation"]["rows_quarantined"] == 1
+    stored = read_quarantine(store, DATE, "discover").to_pylist()
+    assert {r["uri"].rsplit("/", 1)[-1]: r["reason"] for r in stored}[REJECTED_NAME_ESCAPED] == "bad_key"
+    raw = next(r for r in read_manifest(store, DATE).to_pylist() if r["key"].endswith("raw.h264"))
+    assert (raw["frame_count"], raw["fps"]) == (30, 25.0)  # FFmpeg's rate for an untimed stream
+    assert raw["duration_s"] == pytest.approx(30 / 25.0)
+
+
 def test_fast_content_id_reads_nothing_on_s3(request, tmp_path):
     bucket = request.getfixturevalue("s3_bucket")
     video = write_video(tmp_path / "v.mp4", frames=30)
@@ -201,8 +240,16 @@ def test_manifest_suite_failure_names_the_expectation():
         "frame_count": 15,
         "rotation": 0,
     }
+    frame = pd.DataFrame([row, {**row, "uri": "s3://b/y.mp4", "width": 64, "camera_id": "cam 1"}])
+    # Discovery's screen: each row's own failures, with the values; nothing raised.
+    by_row = screen_manifest(frame, DATE).failures_by_row()
+    assert sorted(by_row) == [0, 1]
+    assert any(line.startswith("width=8 fails expect_column_values_to_be_between") for line in by_row[0])
+    assert any(line.startswith("camera_id='cam/1' fails") for line in by_row[0])
+    assert by_row[1] == ["video_id='v1' fails expect_column_values_to_be_unique()"]
+    # The audit of a stored manifest: any failure raises, naming the date and the expectations.
     with pytest.raises(ValidationFailed) as err:
-        validate_manifest(pd.DataFrame([row, {**row, "uri": "s3://b/y.mp4"}]), DATE)
+        validate_manifest(frame, DATE)
     msg = str(err.value)
     assert f"manifest for {DATE}" in msg
     assert "expect_column_values_to_be_unique on video_id" in msg
@@ -210,8 +257,18 @@ def test_manifest_suite_failure_names_the_expectation():
     assert "expect_column_values_to_match_regex on camera_id" in msg
 
 
-def test_cli_discover_fails_readably_when_the_suite_fails(tmp_path):
-    """An 8x8 video probes fine but breaks the manifest suite: exit 1, one line, nothing written."""
+def test_screen_fails_the_date_only_for_the_manifest_as_a_whole():
+    import pandas as pd
+
+    with pytest.raises(ValidationFailed) as err:
+        screen_manifest(pd.DataFrame({"video_id": ["v1"]}), DATE)
+    (line,) = str(err.value).splitlines()
+    assert f"manifest for {DATE} failed validation as a whole" in line
+    assert "expect_table_columns_to_match_set: missing [" in line and "report it" in line
+
+
+def test_cli_discover_quarantines_a_row_the_suite_refuses(tmp_path):
+    """An 8x8 video probes fine but breaks the manifest suite: that video is quarantined, exit 0."""
     store_root = tmp_path / "store"
     write_video(
         store_root / layout.camera_prefix(DATE, "cam-01") / "tiny.mkv",
@@ -236,10 +293,12 @@ def test_cli_discover_fails_readably_when_the_suite_fails(tmp_path):
         text=True,
         timeout=300,
     )
-    assert out.returncode == 1
-    last = out.stderr.strip().splitlines()[-1]
-    assert "[validation_failed]" in last and "width" in last
-    assert not (store_root / layout.manifest_key(DATE)).exists()
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (payload["videos_discovered"], payload["videos_manifested"]) == (1, 0)
+    (record,) = payload["quarantine"]
+    assert record["reason"] == "invalid_metadata" and "width=8 fails" in record["detail"]
+    assert (store_root / layout.manifest_key(DATE)).exists()
 
 
 def test_cli_discover_json_keys(tmp_path):

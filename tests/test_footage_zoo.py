@@ -19,7 +19,15 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from footage import write_bad_files, zero_avi_frames
+from footage import (
+    REJECTED_NAME,
+    REJECTED_NAME_ESCAPED,
+    put_rejected_key,
+    write_bad_files,
+    write_elementary_stream,
+    write_video,
+    zero_avi_frames,
+)
 from footage_zoo import CASES, ZooCase, marker_corner, read_code, write_case, write_zoo
 
 from actrec_batch import layout
@@ -206,6 +214,14 @@ def test_a_night_of_the_zoo_is_processed_and_reconciles(local_ray, zoo, sampling
     bad = write_bad_files(tmp_path / "bad", good_source=zoo["negative_dts"])
     for file_name in bad:
         store.put_file(f"{layout.camera_prefix(DATE, 'bad')}{file_name}", tmp_path / "bad" / file_name)
+    # One odd file must not block the night: a row the manifest refuses, a key the store refuses.
+    tiny = write_video(tmp_path / "tiny.mkv", frames=5, width=8, height=8, codec="ffv1")
+    store.put_file(f"{layout.camera_prefix(DATE, 'bad')}tiny.mkv", tiny)
+    put_rejected_key(store, f"{layout.camera_prefix(DATE, 'bad')}{REJECTED_NAME}", tiny.read_bytes())
+    bad.update({"tiny.mkv": "invalid_metadata", REJECTED_NAME_ESCAPED: "bad_key"})
+    # A raw elementary stream (no container, no times, no seeking) is decodable, so it is processed.
+    raw_key = f"{layout.camera_prefix(DATE, 'raw')}raw.h264"
+    store.put_file(raw_key, write_elementary_stream(tmp_path / "raw.h264", frames=30))
     settings = load_settings(
         {"store": store_uri, "warehouse_url": f"duckdb:///{tmp_path}/warehouse.duckdb"}, env={}
     )
@@ -213,11 +229,12 @@ def test_a_night_of_the_zoo_is_processed_and_reconciles(local_ray, zoo, sampling
     summary = run_nightly(settings, DATE)
 
     assert summary["status"] == "success"
-    good = len(zoo) + len(ODD_CAMERAS) + 1  # + the damaged frame's file
+    good = len(zoo) + len(ODD_CAMERAS) + 2  # + the damaged frame's file and the raw stream
     assert summary["videos_discovered"] == good + len(bad)
     assert summary["videos_discovered"] == summary["videos_processed"] + summary["videos_quarantined"]
     assert summary["videos_processed"] == good
     assert {q["uri"].rsplit("/", 1)[1]: q["reason"] for q in summary["quarantine"]} == bad
+    assert summary["warehouse_quarantine"] == len(bad)  # the warehouse's quarantine rows, bad_key's too
     metrics = json.loads(store.get_bytes(layout.run_prefix(DATE, summary["run_id"]) + "metrics.json"))
     clips: dict[str, int] = {}
     for unit in metrics["units"]:
@@ -230,6 +247,12 @@ def test_a_night_of_the_zoo_is_processed_and_reconciles(local_ray, zoo, sampling
         assert clips.get(video_id_for(key), 0) == grid.num_clips, name
         assert sources[video_id_for(key)] == index.source, name
     assert {i["video_id"]: i["packets_rejected"] for i in metrics["index"]}[video_id_for(damaged_key)] == 1
+    raw_grid = build_grid(
+        np.arange(30) / 25.0,
+        duration_s=30 / 25.0,
+        **{k: sampling[k] for k in ("sample_fps", "clip_len", "clip_hop")},
+    )
+    assert clips[video_id_for(raw_key)] == raw_grid.num_clips > 0
     cameras = {r["camera_id"] for r in _manifest_rows(store)}
     assert set(ODD_CAMERAS) <= cameras
 

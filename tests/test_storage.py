@@ -438,6 +438,25 @@ class TestObjectStoreContract:
                 operation(bad_prefix)
             assert caught.value.reason == "invalid_key"
 
+    def test_listing_hands_back_the_objects_the_key_rules_reject(self, store: ObjectStore) -> None:
+        """Objects another tool wrote under names the rules refuse are listed apart, so a caller
+        can account for them; the names are made one-line and the objects never read."""
+        from footage import put_rejected_key
+
+        store.put_bytes("f/ok.mp4", b"ok")
+        put_rejected_key(store, "f/back\\slash.mp4", b"12345")
+        put_rejected_key(store, "f/tab\tbed.mp4", b"1")
+        assert [info.key for info in store.list("f/")] == ["f/ok.mp4"]  # skipped with a warning
+        rejected: list = []
+        assert [info.key for info in store.list("f/", rejected=rejected)] == ["f/ok.mp4"]
+        found = {r.key: r for r in rejected}
+        assert set(found) == {"f/back%5Cslash.mp4", "f/tab%09bed.mp4"}
+        assert found["f/back%5Cslash.mp4"].size == 5
+        assert "backslashes are not allowed" in found["f/back%5Cslash.mp4"].problem
+        assert "control characters" in found["f/tab%09bed.mp4"].problem
+        for r in rejected:
+            assert r.uri.startswith(store.root_uri + "/") and r.uri.endswith(r.key.split("/")[-1])
+
 
 # --------------------------------------------------------------------------------- local-only checks
 

@@ -323,3 +323,30 @@ def test_posture_branch_learns_what_is_on_screen_and_joins_the_motion_extractor(
         train_postures(
             [VideoArrays("v", None, test.frames, test.targets, [], 1.0, None)], cfg, progress=False
         )
+
+
+def test_training_frames_of_an_avi_with_b_frames_match_a_sequential_decode(tmp_path):
+    """An AVI whose container holds decode-order times: training decodes through the frame index it
+    built once, and each grid frame is the picture a plain decode gives at that index."""
+    import json
+    from pathlib import Path
+
+    import av
+    from footage import write_video
+
+    from actrec_batch.model.reference import ExtractorConfig
+    from actrec_batch.training import load_video
+
+    key = "footage/date=2000-01-03/camera=c/b.avi"
+    path = write_video(tmp_path / key, frames=60, fps=15.0, codec="h264")  # libx264: B-frames
+    Path(f"{path}.labels.json").write_text(json.dumps({"duration_s": 4.0, "events": []}))
+    cfg = ExtractorConfig(sample_fps=5.0)  # every third frame: the old frame-times path got one wrong
+    video = load_video(tmp_path, key, cfg, list(LABELS))
+    with av.open(str(path)) as container:
+        pictures = [
+            f.to_ndarray(width=cfg.frame_width, height=cfg.frame_height, format="rgb24")
+            for f in container.decode(video=0)
+        ]
+    assert len(video.frames) == len(video.grid.grid_frames) > 10
+    for got, index in zip(video.frames, video.grid.grid_frames, strict=True):
+        np.testing.assert_array_equal(got, pictures[index])

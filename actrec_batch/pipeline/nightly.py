@@ -58,8 +58,8 @@ def infer_stage(
 
 def validate_manifest_stage(store: ObjectStore, date: dt.date) -> dict[str, Any]:
     """GX over the date's stored manifest again, with Data Docs to ``reports/date=D/manifest/``
-    (discovery already refused to write an invalid one; this is the DAG's audit step).
-    Raises ValidationFailed."""
+    (discovery quarantined every row the suite refuses and wrote the rest, so this audit fails only
+    if the stored manifest was altered since). Raises ValidationFailed."""
     import tempfile
     from pathlib import Path
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from actrec_batch.errors import StorageError
-from actrec_batch.storage.base import MiB, ObjectInfo, ObjectStore
+from actrec_batch.storage.base import MiB, ObjectInfo, ObjectStore, RejectedKey
 from actrec_batch.storage.keys import (
     _URI_SCHEME,
     TMP_PREFIX,
@@ -53,6 +53,7 @@ __all__ = [
     "MiB",
     "ObjectInfo",
     "ObjectStore",
+    "RejectedKey",
     "S3Store",
     "StorageError",
     "make_s3_client",

@@ -37,6 +37,19 @@ class ObjectInfo:
     last_modified: datetime | None
 
 
+@dataclass(frozen=True)
+class RejectedKey:
+    """An object that listing found but the key rules (:func:`normalize_key`) reject, so it cannot be
+    read through the store. ``key`` and ``uri`` name it with backslashes, control characters and
+    undecodable bytes percent-encoded (``camera=a%5Cb/x.mp4``), so they can be logged and stored;
+    ``problem`` is the rule it breaks, ``size`` its bytes."""
+
+    key: str
+    uri: str
+    size: int
+    problem: str
+
+
 class ObjectStore(ABC):
     """A flat namespace of immutable-once-written objects under ``root_uri``. See the module docstring."""
 
@@ -53,8 +66,14 @@ class ObjectStore(ABC):
         """
 
     @abstractmethod
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object whose key starts with ``prefix``, recursively, sorted by key; lazy and paginated."""
+    def list(
+        self, prefix: str = "", *, rejected: builtins.list[RejectedKey] | None = None
+    ) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, recursively, sorted by key; lazy and paginated.
+
+        Objects whose names the key rules reject are skipped with a warning, or, given a
+        ``rejected`` list, appended to it (as the listing reaches them), so a caller can account for them.
+        """
 
     @abstractmethod
     def list_dirs(self, prefix: str) -> builtins.list[str]:

@@ -5,6 +5,7 @@ Pure string checks, no I/O; both backends and :func:`~actrec_batch.storage.open_
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -126,10 +127,22 @@ def _bad_uri(uri: object, why: str) -> StorageError:
     return StorageError(f"bad store URI {uri!r}: {why}; {_ACCEPTED_FORMS}", reason="bad_uri")
 
 
+_UNREADABLE = re.compile(r"[\\\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def escaped_key(key: str) -> str:
+    """``key`` with backslashes, control characters and undecodable bytes (surrogate-escaped, as
+    ``os`` hands them) percent-encoded, and nothing else: a one-line name for a rejected key."""
+    return _UNREADABLE.sub(
+        lambda m: "".join(f"%{b:02X}" for b in m[0].encode("utf-8", "surrogateescape")), key
+    )
+
+
 def file_uri(path: Path) -> str:
     """``file://`` URI of an absolute path, percent-encoding only what RFC 3986 requires.
 
     Unlike ``Path.as_uri()`` it keeps sub-delimiters such as ``=`` readable, so Hive-style
     ``date=2026-11-24`` folders stay legible in logs and quarantine records.
     """
-    return "file://" + quote(str(path), safe="/=:@!$&'()*+,;-._~")
+    # As bytes, so a file name that is not valid UTF-8 still gets a URI (its bytes percent-encoded).
+    return "file://" + quote(os.fsencode(path), safe="/=:@!$&'()*+,;-._~")

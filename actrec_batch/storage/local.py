@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from actrec_batch.errors import StorageError
 from actrec_batch.storage._atomic_file import _atomic_local_file
-from actrec_batch.storage.base import _COPY_CHUNK, ObjectInfo, ObjectStore
+from actrec_batch.storage.base import _COPY_CHUNK, ObjectInfo, ObjectStore, RejectedKey
 from actrec_batch.storage.keys import (
     TMP_PREFIX,
     _bad_uri,
@@ -23,6 +23,7 @@ from actrec_batch.storage.keys import (
     _directory_prefix,
     _key_problem,
     _normalize_prefix,
+    escaped_key,
     file_uri,
     normalize_key,
 )
@@ -91,14 +92,22 @@ class LocalStore(ObjectStore):
             raise StorageError(f"no object at {self.uri(key)} (it is a directory)", reason="not_found")
         return _local_info(key, st)
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(
+        self, prefix: str = "", *, rejected: builtins.list[RejectedKey] | None = None
+    ) -> Iterator[ObjectInfo]:
         prefix = _normalize_prefix(prefix)
         start_key = prefix[: prefix.rfind("/") + 1]
         if start_key:
             self._check_inside(self.root / start_key, prefix)
-        return self._walk(self.root / start_key, start_key, prefix)
+        return self._walk(self.root / start_key, start_key, prefix, rejected)
 
-    def _walk(self, directory: Path, dir_key: str, prefix: str) -> Iterator[ObjectInfo]:
+    def _walk(
+        self,
+        directory: Path,
+        dir_key: str,
+        prefix: str,
+        rejected: builtins.list[RejectedKey] | None = None,
+    ) -> Iterator[ObjectInfo]:
         # Sorting each directory's names, with "/" appended to subdirectories, yields keys in global order.
         try:
             with os.scandir(directory) as scan:
@@ -116,15 +125,27 @@ class LocalStore(ObjectStore):
             key = dir_key + name
             if name.endswith("/"):
                 if key.startswith(prefix) or prefix.startswith(key):
-                    yield from self._walk(Path(entry.path), key, prefix)
+                    yield from self._walk(Path(entry.path), key, prefix, rejected)
             elif key.startswith(prefix):
-                info = self._entry_info(key, entry)
+                info = self._entry_info(key, entry, rejected)
                 if info is not None:
                     yield info
 
-    def _entry_info(self, key: str, entry: os.DirEntry) -> ObjectInfo | None:
-        if _key_problem(key):
-            log.warning("skipping %s: its name is not a valid object key (%s)", entry.path, _key_problem(key))
+    def _entry_info(
+        self, key: str, entry: os.DirEntry, rejected: builtins.list[RejectedKey] | None
+    ) -> ObjectInfo | None:
+        problem = _key_problem(key)
+        if problem:
+            if rejected is None:
+                log.warning("skipping %s: its name is not a valid object key (%s)", entry.path, problem)
+                return None
+            try:
+                st = entry.stat()
+            except OSError:  # vanished meanwhile, or a dangling symlink
+                return None
+            if stat_mode.S_ISREG(st.st_mode):
+                uri = file_uri(Path(entry.path))
+                rejected.append(RejectedKey(escaped_key(key), uri, st.st_size, problem))
             return None
         try:
             st = entry.stat()  # follows a symlink

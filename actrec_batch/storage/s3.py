@@ -31,12 +31,13 @@ from botocore.exceptions import (
 )
 
 from actrec_batch.errors import StorageError
-from actrec_batch.storage.base import MiB, ObjectInfo, ObjectStore, _BucketNotFound
+from actrec_batch.storage.base import MiB, ObjectInfo, ObjectStore, RejectedKey, _BucketNotFound
 from actrec_batch.storage.keys import (
     _deletable_prefix,
     _directory_prefix,
     _key_problem,
     _normalize_prefix,
+    escaped_key,
     normalize_key,
 )
 
@@ -136,10 +137,12 @@ class S3Store(ObjectStore):
             key, head["ContentLength"], _unquote_etag(head.get("ETag")), head.get("LastModified")
         )
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        return self._list(self._base + _normalize_prefix(prefix))
+    def list(
+        self, prefix: str = "", *, rejected: builtins.list[RejectedKey] | None = None
+    ) -> Iterator[ObjectInfo]:
+        return self._list(self._base + _normalize_prefix(prefix), rejected)
 
-    def _list(self, full_prefix: str) -> Iterator[ObjectInfo]:
+    def _list(self, full_prefix: str, rejected: builtins.list[RejectedKey] | None) -> Iterator[ObjectInfo]:
         pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full_prefix)
         with self._errors(full_prefix):
             for page in pages:
@@ -147,8 +150,13 @@ class S3Store(ObjectStore):
                     key = obj["Key"][len(self._base) :]
                     problem = _key_problem(key)
                     if problem:
-                        if key and not key.endswith("/"):  # "folder" markers are expected; others odd
-                            log.warning("skipping s3://%s/%s: %s", self.bucket, obj["Key"], problem)
+                        if not key or key.endswith("/"):  # "folder" markers are expected
+                            continue
+                        uri = f"s3://{self.bucket}/{escaped_key(obj['Key'])}"
+                        if rejected is None:
+                            log.warning("skipping %s: %s", uri, problem)
+                        else:
+                            rejected.append(RejectedKey(escaped_key(key), uri, obj["Size"], problem))
                         continue
                     yield ObjectInfo(
                         key, obj["Size"], _unquote_etag(obj.get("ETag")), obj.get("LastModified")

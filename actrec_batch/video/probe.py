@@ -15,12 +15,16 @@ from typing import Literal
 import av
 import numpy as np
 
+from actrec_batch.errors import VideoError
 from actrec_batch.video._source import OpenVideo, VideoSource, open_video
 from actrec_batch.video.timing import index_table
 
 HEAD_WINDOW_S = 2.0  # packets demuxed from the start to judge the frame rate mode
 _MAX_PACKETS_FOR_FIRST_FRAME = 600
 _MAX_INDEX_ENTRIES = 2000  # enough index entries to judge frame rate mode and GOP size
+# A stream whose headers give no length (a raw .h264/.hevc/.m2v elementary stream) is measured by
+# counting its packets, a demux without decoding, for files up to this size; larger ones stay at 0 s.
+_MAX_COUNTED_BYTES = 512 * 2**20
 _MAX_REORDER = 16  # frames a decoder may hold back for reordering (H.264/HEVC allow up to 16)
 _CFR_TOLERANCE = 0.02  # relative jitter of frame durations still called constant
 
@@ -257,6 +261,16 @@ def _average_fps(video: OpenVideo, variable: bool, timestamps: np.ndarray, durat
     return stream.frames / duration_s if stream.frames > 0 and duration_s > 0 else 0.0
 
 
+def _count_packets(source: VideoSource, *, uri: str | None, size_bytes: int) -> int:
+    """The number of video packets in the file (one a frame, for the parsers of elementary
+    streams), demuxed from the start on a second opening; 0 if demuxing fails."""
+    try:
+        with open_video(source, uri=uri, size_bytes=size_bytes) as video:
+            return sum(1 for packet in video.container.demux(video.stream) if packet.size)
+    except (av.FFmpegError, VideoError):
+        return 0
+
+
 def _parse_creation_time(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -314,6 +328,11 @@ def probe(
         exact = stream.frames > 0
         fps = _average_fps(video, variable, timestamps, duration_s)
         frame_count = stream.frames if exact else max(1, math.floor(duration_s * fps + 0.5))
+        if duration_s == 0.0 and fps > 0 and video.size_bytes <= _MAX_COUNTED_BYTES:
+            counted = _count_packets(source, uri=uri, size_bytes=video.size_bytes)
+            if counted:
+                # The rate is FFmpeg's assumption for untimed streams too, so the frame index agrees.
+                duration_s, frame_count, exact = counted / fps, counted, True
 
         rotation = head.rotation
         width, height = stream.codec_context.width, stream.codec_context.height
