@@ -36,7 +36,15 @@ from actrec_batch.discovery import video_id_for
 from actrec_batch.model import DEFAULT_MODEL, read_card, resolve_model_ref
 from actrec_batch.model.sampling import build_grid, decode_grid_frames
 from actrec_batch.storage import open_store
-from actrec_batch.video import DecodeStats, decode_frames, frame_index, probe
+from actrec_batch.video import (
+    DecodeStats,
+    decode_clips,
+    decode_frames,
+    frame_index,
+    iter_frames,
+    probe,
+    sample_clips,
+)
 
 ray = pytest.importorskip("ray")
 
@@ -112,10 +120,10 @@ def test_zoo_video_is_sampled_like_a_sequential_decode(zoo, sampling, case):
         assert marker_corner(frame) == marker_corner(upright), k  # rotation applied
 
 
-def test_avi_with_b_frames_seeks_by_packet_and_recovers_from_container_times(tmp_path):
-    """Sparse frames of a decode-ordered AVI: found by keyframe seeks on the decoded index; given
-    only the container's times (as an older caller would), the decoder rebuilds the index and
-    says so, instead of quarantining the file."""
+def test_avi_with_b_frames_seeks_by_packet_also_when_given_only_frame_times(tmp_path):
+    """Sparse frames of a decode-ordered AVI: found by keyframe seeks on the decoded index. Given
+    only the frame times (as an older caller would), the decoder builds that index itself rather
+    than match times the AVI's frames do not carry, and finds the same frames."""
     case = ZooCase("long_h264_avi", ".avi", "libx264", frames=28, options={"crf": "10", "bf": "3", "g": "6"})
     path = write_case(tmp_path / case.file_name, case)
     index = frame_index(path)
@@ -127,10 +135,55 @@ def test_avi_with_b_frames_seeks_by_packet_and_recovers_from_container_times(tmp
     ]
     assert got == wanted and seeking.seeks >= 2 and seeking.frames_decoded < case.frames
     assert seeking.fallback is None
-    recovered = DecodeStats()
-    frames = decode_frames(path, wanted, frame_times=index.times_s, stats=recovered)
+    by_times = DecodeStats()
+    frames = decode_frames(path, wanted, frame_times=index.times_s, stats=by_times)
     assert [round(read_code(rgb)) for _, _, rgb in frames] == wanted
-    assert recovered.fallback == "decoded_index"
+    assert by_times.fallback is None and by_times.seeks >= 2
+
+
+# Frame patterns that mix decoding through, short gaps and keyframe seeks (a 5-fps grid over
+# 12-fps footage is about every third frame).
+PATTERNS = ((1, 0), (3, 0), (3, 1), (5, 3))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_every_decoding_entry_point_returns_the_sequential_pictures(zoo, case):
+    """decode_frames by frame times and by frame index, decode_clips and iter_frames hand back the
+    picture a plain PyAV loop outputs as frame ``i`` (presentation order), in every container:
+    the same times always give the same pictures, whatever the container's timestamps are."""
+    path = zoo[case.name]
+    reference = sequential_decode(path)
+    if case.suffix in (".mp4", ".mov", ".mkv", ".webm"):  # presentation times: their order agrees
+        with av.open(str(path)) as container:
+            pts = [frame.pts for frame in container.decode(video=0)]
+        assert pts == sorted(pts)
+    expected = [round(read_code(np.rot90(f, case.rotation // 90))) for f in reference]
+    assert expected == list(range(case.frames))
+    index = frame_index(path)
+    times = index.times_s
+    n = len(index)
+
+    def codes(frames) -> list[int]:
+        return [round(read_code(rgb)) for rgb in frames]
+
+    for step, first in PATTERNS:
+        wanted = list(range(min(first, n - 1), n, step))
+        by_times = [rgb for _, _, rgb in decode_frames(path, wanted, frame_times=times)]
+        by_index = [rgb for _, _, rgb in decode_frames(path, wanted, frame_index=index)]
+        assert codes(by_times) == wanted, (step, first)
+        assert codes(by_index) == wanted, (step, first)
+        for a, b in zip(by_times, by_index, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+    clips = sample_clips(times, float(times[0]), float(times[-1]) + 1, clip_len=min(3, n), stride=2, hop=2)
+    decoded = list(decode_clips(path, clips))
+    assert len(decoded) == len(clips) >= 1
+    for clip in decoded:
+        assert codes(clip.frames) == list(clip.frame_indices)
+
+    start = n // 3
+    streamed = [rgb for _, rgb in iter_frames(path, float(times[start]), float(times[-1]) + 1e-6)]
+    assert codes(streamed) == list(range(start, n))
 
 
 def test_frames_a_packet_number_cannot_tell_apart_are_found_by_a_sequential_decode(tmp_path):

@@ -16,7 +16,7 @@ import numpy as np
 from actrec_batch.video._decoder import FrameDecoder, OutOfStep, frame_to_rgb
 from actrec_batch.video._source import OpenVideo, VideoSource, open_video
 from actrec_batch.video.clips import Clip, ClipIndex
-from actrec_batch.video.timing import FrameIndex, build_index, decoded_index
+from actrec_batch.video.timing import FrameIndex, build_index, decoded_index, stores_pts
 
 __all__ = ["DecodeStats", "decode_clips", "decode_frames", "frame_to_rgb", "iter_frames"]
 
@@ -166,9 +166,12 @@ def decode_frames(
         frame_indices: non-decreasing frame numbers (repeats are yielded again).
         width, height: output size in pixels after rotation; one ``None`` keeps the aspect
             ratio, both ``None`` keep the native size. Scaling happens in libswscale.
-        frame_times: the video's :func:`frame_timestamps`, if already known (taken as
-            container times; if the decoder disagrees, the index is rebuilt from a decoding
-            pass, see :class:`DecodeStats` ``fallback``).
+        frame_times: the video's :func:`frame_timestamps`, if already known: frame ``i`` is
+            the one on screen at ``frame_times[i]``. In containers that store presentation
+            times (mp4, mov, Matroska) they locate the frames directly (if the decoder
+            disagrees, the index is rebuilt from a decoding pass, see :class:`DecodeStats`
+            ``fallback``); in any other (AVI, MPEG-TS, ...) a decoded frame's timestamp may be
+            another frame's, so the index is built here first, as without them.
         frame_index: the video's :func:`frame_index`, if already known (preferred over
             ``frame_times``); otherwise it is built here (one pass over the file).
         threads: decoder threads (0: FFmpeg chooses).
@@ -192,26 +195,34 @@ def decode_frames(
         return
     stats = DecodeStats() if stats is None else stats
     with open_video(source, uri=uri) as video:
-        index = _index_for(video, frame_index, frame_times)
-        if wanted[0] < 0 or wanted[-1] >= len(index):
+        if frame_index is not None:
+            decoder = FrameDecoder(video, frame_index, threads, stats)
+        else:
+            decoder = _decoder_for(video, frame_times, threads, stats)
+        times = decoder.index.times_s if frame_index is not None or frame_times is None else frame_times
+        if wanted[0] < 0 or wanted[-1] >= len(times):
             raise ValueError(
-                f"frame indices {wanted[0]}..{wanted[-1]} out of range: {video.label} has {len(index)}"
+                f"frame indices {wanted[0]}..{wanted[-1]} out of range: {video.label} has {len(times)}"
             )
-        decoder = FrameDecoder(video, index, threads, stats)
-        if frame_index is None and frame_times is None:
-            decoder.rewind()  # building the index read the whole file
-        targets = [(i, float(index.times_s[i])) for i in wanted]
+        targets = [(i, float(times[i])) for i in wanted]
         yield from _timed(stats, _decode_wanted(video, decoder, targets, width, height, rotate))
 
 
-def _index_for(
-    video: OpenVideo, frame_index: FrameIndex | None, frame_times: Sequence[float] | np.ndarray | None
-) -> FrameIndex:
-    if frame_index is not None:
-        return frame_index
-    if frame_times is not None:
-        return FrameIndex.from_times(video, frame_times)
-    return build_index(video)
+def _decoder_for(
+    video: OpenVideo, frame_times: Sequence[float] | np.ndarray | None, threads: int, stats: DecodeStats
+) -> FrameDecoder:
+    """A decoder for frames located by ``frame_times`` (their times, ``None``: the index's own).
+
+    Known times serve as the index only where the container stores presentation times; in any
+    other container (AVI: decode-order times) a decoded frame's timestamp can be another
+    frame's, so matching by time would hand out a wrong picture without noticing. There the
+    index is built from the file (the decoder's own frame order) and the times are looked up in it.
+    """
+    if frame_times is not None and stores_pts(video):
+        return FrameDecoder(video, FrameIndex.from_times(video, frame_times), threads, stats)
+    decoder = FrameDecoder(video, build_index(video), threads, stats)
+    decoder.rewind()  # building the index read the whole file
+    return decoder
 
 
 def decode_clips(
@@ -229,7 +240,9 @@ def decode_clips(
 
     Every frame is decoded once even when clips overlap. Frames wait in memory only until the
     last clip that uses them is yielded, so with clips in time order memory holds about one clip.
-    The clips' own timestamps locate the frames, so no extra demux pass is needed.
+    The clips' own timestamps locate the frames, so no extra demux pass is needed where the
+    container stores presentation times (mp4, mov, Matroska); elsewhere the frame index is built
+    first, as in :func:`decode_frames`.
 
     Args and raises: as :func:`decode_frames`; ValueError also if two clips disagree about a
     frame's timestamp.
@@ -246,9 +259,7 @@ def decode_clips(
         return
     with open_video(source, uri=uri) as video:
         ordered = sorted(times)
-        decoder = FrameDecoder(
-            video, FrameIndex.from_times(video, [times[i] for i in ordered]), threads, stats
-        )
+        decoder = _decoder_for(video, [times[i] for i in ordered], threads, stats)
         targets = [(i, times[i]) for i in ordered]
         frames = _timed(stats, _decode_wanted(video, decoder, targets, width, height, rotate))
         ready: dict[int, np.ndarray] = {}

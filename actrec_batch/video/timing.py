@@ -121,6 +121,12 @@ VERIFY_FRAMES = 48  # decoded frames that must match the packet times before a c
 IndexSource = Literal["container", "decoded"]
 
 
+def stores_pts(video: OpenVideo) -> bool:
+    """Whether the container's packets carry presentation times (mp4, mov, Matroska), so known
+    frame times can locate decoded frames without checking them against the decoder first."""
+    return any(name in video.container.format.name for name in _STORES_PTS)
+
+
 @dataclass(frozen=True)
 class FrameIndex:
     """Every frame the decoder outputs, in presentation order: frame ``i`` is element ``i``.
@@ -156,7 +162,11 @@ class FrameIndex:
 
     @classmethod
     def from_times(cls, video: OpenVideo, times_s: np.ndarray | list[float]) -> FrameIndex:
-        """A container index from known frame times, e.g. an earlier :func:`frame_timestamps`."""
+        """A container index from known frame times, e.g. an earlier :func:`frame_timestamps`.
+
+        Sound only where the decoded frames carry these times (:func:`stores_pts`); an AVI's
+        frames carry decode-order times, which can be another frame's.
+        """
         keyframes = index_table(video)
         keyframe_ticks = None if keyframes is None else np.sort(keyframes[0][keyframes[1]])
         return cls(
@@ -342,11 +352,11 @@ def build_index(video: OpenVideo) -> FrameIndex:
     Raises:
         VideoError: ``truncated`` or ``decode_error``.
     """
-    stores_pts = any(name in video.container.format.name for name in _STORES_PTS)
-    table, tags, complete, rejected = _scan_and_check(video, verify=not stores_pts)
-    if stores_pts and table.all_pts:
+    trusted = stores_pts(video)
+    table, tags, complete, rejected = _scan_and_check(video, verify=not trusted)
+    if trusted and table.all_pts:
         return _container_index(table)
-    if not tags and not stores_pts:
+    if not tags and not trusted:
         raise video.failure("the decoder outputs no picture")
     stamps = table.stamps[np.asarray(tags, dtype=np.int64)] if tags else np.zeros(0, np.int64)
     prefix = table.pts[: stamps.size]
