@@ -20,9 +20,11 @@ if TYPE_CHECKING:
         LoadedModel,
         available_models,
         load_model,
+        new_head,
         read_card,
         resolve_model_ref,
         save_model,
+        save_with_head,
         save_with_new_head,
         select_device,
     )
@@ -38,9 +40,11 @@ __all__ = [
     "ModelError",
     "available_models",
     "load_model",
+    "new_head",
     "read_card",
     "resolve_model_ref",
     "save_model",
+    "save_with_head",
     "save_with_new_head",
     "select_device",
 ]
