@@ -154,11 +154,11 @@ def labelled_footage(
     labelled = {date: _labelled_keys(store, date) for date in dates}  # every date checked before any work
     kept_ray = False
     try:
-        for date, keys in labelled.items():
+        for n, (date, keys) in enumerate(labelled.items(), 1):
             _embed_date(settings, model_ref, store, date, keys, footage, progress)
-            if footage.ray_used and not kept_ray:
+            if footage.ray_used and not kept_ray and n < len(labelled):
                 # A job starts and stops its own Ray (~10 s) unless one is up: once a date had to
-                # compute, keep one for the next dates. A fully cached set never starts Ray.
+                # compute, keep one for the dates left. A fully cached set never starts Ray.
                 kept_ray = connect(settings)
     finally:
         disconnect(kept_ray)
