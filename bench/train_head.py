@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,21 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from quality import SETS  # noqa: E402 - bench/ is not a package
+from quality import SETS, _run  # noqa: E402 - bench/ is not a package
 
 from actrec_batch.model import DEFAULT_MODEL  # noqa: E402
 
 BAR_F1_GAP = 0.03
-
-
-def _run(args: list[str], env: dict) -> str:
-    print("$ actrec " + " ".join(args), flush=True)
-    out = subprocess.run(
-        [sys.executable, "-m", "actrec_batch", *args], env=env, capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"actrec {' '.join(args)} failed: {out.stderr.strip().splitlines()[-1]}")
-    return out.stdout
 
 
 def _last_json(text: str) -> dict:
