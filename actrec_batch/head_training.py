@@ -465,7 +465,7 @@ def model_card_markdown(card) -> str:
         f"- head: {card.arch} head, config {_compact(card.head.config)}",
         "",
         "## Training data",
-        f"- dates: {', '.join(tr['dates'])}",
+        f"- dates: {_date_ranges(tr['dates'])}",
         f"- fitted on {len(videos['train'])} videos ({footage['train'] / 60:.1f} min), "
         f"held out {len(videos['validation'])} videos ({footage['validation'] / 60:.1f} min) to tune the "
         f"event post-processing and measure the figures below (videos split by a hash of their key, "
@@ -500,6 +500,17 @@ def model_card_markdown(card) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _date_ranges(dates: list[str]) -> str:
+    """``2026-09-01..2026-09-03, 2026-09-07`` for those four ISO dates (sorted)."""
+    runs: list[list[dt.date]] = []
+    for day in sorted(dt.date.fromisoformat(d) for d in dates):
+        if runs and (day - runs[-1][-1]).days == 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(f"{r[0]}..{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs)
 
 
 def _compact(config: dict[str, Any]) -> str:
