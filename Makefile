@@ -16,7 +16,7 @@ help:
 	@echo "make test   - install, start PostgreSQL + an S3 server on 127.0.0.1, install headless Chromium, run the whole suite"
 	@echo "make lint   - ruff"
 	@echo "make bench  - speed benchmarks (bench/)"
-	@echo "make quality - held-out quality of the shipped model (bench/quality.py, ~10 min)"
+	@echo "make quality - held-out quality of the shipped model (bench/quality.py, ~10 min), then of a head fitted by actrec train-head against it (bench/train_head.py, ~1 h on 2 cores; footage kept in .actrec/)"
 	@echo "make train  - retrain the reference model (~30 min on 2 cores) into .actrec/models/"
 
 install: $(STAMP)
@@ -59,6 +59,7 @@ bench: $(STAMP) services
 
 quality: $(STAMP)
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/train_head.py
 
 train: $(STAMP)
 	$(BIN)/actrec train --out .actrec/models/reference-v3

@@ -217,6 +217,51 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_train_head(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from actrec_batch.head_training import HeadTrainConfig, parse_dates, train_head
+
+    dates = parse_dates(args.dates)
+    cfg = HeadTrainConfig(
+        seed=args.seed, val_fraction=args.val_fraction, steps=args.steps, window_clips=args.window_clips
+    )
+    card, report, footage = train_head(
+        settings,
+        model_ref=args.model,
+        dates=dates,
+        out_dir=Path(args.out),
+        name=args.name,
+        version=args.version,
+        cfg=cfg,
+        progress=not (args.json or args.quiet),
+    )
+    summary = {
+        "model": card.model_id,
+        "base_model": card.training["base_model"],
+        "weights_sha256": card.weights_sha256,
+        "out": args.out,
+        "labels": list(card.labels),
+        "videos_train": len(card.training["videos"]["train"]),
+        "videos_validation": len(card.training["videos"]["validation"]),
+        "videos_skipped": card.training["videos"]["skipped"],
+        **card.training["features"],
+        "validation": card.metrics["validation"],
+        "timings": card.training["timings"],
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        print(report.to_table())
+        print(
+            f"saved {card.model_id} ({card.weights_sha256[:12]}) to {args.out}: held-out F1@0.5 "
+            f"{report.f1:.3f} on {summary['videos_validation']} videos; {footage.counters['frames_decoded']} "
+            f"frames decoded, {footage.counters['units_computed']} of {footage.counters['units_total']} "
+            f"units computed, in {summary['timings']['total_s']} s"
+        )
+    return 0
+
+
 def cmd_infer_local(args: argparse.Namespace, settings: Settings) -> int:
     date = parse_logical_date(args.date)
     from actrec_batch.inference import infer_date
@@ -719,6 +764,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_setting_flags(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "train-head",
+        help="fit a new head on a backbone's cached embeddings of your labelled footage",
+        description="For the videos of --dates that have a <file>.labels.json sidecar: fill the feature "
+        "cache with the --model bundle's backbone as `actrec run` does (decoding only what the cache "
+        "lacks), fit a new head on the embeddings, tune the event post-processing on held-out videos, "
+        "and write a bundle (card.json, weights, MODEL_CARD.md) that `actrec run`/`rescore --model DIR` load.",
+    )
+    p.add_argument(
+        "--model", required=True, help="backbone bundle: NAME@VERSION, a bundle directory or s3:// URI"
+    )
+    p.add_argument("--dates", required=True, help="labelled dates: D1..Dn (inclusive), D1,D2 or a mix")
+    p.add_argument("--out", required=True, help="bundle directory to write")
+    p.add_argument("--name", help="model name (default: the --out directory's name)")
+    p.add_argument("--version", default="1", help="model version (default 1)")
+    p.add_argument(
+        "--val-fraction",
+        type=_positive(float, 0.01, 0.99, "share"),
+        default=0.25,
+        help="share of the labelled videos held out to tune the post-processing and measure F1 (default 0.25)",
+    )
+    p.add_argument("--steps", type=_positive(int, 1, 10**6, "step count"), default=3000)
+    p.add_argument(
+        "--window-clips",
+        type=_positive(int, 2, 4096, "clip count"),
+        default=32,
+        help="consecutive clips per training window (default 32); videos must be longer",
+    )
+    p.add_argument("--seed", type=_positive(int, 0, 2**32 - 1, "seed"), default=0)
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_train_head)
 
     p = sub.add_parser(
         "infer-local",

@@ -376,6 +376,25 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def markdown_rows(report: dict) -> list[str]:
+    """Markdown lines of a report's ``to_json()`` object (``gt_events`` may be any text): overall
+    precision, recall and F1 at each tIoU, per class at 0.5, then the median boundary error."""
+    lines = ["| | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for t in ("0.3", "0.5", "0.7"):
+        m = report["at_tiou"][t]
+        lines.append(
+            f"| all, tIoU {t} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {report['gt_events']} |"
+        )
+    for label, m in report["per_class"].items():
+        lines.append(
+            f"| {label}, tIoU 0.5 | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
+        )
+    mb = report.get("median_boundary_error_s")
+    lines.append("")
+    lines.append(f"Median boundary error (matched events, tIoU 0.5): {mb:.2f} s." if mb is not None else "")
+    return lines
+
+
 # --- ground truth --------------------------------------------------------------------------------
 
 

@@ -158,6 +158,14 @@ class VideoArrays:
     # [K, len(POSTURES)] per grid frame (synth timeline): the targets of stage 1b and the aux loss
     postures: np.ndarray | None = None
 
+    @property
+    def centers_s(self) -> np.ndarray:
+        return self.grid.clip_centers()
+
+    @property
+    def hop_s(self) -> float:
+        return self.grid.hop_s
+
 
 def _render_one(root: str, index: int, spec: FootageSpec) -> list[str]:
     from actrec_batch.storage import open_store
@@ -614,15 +622,21 @@ def refit_head(
     cfg: TrainConfig,
     *,
     progress=True,
-) -> ReferenceHead:
-    """Stage 2: train a fresh head (with lag-difference features) on frozen clip embeddings."""
+    head: nn.Module | None = None,
+) -> nn.Module:
+    """Stage 2: train a fresh head (with lag-difference features) on frozen clip embeddings.
+
+    ``head``: the freshly initialised head to train (``[B, N, D] -> [B, N, len(labels)]`` logits), by
+    default a ReferenceHead of ``cfg.extractor.embed_dim`` and ``cfg.head_lags``. Raises ValueError
+    when no sequence is longer than ``cfg.head_refit_clips``."""
     from tqdm import tqdm
 
     torch.manual_seed(cfg.seed + 1)
     rng = np.random.default_rng(cfg.seed + 1)
-    head = ReferenceHead(
-        HeadConfig(embed_dim=cfg.extractor.embed_dim, num_classes=len(labels), lags=tuple(cfg.head_lags))
-    )
+    if head is None:
+        head = ReferenceHead(
+            HeadConfig(embed_dim=cfg.extractor.embed_dim, num_classes=len(labels), lags=tuple(cfg.head_lags))
+        )
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=cfg.head_refit_steps, pct_start=0.1
@@ -684,23 +698,23 @@ _EXCLUSIVE_CANDIDATES = ([["walk", "run"]],)
 
 
 def _validation_f1(scored: list[tuple[VideoArrays, np.ndarray]], truths: list, labels: list[str], params):
-    """Event F1@0.5 (and the report) of ``params`` on pre-scored validation videos."""
+    """Event F1@0.5 (and the report) of ``params`` on pre-scored validation videos (anything with the
+    ``key``, ``centers_s``, ``hop_s`` and ``duration_s`` of :class:`VideoArrays`)."""
     from actrec_batch.evaluation import PredEvent, evaluate
     from actrec_batch.events import scores_to_events
 
     preds = [
         PredEvent(v.key, ev.label, ev.start_s, ev.end_s, ev.confidence)
         for v, p in scored
-        for ev in scores_to_events(
-            v.grid.clip_centers(), p, labels, params, hop_s=v.grid.hop_s, duration_s=v.duration_s
-        )
+        for ev in scores_to_events(v.centers_s, p, labels, params, hop_s=v.hop_s, duration_s=v.duration_s)
     ]
     report = evaluate(preds, truths, labels)
     return report.to_json()["f1"], report
 
 
 def tune_postprocess(scored: list[tuple[VideoArrays, np.ndarray]], labels: list[str]):
-    """Pick the EventParams with the best event F1@0.5 on the validation videos. Returns (params, report).
+    """Pick the EventParams with the best event F1@0.5 on the validation videos (see
+    :func:`_validation_f1`; ``v.events`` are the sidecar's event dicts). Returns (params, report).
 
     First a grid over the shared parameters, then each class's on-threshold, one class at a time,
     then mutually exclusive labels (``_EXCLUSIVE_CANDIDATES``), keeping a change only when it raises

@@ -10,24 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from actrec_batch.evaluation import markdown_rows as _metrics_table
 from actrec_batch.synth.timeline import POSTURES
-
-
-def _metrics_table(report: dict) -> list[str]:
-    lines = ["| | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    for t in ("0.3", "0.5", "0.7"):
-        m = report["at_tiou"][t]
-        lines.append(
-            f"| all, tIoU {t} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {report['gt_events']} |"
-        )
-    for label, m in report["per_class"].items():
-        lines.append(
-            f"| {label}, tIoU 0.5 | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
-        )
-    mb = report.get("median_boundary_error_s")
-    lines.append("")
-    lines.append(f"Median boundary error (matched events, tIoU 0.5): {mb:.2f} s." if mb is not None else "")
-    return lines
 
 
 def _minutes(seconds) -> str:

@@ -21,9 +21,11 @@ if TYPE_CHECKING:
         LoadedModel,
         available_models,
         load_model,
+        new_head,
         read_card,
         resolve_model_ref,
         save_model,
+        save_with_head,
         save_with_new_head,
         select_device,
     )
@@ -48,9 +50,11 @@ __all__ = [
     "ModelError",
     "available_models",
     "load_model",
+    "new_head",
     "read_card",
     "resolve_model_ref",
     "save_model",
+    "save_with_head",
     "save_with_new_head",
     "select_device",
 ]

@@ -509,14 +509,21 @@ def save_model(
         training=dict(training or {}),
         metrics=dict(metrics or {}),
     )
+    return _write_bundle(dest_dir, draft, head, extractor_bytes, head_bytes, "save_model")
+
+
+def _write_bundle(
+    dest_dir: Path, draft: ModelCard, head: nn.Module, extractor_bytes: bytes, head_bytes: bytes, what: str
+) -> ModelCard:
+    """Check ``draft`` and write the bundle: both weights files, then ``card.json`` (each atomically)."""
     # Checked as read back from its JSON text, so the card returned equals the one load_model will see.
     card_text = json.dumps(draft.to_dict(), indent=2) + "\n"
     card = ModelCard.from_dict(json.loads(card_text), source=str(Path(dest_dir) / CARD_FILE))
     _check_embed_dims(card, str(Path(dest_dir) / CARD_FILE))
-    _check_head_classes(card, head, torch.device("cpu"), f"save_model to {dest_dir}")
+    _check_head_classes(card, head, torch.device("cpu"), f"{what} to {dest_dir}")
     store = LocalStore(Path(dest_dir))
-    store.put_bytes(extractor_weights, extractor_bytes)
-    store.put_bytes(head_weights, head_bytes)
+    store.put_bytes(card.extractor.weights, extractor_bytes)
+    store.put_bytes(card.head.weights, head_bytes)
     store.put_bytes(CARD_FILE, card_text.encode("utf-8"))
     return card
 
@@ -566,25 +573,85 @@ def _torchscript_bytes(module: torch.jit.ScriptModule) -> bytes:
     return buffer.getvalue()
 
 
+def new_head(card: ModelCard, labels: list[str] | tuple[str, ...], *, seed: int = 0) -> nn.Module:
+    """A freshly initialised head of ``card``'s architecture and head config, with one output per
+    label of ``labels``: what a head-only fit starts from. Raises ``ModelError`` (``bad_card``) for a
+    card that is not a state_dict bundle of a known architecture."""
+    arch = ARCHITECTURES.get(card.arch or "")
+    if arch is None or card.format != "state_dict":
+        raise ModelError(
+            f"{card.model_id}: a new head needs a state_dict bundle of a known architecture "
+            f"({', '.join(ARCHITECTURES)}), not a {card.format} bundle of arch {card.arch!r}",
+            reason="bad_card",
+        )
+    torch.manual_seed(seed)
+    config = {**card.head.config, "num_classes": len(labels)}
+    return arch.head(arch.head_config.from_dict(config)).eval()
+
+
+def save_with_head(
+    base: LoadedModel,
+    dest_dir: Path,
+    head: nn.Module,
+    *,
+    name: str,
+    version: str,
+    labels: list[str] | tuple[str, ...],
+    postprocess: dict | None = None,
+    training: dict | None = None,
+    metrics: dict | None = None,
+) -> ModelCard:
+    """Save a bundle of ``base``'s extractor and ``head`` (a head of ``base``'s architecture, see
+    :func:`new_head`) to ``dest_dir``.
+
+    The extractor's weights file is copied byte for byte and its card entry (id, version, config,
+    sha256) kept, so the new bundle shares the feature cache of ``base``: rescoring with it decodes
+    nothing already embedded. Raises ``ModelError`` (``checksum_mismatch`` when the base's weights
+    file changed since it was loaded, ``shape_mismatch`` when the head does not fit ``labels``).
+    """
+    if base.card.format != "state_dict" or type(head) is not ARCHITECTURES[base.card.arch or ""].head:
+        raise TypeError(f"{base.card.model_id}: save_with_head needs a head of its own architecture")
+    source = open_store(base.source)
+    with (
+        tempfile.TemporaryDirectory(prefix="actrec-model-") as tmp,
+        _opened(
+            source, base.card.extractor.weights, base.card.extractor.sha256, Path(tmp) / "extractor"
+        ) as f,
+    ):
+        extractor_bytes = f.read()
+    head = copy.deepcopy(head).cpu().eval()
+    head_bytes = _safetensors_bytes(head)
+    draft = ModelCard(
+        name=name,
+        version=version,
+        format=base.card.format,
+        arch=base.card.arch,
+        labels=tuple(labels),
+        extractor=base.card.extractor,
+        head=HeadSpec(
+            config=head.cfg.to_dict(),
+            weights=base.card.head.weights,
+            sha256=hashlib.sha256(head_bytes).hexdigest(),
+        ),
+        postprocess=dict(postprocess or {}),
+        training=dict(training or {}),
+        metrics=dict(metrics or {}),
+    )
+    return _write_bundle(dest_dir, draft, head, extractor_bytes, head_bytes, "save_with_head")
+
+
 def save_with_new_head(base_ref: str, dest_dir: Path, *, name: str, version: str, seed: int = 0) -> ModelCard:
     """Save a bundle with ``base_ref``'s extractor (same weights, id and version) and a freshly
     initialised head of the same config: the start of a head-only fine-tune, and the cheapest
     "different model on the same features" for checking that a rescore reuses the feature cache.
     """
     base = load_model(base_ref, device="cpu")
-    arch = ARCHITECTURES.get(base.card.arch or "")
-    if arch is None or base.card.format != "state_dict":
-        raise ModelError(f"{base.source}: a new head needs a state_dict bundle of a known architecture")
-    torch.manual_seed(seed)
-    head = arch.head(arch.head_config.from_dict(base.card.head.config)).eval()
-    return save_model(
+    return save_with_head(
+        base,
         dest_dir,
+        new_head(base.card, base.card.labels, seed=seed),
         name=name,
         version=version,
         labels=list(base.card.labels),
-        extractor=base.extractor,
-        head=head,
-        extractor_id=base.card.extractor.id,
-        extractor_version=base.card.extractor.version,
         postprocess=base.card.postprocess,
     )

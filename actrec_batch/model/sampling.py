@@ -90,11 +90,19 @@ def clip_targets(
 ) -> np.ndarray:
     """Multi-hot ``[num_clips, C]`` targets: 1 where an event covers >= ``min_overlap`` of a clip's
     central half (the part of the clip its score stands for)."""
-    out = np.zeros((grid.num_clips, len(labels)), dtype=np.float32)
     if grid.num_clips == 0:
-        return out
-    centers = grid.clip_centers()
-    half = grid.hop_s  # score stands for about one hop around the centre
+        return np.zeros((0, len(labels)), dtype=np.float32)
+    return targets_at(grid.clip_centers(), grid.hop_s, events, labels, min_overlap=min_overlap)
+
+
+def targets_at(
+    centers_s: np.ndarray, hop_s: float, events: list[dict], labels: list[str], *, min_overlap: float = 0.5
+) -> np.ndarray:
+    """:func:`clip_targets` of clips centred at ``centers_s`` (seconds), ``hop_s`` apart: for
+    features read back from the cache, whose grid is not at hand."""
+    centers = np.asarray(centers_s, dtype=np.float64)
+    out = np.zeros((centers.shape[0], len(labels)), dtype=np.float32)
+    half = hop_s  # score stands for about one hop around the centre
     lo, hi = centers - half, centers + half
     index = {label: i for i, label in enumerate(labels)}
     for ev in events:

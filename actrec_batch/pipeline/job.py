@@ -14,6 +14,9 @@ Lifecycle (:meth:`InferenceJob.run`):
    post-processing runs over the whole video, so an action across a cut is one event.
 5. **write**: the run's events to its staging area, its ``metrics.json`` (per unit, per
    resource) and ``summary.json``; quarantine records (stage ``infer``).
+
+:meth:`InferenceJob.embed` runs steps 1 to 3 alone: ``actrec train-head`` fills the feature cache
+with it, exactly as a run would, and reads the embeddings back.
 """
 
 from __future__ import annotations
@@ -51,6 +54,12 @@ _WAIT_S = 0.5
 def new_run_id(date: dt.date) -> str:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{date.isoformat()}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def clip_hop_s(card) -> float:
+    """Seconds between the centres of consecutive clips of ``card``'s sampling."""
+    config = card.extractor.config
+    return config["clip_hop"] / config["sample_fps"]
 
 
 def plan_units(video: dict[str, Any], segment_s: float) -> list[UnitSpec]:
@@ -176,9 +185,11 @@ class InferenceJob:
         progress: bool = False,
         force: bool = False,
         cameras: tuple[str, ...] = (),
+        video_keys: tuple[str, ...] = (),
     ) -> None:
         self.settings = settings
         self.cameras = tuple(cameras)
+        self.video_keys = frozenset(video_keys)  # only these videos (store keys) when given
         self.date = date
         self.model_ref = model_ref
         self.store = store or open_store(settings.store)
@@ -195,20 +206,8 @@ class InferenceJob:
     # ----------------------------------------------------------------------------------- lifecycle
 
     def run(self) -> JobResult:
-        from actrec_batch.model import load_model
-        from actrec_batch.pipeline.ray_backend import check_driver_address
-
-        check_driver_address(self.settings)
         t0 = time.perf_counter()
-        self.model = load_model(self.model_ref, store_uri=self.settings.store, device="cpu")
-        card = self.model.card
-        self.cache = FeatureCache.for_model(self.store, card)
-        self.checkpoints = Checkpoints.for_run(self.store, self.date, card, self.settings.segment_s)
-        self.result = JobResult(self.run_id, self.date, card.model_id)
-        self._plan()
-        todo = self._resume()
-        if todo:
-            self._compute(todo)
+        self.embed()
         rows = self._assemble()
         self._write(rows)
         self.result.wall_s = time.perf_counter() - t0
@@ -235,6 +234,32 @@ class InferenceJob:
         )
         return r
 
+    def embed(self) -> dict[str, list[SegmentFeatures]]:
+        """Steps 1 to 3 only (plan, resume, compute): every unit's features, in the cache and in
+        ``self.features``. Decodes only the units that neither a checkpoint nor the cache holds.
+
+        Returns the segment features, in clip order, of each video (by ``video_id``) that did not
+        fail; ``self.failed`` has the others with their reasons, ``self.result`` the counters.
+        """
+        from actrec_batch.model import load_model
+        from actrec_batch.pipeline.ray_backend import check_driver_address
+
+        check_driver_address(self.settings)
+        self.model = load_model(self.model_ref, store_uri=self.settings.store, device="cpu")
+        card = self.model.card
+        self.cache = FeatureCache.for_model(self.store, card)
+        self.checkpoints = Checkpoints.for_run(self.store, self.date, card, self.settings.segment_s)
+        self.result = JobResult(self.run_id, self.date, card.model_id)
+        self._plan()
+        todo = self._resume()
+        if todo:
+            self._compute(todo)
+        return {
+            video_id: [self.features[(video_id, u.index)] for u in units]
+            for video_id, units in self.units.items()
+            if video_id not in self.failed
+        }
+
     def _plan(self) -> None:
         try:
             manifest = read_manifest(self.store, self.date).to_pylist()
@@ -248,6 +273,8 @@ class InferenceJob:
             ) from None
         if self.cameras:
             manifest = [r for r in manifest if r["camera_id"] in self.cameras]
+        if self.video_keys:
+            manifest = [r for r in manifest if r["key"] in self.video_keys]
         for row in manifest:
             self.videos[row["video_id"]] = row
             self.units[row["video_id"]] = plan_units(row, self.settings.segment_s)
@@ -393,8 +420,7 @@ class InferenceJob:
         from actrec_batch.inference import VideoScores, event_row, video_events
         from actrec_batch.model.features import head_scores
 
-        config = self.model.card.extractor.config
-        hop_s = config["clip_hop"] / config["sample_fps"]
+        hop_s = clip_hop_s(self.model.card)
         members = [(v, off, *clips[v.video_id]) for v, off in zip(chain.videos, chain.offsets_s, strict=True)]
         present = [(off + centers, emb) for _, off, centers, emb in members if emb is not None]
         if not present:
