@@ -94,10 +94,29 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(flags, config_file=getattr(args, "config_file", None))
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    ``main()`` may run inside another program (a test, a notebook) that swaps ``sys.stderr`` and
+    later closes the stream it swapped in; a handler bound to that stream would then fail on every
+    later log line."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level, logging.INFO),
-        stream=sys.stderr,
+        handlers=[_CurrentStderr()],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )

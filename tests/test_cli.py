@@ -121,3 +121,22 @@ def test_ray_entrypoint_is_actrec_infer(tmp_path):
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     [line] = [ln for ln in missing.stderr.splitlines() if ln.strip()]
     assert "no manifest for 2026-11-24" in line and "actrec discover --date 2026-11-24" in line
+
+
+def test_main_in_process_logs_to_the_current_stderr_after_its_stream_is_closed(tmp_path, monkeypatch):
+    """A caller that runs main() with a swapped sys.stderr and then closes it (pytest's capture, a
+    notebook) must not leave a handler on the closed stream: later log lines go to the new stderr."""
+    import io
+    import logging
+
+    from actrec_batch.cli import main
+
+    swapped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", swapped)
+    assert main(["config", "--store", str(tmp_path)]) == 0
+    swapped.close()
+    later = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", later)
+    logging.getLogger("actrec_batch.test").warning("after the swapped stream closed")
+    assert "after the swapped stream closed" in later.getvalue()
+    assert "Logging error" not in later.getvalue()
