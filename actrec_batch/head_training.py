@@ -1,7 +1,8 @@
 """`actrec train-head`: a new head on a backbone's clip embeddings of the user's own labelled footage.
 
-A user with a pretrained backbone (any bundle that ``actrec run --model`` loads) and a few labelled
-hours gets a working model without training a backbone:
+A user with a pretrained backbone (any bundle that ``actrec run --model`` loads, or a ``video`` backbone
+bundle without a head, packed from their own TorchScript or ONNX network) and a few labelled hours gets
+a working model without training a backbone:
 
 1. **Footage.** For each date, the videos that have a ``<file>.labels.json`` sidecar (CONTRACTS.md),
    as the date's manifest lists them; discovery runs first when there is no manifest or it lacks a
@@ -17,14 +18,15 @@ hours gets a working model without training a backbone:
    depend on listing order, and a video keeps its side while the set around it is unchanged.
 4. **Fit.** Per-clip multi-hot targets from the sidecar events (:func:`targets_at`, as in ``actrec
    train``), then :func:`refit_head` fits a fresh head of the backbone bundle's head architecture
-   (:func:`new_head`) on windows of consecutive clips of the training videos.
+   (:func:`new_head`; a ``ReferenceHead`` over the embedding for a ``video`` backbone) on windows of
+   consecutive clips of the training videos.
 5. **Tune.** :func:`tune_postprocess` picks the event post-processing (per-class thresholds,
    smoothing, minimum duration, merge gap, exclusive labels) with the best event F1@0.5 on the
    held-out videos; that report is the card's ``metrics.validation``.
-6. **Save.** :func:`save_with_head`: the backbone's weights file byte for byte (same sha256, so the
-   new model shares the backbone's feature cache), the new head, a ``card.json`` with ``training``
-   (dates, videos, split, feature counters, timings) and ``metrics``, and a ``MODEL_CARD.md`` that
-   states them.
+6. **Save.** :func:`save_with_head` (``save_with_video_head`` for a ``video`` backbone): the
+   backbone's weights file byte for byte (same sha256, so the new model shares the backbone's feature
+   cache), the new head, a ``card.json`` with ``training`` (dates, videos, split, feature counters,
+   timings) and ``metrics``, and a ``MODEL_CARD.md`` that states them (:mod:`.head_card`).
 
 What a user can fix (no labelled footage for a date, an unknown model, a bad ``--dates``, too little
 footage) raises :class:`ConfigError`: one line naming the object and the fix (exit 2).
@@ -40,18 +42,17 @@ import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from actrec_batch import layout
 from actrec_batch.config import Settings, logical_date_range, parse_logical_date
 from actrec_batch.errors import ActrecError, ConfigError, StorageError
+from actrec_batch.head_card import MODEL_CARD_MD, model_card_markdown
 from actrec_batch.storage import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
 
-MODEL_CARD_MD = "MODEL_CARD.md"
 _COUNTERS = ("units_total", "units_skipped_checkpoint", "cache_hits", "units_computed", "frames_decoded")
 
 
@@ -190,7 +191,7 @@ def _embed_date(
     job = InferenceJob(
         settings, date, model_ref=model_ref, store=store, progress=progress, video_keys=tuple(keys)
     )
-    features = job.embed()
+    features = job.embed(head=False)
     for name in _COUNTERS:
         footage.counters[name] += int(getattr(job.result, name))
     footage.ray_used |= job.result.ray_used
@@ -357,7 +358,7 @@ def train_head(
         new_head(base.card, base.card.labels)
     except ModelError as exc:
         raise ConfigError(
-            f"--model {model_ref}: {exc}. Fix: use a state_dict bundle (see the README)"
+            f"--model {model_ref}: {exc}. Fix: use a state_dict or video bundle (see the README)"
         ) from None
     footage = labelled_footage(settings, model_ref, dates, progress=progress)
     t_embed = time.perf_counter()
@@ -419,11 +420,11 @@ def train_head(
 
 
 def _backbone(model_ref: str, settings: Settings):
-    from actrec_batch.model import available_models, load_model
+    from actrec_batch.model import available_models, load_extractor
     from actrec_batch.model.card import ModelError
 
-    try:
-        return load_model(model_ref, store_uri=settings.store, device="cpu")
+    try:  # a video backbone bundle without a head loads too
+        return load_extractor(model_ref, store_uri=settings.store, device="cpu")
     except ModelError as exc:
         if exc.reason != "model_not_found":
             raise
@@ -439,79 +440,3 @@ def _event_counts(videos: list[LabelledClips], labels: list[str]) -> dict[str, i
         for e in v.events:
             counts[e["label"]] = counts.get(e["label"], 0) + 1
     return counts
-
-
-# ------------------------------------------------------------------------------------ model card
-
-
-def model_card_markdown(card) -> str:
-    """``MODEL_CARD.md`` of a bundle written by :func:`train_head`: what it was fitted on and the
-    figures measured on its held-out videos."""
-    from actrec_batch.evaluation import markdown_rows
-
-    tr, val = card.training, card.metrics["validation"]
-    cfg = tr["config"]
-    videos, footage, feats = tr["videos"], tr["footage_s"], tr["features"]
-    lines = [
-        f"# Model card: {card.model_id}",
-        "",
-        f"A head fitted by `actrec train-head` on the clip embeddings of `{tr['base_model']}`'s backbone "
-        "(extractor `" + card.extractor_id + "`, weights copied byte for byte, so it shares that model's "
-        "feature cache).",
-        "",
-        "## Identity",
-        f"- model: `{card.model_id}`, weights sha256 (extractor:head) `{card.weights_sha256[:12]}…`",
-        f"- labels (output order): {', '.join(card.labels)}",
-        f"- head: {card.arch} head, config {_compact(card.head.config)}",
-        "",
-        "## Training data",
-        f"- dates: {_date_ranges(tr['dates'])}",
-        f"- fitted on {len(videos['train'])} videos ({footage['train'] / 60:.1f} min), "
-        f"held out {len(videos['validation'])} videos ({footage['validation'] / 60:.1f} min) to tune the "
-        f"event post-processing and measure the figures below (videos split by a hash of their key, "
-        f"{cfg['val_fraction']:g} held out)",
-        "- labelled events (train / held out): "
-        + ", ".join(
-            f"{lb} {tr['events']['train'].get(lb, 0)}/{tr['events']['validation'].get(lb, 0)}"
-            for lb in card.labels
-        ),
-        f"- features: {feats['units_total']} units, {feats['cache_hits'] + feats['units_skipped_checkpoint']} "
-        f"read from the feature cache, {feats['units_computed']} computed ({feats['frames_decoded']} frames decoded)",
-        *(
-            [
-                f"- left out: {len(videos['skipped'])} labelled videos: "
-                + "; ".join(f"{s['key']} [{s['reason']}]" for s in videos["skipped"])
-            ]
-            if videos["skipped"]
-            else []
-        ),
-        f"- fit: {cfg['steps']} steps of {cfg['windows']} windows x {cfg['window_clips']} clips, AdamW "
-        f"(lr {cfg['lr']:g}, weight decay {cfg['weight_decay']:g}), multi-label BCE, seed {cfg['seed']}; "
-        f"{tr['timings']['total_s']:.0f} s in all ({tr['timings']['embed_s']:.0f} s filling and reading "
-        f"the feature cache)",
-        "- event post-processing: `card.json` `postprocess.events`, tuned on the held-out videos",
-        "",
-        f"## Held-out videos ({val['videos']} videos, {val['gt_events']} events)",
-        "",
-        *markdown_rows(val),
-        "",
-        "These figures come from the videos that tuned the post-processing, so they lean optimistic; "
-        "score footage the head never saw with `actrec run` and `actrec eval` for an unbiased figure.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _date_ranges(dates: list[str]) -> str:
-    """``2026-09-01..2026-09-03, 2026-09-07`` for those four ISO dates (sorted)."""
-    runs: list[list[dt.date]] = []
-    for day in sorted(dt.date.fromisoformat(d) for d in dates):
-        if runs and (day - runs[-1][-1]).days == 1:
-            runs[-1].append(day)
-        else:
-            runs.append([day])
-    return ", ".join(f"{r[0]}..{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs)
-
-
-def _compact(config: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in config.items())

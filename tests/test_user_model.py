@@ -449,3 +449,56 @@ def test_a_bundle_in_the_object_store_loads_by_name_and_version(exports, s3_buck
     store.put_bytes("models/r2p1d-onnx/3/head.pt", b"not the head")
     with pytest.raises(ModelError, match=rf"s3://{s3_bucket}/root/models/r2p1d-onnx/3/head.pt has sha256"):
         load_model("r2p1d-onnx@3", store_uri=store.root_uri, device="cpu")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_train_head_fits_a_head_on_a_user_backbone_bundle(fmt, exports, footage, tmp_path, capsys):
+    """A head-less backbone bundle of the user's own network gets a head from ``actrec train-head``:
+    the pipeline fills the feature cache with it, and the bundle it writes keeps the backbone, so a
+    rerun and a rescore decode nothing. (Random weights: no F1 bar; test_train_head.py has one.)"""
+    from actrec_batch.evaluation import load_truth
+
+    root = tmp_path / "store"
+    shutil.copytree(footage, root)
+    url = f"duckdb:///{tmp_path}/warehouse.duckdb"
+    backbone = tmp_path / "bb"
+    save_video_model(
+        backbone, name=f"bb-{fmt}", version="1", backbone=exports[fmt], sampling=SAMPLING, labels=[]
+    )
+    with pytest.raises(ModelError, match="without a head"):
+        load_model(str(backbone))
+    out = tmp_path / "lobby"
+    args = ["train-head", "--model", str(backbone), "--dates", DATE.isoformat(), "--out", str(out)]
+    args += ["--steps", "60", "--window-clips", "8", "--val-fraction", "0.5"]
+
+    first = _actrec_json(capsys, args, root, url)
+    assert first["model"] == "lobby@1" and first["base_model"] == f"bb-{fmt}@1"
+    assert (first["videos_train"], first["videos_validation"], first["videos_skipped"]) == (1, 1, [])
+    assert first["units_computed"] == first["units_total"] == 6 and first["frames_decoded"] > 0
+    model = load_model(str(out), device="cpu")
+    base = read_card(open_store(str(backbone)))
+    assert model.card.is_video_arch and model.card.format == fmt and model.card.extractor == base.extractor
+    assert model.card.head.format == "state_dict" and model.card.head.config["embed_dim"] == EMBED_DIM
+    truth = load_truth(open_store(str(root)), DATE)
+    assert truth and sorted(model.card.labels) == sorted({g.label for g in truth})
+    validation = model.card.metrics["validation"]
+    text = (out / "MODEL_CARD.md").read_text()
+    assert (
+        f"| all, tIoU 0.5 | {validation['precision']:.3f} | {validation['recall']:.3f} | {validation['f1']:.3f} |"
+        in text
+    )
+    assert "6 computed" in text and DATE.isoformat() in text
+
+    again = _actrec_json(capsys, [*args[:-7], str(tmp_path / "again"), *args[-6:]], root, url)
+    assert again["frames_decoded"] == 0 and again["units_computed"] == 0 and again["ray_used"] is False
+    assert again["weights_sha256"] == first["weights_sha256"]  # same seed, same embeddings: same head
+
+    rescored = _actrec_json(
+        capsys,
+        ["rescore", "--from", DATE.isoformat(), "--to", DATE.isoformat(), "--model", str(out)],
+        root,
+        url,
+    )
+    assert rescored["status"] == "success" and rescored["model"] == "lobby@1"
+    assert rescored["frames_decoded"] == 0 and rescored["cache_misses"] == 0 and rescored["cache_hits"] == 6

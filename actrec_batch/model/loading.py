@@ -79,7 +79,7 @@ class LoadedModel:
 
     card: ModelCard
     extractor: nn.Module
-    head: nn.Module
+    head: nn.Module | None  # None only from :func:`load_extractor` of a backbone bundle
     device: torch.device
     source: str
 
@@ -220,6 +220,23 @@ def load_model(
     head = head.to(target).eval()
     _check_head_classes(card, head, target, f"weights file {store.uri(card.head.weights)}")
     return LoadedModel(card=card, extractor=extractor, head=head, device=target, source=store.root_uri)
+
+
+def load_extractor(
+    ref: str, *, store_uri: str | None = None, device: str | torch.device | None = None
+) -> LoadedModel:
+    """What embedding needs of the model ``ref``: :func:`load_model`, except that a ``video`` backbone
+    bundle without a head loads too, with ``head`` None (the pipeline embeds with it for ``actrec
+    train-head``). Raises ``ModelError`` as :func:`load_model` does."""
+    from actrec_batch.model.video import load_backbone
+
+    card = read_card(open_store(resolve_model_ref(ref, store_uri=store_uri)))
+    if card.head is not None or not card.is_video_arch:
+        return load_model(ref, store_uri=store_uri, device=device)
+    base = load_backbone(ref, store_uri=store_uri, device=device)
+    return LoadedModel(
+        card=base.card, extractor=base.backbone, head=None, device=base.device, source=base.source
+    )
 
 
 def read_card(store: ObjectStore) -> ModelCard:
@@ -575,8 +592,15 @@ def _torchscript_bytes(module: torch.jit.ScriptModule) -> bytes:
 
 def new_head(card: ModelCard, labels: list[str] | tuple[str, ...], *, seed: int = 0) -> nn.Module:
     """A freshly initialised head of ``card``'s architecture and head config, with one output per
-    label of ``labels``: what a head-only fit starts from. Raises ``ModelError`` (``bad_card``) for a
-    card that is not a state_dict bundle of a known architecture."""
+    label of ``labels``: what a head-only fit starts from. For a ``video`` bundle, a ``ReferenceHead``
+    over the backbone's ``embed_dim`` (its own head's config when that is a state_dict head). Raises
+    ``ModelError`` (``bad_card``) for a card that is neither that nor a state_dict bundle of a known
+    architecture."""
+    if card.is_video_arch:
+        torch.manual_seed(seed)
+        own = card.head.config if card.head is not None and card.head.format == "state_dict" else {}
+        config = {**own, "embed_dim": int(card.extractor.config["embed_dim"]), "num_classes": len(labels)}
+        return ReferenceHead(HeadConfig.from_dict(config)).eval()
     arch = ARCHITECTURES.get(card.arch or "")
     if arch is None or card.format != "state_dict":
         raise ModelError(
@@ -602,13 +626,28 @@ def save_with_head(
     metrics: dict | None = None,
 ) -> ModelCard:
     """Save a bundle of ``base``'s extractor and ``head`` (a head of ``base``'s architecture, see
-    :func:`new_head`) to ``dest_dir``.
+    :func:`new_head`) to ``dest_dir``. ``base`` may be a ``video`` bundle, with or without a head (from
+    :func:`load_extractor`): that is saved by :func:`~actrec_batch.model.video.save_with_video_head`.
 
     The extractor's weights file is copied byte for byte and its card entry (id, version, config,
     sha256) kept, so the new bundle shares the feature cache of ``base``: rescoring with it decodes
     nothing already embedded. Raises ``ModelError`` (``checksum_mismatch`` when the base's weights
     file changed since it was loaded, ``shape_mismatch`` when the head does not fit ``labels``).
     """
+    if base.card.is_video_arch:
+        from actrec_batch.model.video import save_with_video_head
+
+        return save_with_video_head(
+            base.source,
+            dest_dir,
+            name=name,
+            version=version,
+            labels=labels,
+            head=head,
+            postprocess=dict(postprocess or {}),
+            training=training,
+            metrics=metrics,
+        )
     if base.card.format != "state_dict" or type(head) is not ARCHITECTURES[base.card.arch or ""].head:
         raise TypeError(f"{base.card.model_id}: save_with_head needs a head of its own architecture")
     source = open_store(base.source)

@@ -234,18 +234,20 @@ class InferenceJob:
         )
         return r
 
-    def embed(self) -> dict[str, list[SegmentFeatures]]:
+    def embed(self, *, head: bool = True) -> dict[str, list[SegmentFeatures]]:
         """Steps 1 to 3 only (plan, resume, compute): every unit's features, in the cache and in
         ``self.features``. Decodes only the units that neither a checkpoint nor the cache holds.
+        ``head=False``: the model may be a backbone bundle without a head (``actrec train-head``).
 
         Returns the segment features, in clip order, of each video (by ``video_id``) that did not
         fail; ``self.failed`` has the others with their reasons, ``self.result`` the counters.
         """
-        from actrec_batch.model import load_model
+        from actrec_batch.model import load_extractor, load_model
         from actrec_batch.pipeline.ray_backend import check_driver_address
 
         check_driver_address(self.settings)
-        self.model = load_model(self.model_ref, store_uri=self.settings.store, device="cpu")
+        load = load_model if head else load_extractor
+        self.model = load(self.model_ref, store_uri=self.settings.store, device="cpu")
         card = self.model.card
         self.cache = FeatureCache.for_model(self.store, card)
         self.checkpoints = Checkpoints.for_run(self.store, self.date, card, self.settings.segment_s)

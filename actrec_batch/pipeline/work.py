@@ -259,11 +259,11 @@ class Embedder:
     def __init__(self, model_ref: str, store_uri: str | None, device: str | None, threads: int = 0) -> None:
         import torch
 
-        from actrec_batch.model import load_model
+        from actrec_batch.model import load_extractor
 
         if threads > 0:
             torch.set_num_threads(threads)
-        self.model = load_model(model_ref, store_uri=store_uri, device=device)
+        self.model = load_extractor(model_ref, store_uri=store_uri, device=device)
         self.started = time.time()
         self.busy_s = 0.0
         self.cpu_s = 0.0
