@@ -8,6 +8,7 @@ Under CI (``ACTREC_REQUIRE_SERVICES=1``) a missing service fails the test instea
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import uuid
@@ -35,6 +36,21 @@ def _missing(service: str, fix: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(msg)
     pytest.skip(msg)
+
+
+@pytest.fixture(autouse=True)
+def _cli_logging_ends_with_its_test():
+    """A test that runs ``actrec_batch.cli.main`` in this process configures the root logger for the
+    CLI (its stderr handler at the CLI's level). Undo that afterwards, so a later test sees the
+    logging it would see on its own (e.g. that a stage prints nothing)."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    cli = sys.modules.get("actrec_batch.cli")
+    if cli is not None:
+        for handler in [h for h in root.handlers if isinstance(h, cli._CurrentStderr)]:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
