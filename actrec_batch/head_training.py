@@ -355,7 +355,7 @@ def train_head(
     t0 = time.perf_counter()
     base = _backbone(model_ref, settings)
     try:  # a bundle whose head cannot be rebuilt fails now, not after the embedding
-        new_head(base.card, base.card.labels)
+        new_head(base.card, base.card.labels or ("any",))  # a backbone bundle has no labels yet
     except ModelError as exc:
         raise ConfigError(
             f"--model {model_ref}: {exc}. Fix: use a state_dict or video bundle (see the README)"
