@@ -21,16 +21,12 @@ but is not free.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from actrec_batch import layout
 from actrec_batch.config import Settings
+from actrec_batch.runs import CostRecord, InferRecord, MetricsDocument, RunFolder, latest_priced_run
 from actrec_batch.storage import ObjectStore
-
-
-def cost_key(date: dt.date, run_id: str) -> str:
-    return layout.run_prefix(date, run_id) + "cost.json"
 
 
 def ledger_rows(
@@ -71,28 +67,27 @@ def ledger_rows(
 
 
 def price_run(settings: Settings, store: ObjectStore, date: dt.date, run_id: str) -> dict[str, Any]:
-    """Price ``run_id`` from its metrics; write ``runs/date=D/run=<id>/cost.json`` and return it."""
-    prefix = layout.run_prefix(date, run_id)
-    metrics = json.loads(store.get_bytes(prefix + "metrics.json"))
-    infer = json.loads(store.get_bytes(prefix + "infer.json"))
-    rows = ledger_rows(settings, run_id, metrics, infer)
+    """Price ``run_id`` from its metrics; write its cost record (``cost.json``) and return it."""
+    folder = RunFolder(store, date, run_id)
+    infer = folder.read(InferRecord).to_json()
+    rows = ledger_rows(settings, run_id, folder.read(MetricsDocument).to_json(), infer)
     video_hours = float(infer.get("video_seconds") or 0.0) / 3600.0
     total = round(sum(r["cost_usd"] for r in rows), 9)
-    report = {
-        "run_id": run_id,
-        "logical_date": date.isoformat(),
-        "cost_usd": total,
-        "video_hours": round(video_hours, 6),
-        "usd_per_video_hour": round(total / video_hours, 9) if video_hours else None,
-        "rows": rows,
-        "prices": {
+    record = CostRecord(
+        run_id=run_id,
+        logical_date=date.isoformat(),
+        cost_usd=total,
+        video_hours=round(video_hours, 6),
+        usd_per_video_hour=round(total / video_hours, 9) if video_hours else None,
+        rows=rows,
+        prices={
             "cpu_hour_usd": settings.cpu_hour_usd,
             "gpu_hour_usd": settings.gpu_hour_usd,
             "spot_price_ratio": settings.spot_price_ratio,
         },
-    }
-    store.put_bytes(cost_key(date, run_id), json.dumps(report, indent=1).encode())
-    return report
+    )
+    folder.write(record)
+    return record.to_json()
 
 
 def find_run_cost(
@@ -108,43 +103,34 @@ def find_run_cost(
 
     if run_id is not None:
         try:
-            date = dt.date.fromisoformat(run_id[:10])
+            folder = RunFolder.from_run_id(store, run_id)
         except ValueError:
             raise ConfigError(
                 f"bad --run-id {run_id!r}: run ids start with their logical date (YYYY-MM-DD-...). "
                 "Fix: take one from `actrec report cost_per_job` or the store's runs/date=D/ folders"
             ) from None
-        key = cost_key(date, run_id)
-        if not store.exists(key):
+        if not folder.has(CostRecord):
             raise ConfigError(
-                f"run {run_id}: no cost ledger at {store.uri(key)}. Fix: price it by finishing the run "
+                f"run {run_id}: no cost ledger at {folder.uri(CostRecord)}. Fix: price it by finishing the run "
                 "(`actrec run --date D` or the DAG's cost task), or pass --date to take the date's latest run"
             )
     else:
         assert date is not None
-        prefix = layout.runs_prefix(date)
-        priced = [o for o in store.list(prefix) if o.key.endswith("/cost.json")]
-        if not priced:
+        latest = latest_priced_run(store, date)
+        if latest is None:
             raise ConfigError(
-                f"no priced run for {date.isoformat()} under {store.uri(prefix)}. "
+                f"no priced run for {date.isoformat()} under {store.uri(layout.runs_prefix(date))}. "
                 f"Fix: run `actrec run --date {date.isoformat()}` (or the nightly DAG for that date) first"
             )
-        epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
-        key = max(priced, key=lambda o: (o.last_modified or epoch, o.key)).key
-    return with_run_info(store, key, json.loads(store.get_bytes(key)))
+        folder = latest
+    return with_run_info(folder, folder.read(CostRecord).to_json())
 
 
-def with_run_info(store: ObjectStore, key: str, report: dict[str, Any]) -> dict[str, Any]:
-    """``report`` (a ``cost.json`` object stored at ``key``) plus ``uri``, and the run's ``status``
-    and ``model`` from the ``summary.json`` beside it when there is one."""
-    report = {**report, "uri": store.uri(key), "status": None, "model": None}
-    summary_key = key.removesuffix("cost.json") + "summary.json"
-    if store.exists(summary_key):
-        summary = json.loads(store.get_bytes(summary_key))
-        report["status"] = summary.get("status")
-        if summary.get("model_name"):
-            report["model"] = f"{summary['model_name']}@{summary['model_version']}"
-    return report
+def with_run_info(folder: RunFolder, report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` (the run's ``cost.json`` object) plus ``uri``, and the run's ``status`` and
+    ``model`` once it was published."""
+    status, model = folder.status_and_model()
+    return {**report, "uri": folder.uri(CostRecord), "status": status, "model": model}
 
 
 COST_COLUMNS = ("component", "resource", "quantity", "unit", "unit_price_usd", "pricing", "cost_usd")

@@ -193,11 +193,12 @@ def _latest_run_id(settings: Settings, date: dt.date) -> str:
 
 
 def _print_summary(settings: Settings, store, date: dt.date, run_id: str) -> None:
+    from actrec_batch.runs import RunFolder
     from actrec_batch.warehouse import open_warehouse
     from actrec_batch.warehouse.core import redacted
     from actrec_batch.warehouse.queries import run_report
 
-    summary = json.loads(store.get_bytes(layout.run_prefix(date, run_id) + "summary.json"))
+    summary = RunFolder(store, date, run_id).summary()
     print(
         f"      run {run_id}: {summary['videos_discovered']} videos discovered = {summary['videos_processed']} "
         f"processed + {summary['videos_quarantined']} quarantined; {summary['units_total']} units; "

@@ -12,8 +12,8 @@ documented in the README:
   unit, shared by every date, run and head that uses the same extractor and sampling
 - ``checkpoints/date=D/<model>/<segmenting>/<video_id>/<segment>.json``: a unit committed for
   this date and model (a rerun or resume skips it)
-- ``runs/date=D/run=<run_id>/``: one run's ``summary.json`` and ``metrics.json`` (per unit and per
-  resource, read by the cost ledger)
+- ``runs/date=D/run=<run_id>/``: one run's records, one per stage, and its summary; the keys
+  inside are :mod:`actrec_batch.runs`'s, which alone reads and writes them
 - ``staging/date=D/run=<run_id>/events.parquet``: a run's events before they are published
 """
 

@@ -12,18 +12,10 @@ Written to ``reports/date=D/run=<id>/quality.json``:
 from __future__ import annotations
 
 import datetime as dt
-import io
-import json
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from actrec_batch import layout
 from actrec_batch.errors import ActrecError
-
-
-def quality_key(date: dt.date, run_id: str) -> str:
-    return layout.run_report_prefix(date, run_id) + "quality.json"
+from actrec_batch.runs import InferRecord, QualityRecord, RunFolder
 
 
 def quality_report(store, date: dt.date, run_id: str) -> dict[str, Any]:
@@ -37,34 +29,30 @@ def quality_report(store, date: dt.date, run_id: str) -> dict[str, Any]:
         predictions_from_table,
     )
 
-    infer = json.loads(store.get_bytes(layout.run_prefix(date, run_id) + "infer.json"))
-    table = pq.ParquetFile(io.BytesIO(store.get_bytes(layout.staging_events_key(date, run_id)))).read()
-    labels = list(infer["model_labels"])
+    folder = RunFolder(store, date, run_id)
+    infer = folder.read(InferRecord)
+    table, _ = folder.read_staged_events()
+    labels = list(infer.model_labels)
     per_label: dict[str, dict[str, float]] = {}
     for row in table.select(["label", "confidence"]).to_pylist():
         entry = per_label.setdefault(row["label"], {"events": 0, "confidence_sum": 0.0})
         entry["events"] += 1
         entry["confidence_sum"] += row["confidence"]
-    hours = float(infer.get("video_seconds") or 0.0) / 3600.0
-    report: dict[str, Any] = {
-        "run_id": run_id,
-        "logical_date": date.isoformat(),
-        "model": infer["model"],
-        "events": {
-            "count": table.num_rows,
-            "per_hour": round(table.num_rows / hours, 3) if hours else None,
-            "per_label": {
-                label: {
-                    "events": int(per_label.get(label, {}).get("events", 0)),
-                    "mean_confidence": round(v["confidence_sum"] / v["events"], 4)
-                    if (v := per_label.get(label))
-                    else None,
-                }
-                for label in labels
-            },
+    hours = float(infer.video_seconds or 0.0) / 3600.0
+    events = {
+        "count": table.num_rows,
+        "per_hour": round(table.num_rows / hours, 3) if hours else None,
+        "per_label": {
+            label: {
+                "events": int(per_label.get(label, {}).get("events", 0)),
+                "mean_confidence": round(v["confidence_sum"] / v["events"], 4)
+                if (v := per_label.get(label))
+                else None,
+            }
+            for label in labels
         },
-        "evaluation": None,
     }
+    evaluation = None
     try:
         truths = load_truth(store, date)
     except ActrecError as exc:
@@ -74,7 +62,7 @@ def quality_report(store, date: dt.date, run_id: str) -> dict[str, Any]:
     if truths:
         preds = predictions_from_table(table, source=f"run {run_id}")
         chains = []  # a run from before chains (no "chaining" record): every file stood alone
-        if chaining := infer.get("chaining"):
+        if chaining := infer.chaining:
             chains = load_chains(
                 store,
                 date,
@@ -83,7 +71,6 @@ def quality_report(store, date: dt.date, run_id: str) -> dict[str, Any]:
             )
         preds, truths, videos = on_chains(preds, truths, labelled_videos(store, date), chains)
         result = evaluate(preds, truths, labels, videos=videos).to_json()
-        report["evaluation"] = {k: result[k] for k in ("precision", "recall", "f1", "per_class", "tiou")}
-    store.put_bytes(quality_key(date, run_id), json.dumps(report, indent=1).encode())
-    report["uri"] = store.uri(quality_key(date, run_id))
-    return report
+        evaluation = {k: result[k] for k in ("precision", "recall", "f1", "per_class", "tiou")}
+    record = QualityRecord(run_id, date.isoformat(), infer.model, events, evaluation)
+    return {**record.to_json(), "uri": folder.write(record)}

@@ -78,13 +78,13 @@ with DAG(
     def discover(run: dict) -> dict:
         from actrec_batch.orchestration.tasks import discover
 
-        return discover(run["date"])
+        return discover(run["date"], run["run_id"])
 
     @task
     def validate_manifest(run: dict, found: dict) -> dict:
         from actrec_batch.orchestration.tasks import validate_manifest
 
-        return validate_manifest(run["date"])
+        return validate_manifest(run["date"], run["run_id"])
 
     @task
     def validate_events(run: dict, inferred: dict) -> dict:

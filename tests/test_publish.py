@@ -30,7 +30,7 @@ from actrec_batch.evaluation import load_truth
 from actrec_batch.model import DEFAULT_MODEL
 from actrec_batch.model.loading import SHIPPED_DIR
 from actrec_batch.pipeline.nightly import infer_stage, publish_stage, run_nightly, validate_stage
-from actrec_batch.pipeline.outputs import validation_key
+from actrec_batch.runs import RunFolder, ValidationRecord
 from actrec_batch.storage import open_store
 from actrec_batch.synth import synth_footage
 from actrec_batch.warehouse import open_warehouse
@@ -235,7 +235,7 @@ def test_a_failed_validation_blocks_the_publish_and_keeps_the_old_data(night, wa
 
     with pytest.raises(ValidationFailed, match=r"expect_column_values_to_be_between on confidence.*1\.7"):
         validate_stage(store, DATE, job.run_id)
-    record = json.loads(store.get_bytes(validation_key(DATE, job.run_id)))
+    record = json.loads(store.get_bytes(RunFolder(store, DATE, job.run_id).key(ValidationRecord)))
     assert record["success"] is False and record["docs_uri"].endswith("index.html")
     with pytest.raises(ValidationFailed, match="have not passed validation") as exc:
         publish_stage(settings, store, DATE, job.run_id)

@@ -3,7 +3,8 @@
 With ``ACTREC_RAY_ADDRESS`` (or ``ray_address=``) a Ray Jobs API address (``http://head:8265``),
 the inference is submitted to that cluster as a Ray job
 (:func:`~actrec_batch.pipeline.ray_jobs_api.submit_infer_job`): the task waits for it, streams its
-log into the task log, and stops it when the task is killed. Otherwise it runs in the worker
+log into the task log, and stops it when the task is killed. Its result is the run's infer record,
+read from the store (:mod:`actrec_batch.runs`), not from the log. Otherwise it runs in the worker
 (:func:`~actrec_batch.orchestration.tasks.infer_local`, a local Ray).
 
 Killing. In Airflow 3.3 the task runner installs a SIGTERM handler that calls :meth:`on_kill` and
@@ -31,7 +32,8 @@ from airflow.sdk import BaseOperator
 
 
 class RayInferOperator(BaseOperator):
-    """Infer one date; returns the run's summary (ids and counters) for XCom.
+    """Infer one date; returns the run's infer record (ids and counters), read from the store,
+    for XCom.
 
     ``date`` (``YYYY-MM-DD``), ``run_id``, ``model`` (default: the shipped model), ``cameras`` (a list, or ids joined by commas) and
     ``force`` (a bool, or ``"True"``/``"False"`` as a template renders it) are templated, so they can
@@ -79,7 +81,7 @@ class RayInferOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from actrec_batch.config import load_settings, parse_logical_date
         from actrec_batch.model import DEFAULT_MODEL
-        from actrec_batch.orchestration.tasks import infer_local, infer_xcom
+        from actrec_batch.orchestration.tasks import infer_local, infer_result
         from actrec_batch.pipeline.ray_jobs_api import is_jobs_api_address, submit_infer_job
 
         date = parse_logical_date(str(self.date))
@@ -108,7 +110,8 @@ class RayInferOperator(BaseOperator):
             poll_s=self.poll_s,
             stop_requested=lambda: self._killed,  # a kill during the submission itself
         )
-        out = infer_xcom(job.summary or {})
+        # The job's log went to the task log for people; its result is the run's infer record.
+        out = infer_result(date.isoformat(), str(self.run_id))
         out["ray_job_id"] = job.job_id
         return out
 

@@ -41,11 +41,12 @@ def _store(settings: Settings):
     return open_store(settings.store)
 
 
-def discover(date: str) -> dict[str, Any]:
+def discover(date: str, run_id: str | None = None) -> dict[str, Any]:
     from actrec_batch.pipeline.nightly import discover_stage
 
     settings = _settings()
-    out = discover_stage(settings, dt.date.fromisoformat(date), store=_store(settings)).to_json()
+    day = dt.date.fromisoformat(date)
+    out = discover_stage(settings, day, store=_store(settings), run_id=run_id).to_json()
     return {
         k: out[k]
         for k in (
@@ -58,12 +59,12 @@ def discover(date: str) -> dict[str, Any]:
     }
 
 
-def validate_manifest(date: str) -> dict[str, Any]:
+def validate_manifest(date: str, run_id: str | None = None) -> dict[str, Any]:
     from actrec_batch.pipeline.nightly import validate_manifest_stage, warehouse_stage
 
     settings = _settings()
     warehouse_stage(settings).dispose()  # migrate (and fail on an unreachable warehouse) before the long work
-    return validate_manifest_stage(_store(settings), dt.date.fromisoformat(date))
+    return validate_manifest_stage(_store(settings), dt.date.fromisoformat(date), run_id)
 
 
 def infer_local(date: str, run_id: str, model: str, cameras: list[str], force: bool) -> dict[str, Any]:
@@ -80,7 +81,15 @@ def infer_local(date: str, run_id: str, model: str, cameras: list[str], force: b
         force=force,
         store=_store(settings),
     )
-    return infer_xcom(result.to_json())
+    return infer_result(date, result.run_id)
+
+
+def infer_result(date: str, run_id: str) -> dict[str, Any]:
+    """The infer stage's record of ``run_id``, read from the store, as XCom (ids and counters)."""
+    from actrec_batch.runs import InferRecord, RunFolder
+
+    folder = RunFolder(_store(_settings()), dt.date.fromisoformat(date), run_id)
+    return infer_xcom(folder.read(InferRecord).to_json())
 
 
 def infer_xcom(summary: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +114,7 @@ def validate_events(date: str, run_id: str) -> dict[str, Any]:
 
 
 def publish(date: str, run_id: str, cameras: list[str], started_at: str | None = None) -> dict[str, Any]:
-    """Parquet + warehouse for the validated run, then its ``runs`` row and summary."""
+    """Parquet + warehouse for the validated run, then its publish record, ``runs`` row and summary."""
     from actrec_batch.pipeline.nightly import publish_stage, record_run_stage, warehouse_stage
 
     settings = _settings()
@@ -122,7 +131,6 @@ def publish(date: str, run_id: str, cameras: list[str], started_at: str | None =
             published,
             cameras=tuple(cameras),
             started_at=dt.datetime.fromisoformat(started_at) if started_at else None,
-            stages=("discover", "validate_manifest", "infer", "validate_events", "publish"),
         )
     finally:
         warehouse.dispose()

@@ -22,8 +22,6 @@ with it, exactly as a run would, and reads the embeddings back.
 from __future__ import annotations
 
 import datetime as dt
-import io
-import json
 import logging
 import math
 import sys
@@ -454,15 +452,12 @@ class InferenceJob:
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         from actrec_batch.pipeline.outputs import STAGED_EVENTS_SCHEMA
+        from actrec_batch.runs import RunFolder
 
         table = pa.Table.from_pylist(rows, schema=STAGED_EVENTS_SCHEMA)
-        buf = io.BytesIO()
-        pq.write_table(table, buf, compression="zstd")
-        key = layout.staging_events_key(self.date, self.run_id)
-        self.store.put_bytes(key, buf.getvalue())
+        staging_uri = RunFolder(self.store, self.date, self.run_id).write_staged_events(table)
         records = list(self.result.quarantine)
         if self.cameras:  # a run over some cameras keeps the other cameras' records
             records += [
@@ -472,37 +467,38 @@ class InferenceJob:
             ]
         write_quarantine(self.store, self.date, STAGE, records)
         self.result.events = table.num_rows
-        self.result.staging_uri = self.store.uri(key)
+        self.result.staging_uri = staging_uri
 
     def _write_reports(self) -> None:
-        prefix = layout.run_prefix(self.date, self.run_id)
-        metrics = {
-            "run_id": self.run_id,
-            "logical_date": self.date.isoformat(),
-            "model": self.result.model_id,
-            "segment_s": self.settings.segment_s,
-            "units": self.unit_metrics,
-            "index": self.index_metrics,
-            "resources": resource_ledger(self.unit_metrics, self.index_metrics, self.result.resources),
-            "ray": self.result.resources,
-        }
-        self.store.put_bytes(prefix + "metrics.json", json.dumps(metrics, indent=1, default=str).encode())
-        self.result.metrics_uri = self.store.uri(prefix + "metrics.json")
+        from actrec_batch.runs import InferRecord, MetricsDocument, RunFolder
+
+        folder = RunFolder(self.store, self.date, self.run_id)
+        metrics = MetricsDocument(
+            run_id=self.run_id,
+            logical_date=self.date.isoformat(),
+            model=self.result.model_id,
+            segment_s=self.settings.segment_s,
+            units=self.unit_metrics,
+            index=self.index_metrics,
+            resources=resource_ledger(self.unit_metrics, self.index_metrics, self.result.resources),
+            ray=self.result.resources,
+        )
+        self.result.metrics_uri = folder.write(metrics)
         card = self.model.card
-        infer = {  # the later stages (validation, publishing) read the model's identity from here
+        infer = InferRecord(  # the later stages (validation, publishing) read the model's identity from here
             **self.result.to_json(),
-            "model_name": card.name,
-            "model_version": card.version,
-            "model_labels": list(card.labels),
-            "model_sha256": card.weights_sha256,
-            "extractor_id": card.extractor_id,
+            model_name=card.name,
+            model_version=card.version,
+            model_labels=list(card.labels),
+            model_sha256=card.weights_sha256,
+            extractor_id=card.extractor_id,
             # how files were chained into camera chains (the quality stage scores on the same chains)
-            "chaining": {
+            chaining={
                 "file_time_pattern": self.settings.file_time_pattern,
                 "tolerance_s": self.settings.chain_tolerance_s,
             },
-        }
-        self.store.put_bytes(prefix + "infer.json", json.dumps(infer, indent=1).encode())
+        )
+        folder.write(infer)
 
 
 def _existing_quarantine(store: ObjectStore, date: dt.date) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ ones left in the object store, keyed by date and run id, so a task can be retrie
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from typing import Any
@@ -17,17 +16,34 @@ from typing import Any
 from actrec_batch import layout
 from actrec_batch.config import Settings
 from actrec_batch.model import DEFAULT_MODEL
+from actrec_batch.runs import (
+    COST_PAGE_NAME,
+    DiscoverRecord,
+    InferRecord,
+    ManifestValidationRecord,
+    PublishRecord,
+    RunFolder,
+)
 from actrec_batch.storage import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
 
 
 def discover_stage(
-    settings: Settings, date: dt.date, store: ObjectStore | None = None, progress: bool = False
+    settings: Settings,
+    date: dt.date,
+    store: ObjectStore | None = None,
+    progress: bool = False,
+    run_id: str | None = None,
 ):
+    """Discover the date's footage; with a ``run_id``, record it as that run's discover stage."""
     from actrec_batch.discovery import discover
 
-    return discover(settings, date, store=store, progress=progress)
+    store = store if store is not None else open_store(settings.store)
+    result = discover(settings, date, store=store, progress=progress)
+    if run_id is not None:
+        RunFolder(store, date, run_id).write(DiscoverRecord.from_json({**result.to_json(), "run_id": run_id}))
+    return result
 
 
 def infer_stage(
@@ -56,10 +72,11 @@ def infer_stage(
     return job.run()
 
 
-def validate_manifest_stage(store: ObjectStore, date: dt.date) -> dict[str, Any]:
+def validate_manifest_stage(store: ObjectStore, date: dt.date, run_id: str | None = None) -> dict[str, Any]:
     """GX over the date's stored manifest again, with Data Docs to ``reports/date=D/manifest/``
     (discovery quarantined every row the suite refuses and wrote the rest, so this audit fails only
-    if the stored manifest was altered since). Raises ValidationFailed."""
+    if the stored manifest was altered since); with a ``run_id``, recorded as that run's
+    validate_manifest stage. Raises ValidationFailed."""
     import tempfile
     from pathlib import Path
 
@@ -71,12 +88,15 @@ def validate_manifest_stage(store: ObjectStore, date: dt.date) -> dict[str, Any]
     with tempfile.TemporaryDirectory(prefix="actrec-docs-") as tmp:
         result = validate_manifest(manifest.to_pandas(), date, docs_dir=Path(tmp))
         docs = upload_data_docs(store, Path(tmp), result.docs_index, layout.report_prefix(date) + "manifest/")
-    return {
+    out = {
         "logical_date": date.isoformat(),
         "videos": manifest.num_rows,
         "docs_uri": docs,
         "summary": result.summary(),
     }
+    if run_id is not None:
+        RunFolder(store, date, run_id).write(ManifestValidationRecord.from_json({**out, "run_id": run_id}))
+    return out
 
 
 def validate_stage(store: ObjectStore, date: dt.date, run_id: str) -> dict[str, Any]:
@@ -116,14 +136,13 @@ def publish_stage(
 def cost_stage(
     settings: Settings, store: ObjectStore, date: dt.date, run_id: str, warehouse=None
 ) -> dict[str, Any]:
-    """Price the run (``actrec_batch.costs``); write its ``job_costs`` rows and ``runs.cost_usd``."""
-    from actrec_batch.costs import cost_key, price_run, render_html, with_run_info
+    """Price the run (``actrec_batch.costs``): its cost record and page, its ``job_costs`` rows and
+    ``runs.cost_usd``; the summary when quality has finished too."""
+    from actrec_batch.costs import price_run, render_html, with_run_info
 
+    folder = RunFolder(store, date, run_id)
     report = price_run(settings, store, date, run_id)
-    key = cost_key(date, run_id)  # a page beside the ledger, for whoever browses the store
-    store.put_bytes(
-        key.removesuffix(".json") + ".html", render_html(with_run_info(store, key, report)).encode()
-    )
+    folder.write_page(COST_PAGE_NAME, render_html(with_run_info(folder, report)))
     own = warehouse is None
     warehouse = warehouse_stage(settings) if own else warehouse
     try:
@@ -131,17 +150,17 @@ def cost_stage(
     finally:
         if own:
             warehouse.dispose()
-    _patch_summary(store, date, run_id, cost_usd=report["cost_usd"])
+    folder.write_summary_if_complete()
     return report
 
 
 def quality_stage(store: ObjectStore, date: dt.date, run_id: str) -> dict[str, Any]:
-    """The run's quality report (``actrec_batch.quality``): event statistics, and F1 where ground truth exists."""
+    """The run's quality report (``actrec_batch.quality``): event statistics, and F1 where ground
+    truth exists; the summary when cost has finished too."""
     from actrec_batch.quality import quality_report
 
     report = quality_report(store, date, run_id)
-    evaluation = report.get("evaluation") or {}
-    _patch_summary(store, date, run_id, quality_uri=report["uri"], f1=evaluation.get("f1"))
+    RunFolder(store, date, run_id).write_summary_if_complete()
     return report
 
 
@@ -155,11 +174,12 @@ def record_run_stage(
     cameras: tuple[str, ...] = (),
     started_at: dt.datetime | None = None,
     wall_s: float | None = None,
-    stages: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Build the run's summary (CONTRACTS.md keys) from what its stages left in the store, write
-    ``runs/date=D/run=<id>/summary.json`` and the run's ``runs`` row; return the summary."""
-    summary = run_summary(store, date, run_id, published, cameras=cameras, wall_s=wall_s, stages=stages)
+    """The publish stage's record (the run's reconciliation, from what its stages left in the
+    store), the run's ``runs`` row, and its summary (CONTRACTS.md keys), written and returned."""
+    folder = RunFolder(store, date, run_id)
+    folder.write(publish_record(folder, published, cameras=cameras, started_at=started_at, wall_s=wall_s))
+    summary = folder.summary()
     row = {k: summary.get(k) for k in _RUN_COLUMNS}
     row.update(
         run_id=run_id,
@@ -172,8 +192,7 @@ def record_run_stage(
         cameras=",".join(cameras) or None,
     )
     warehouse.record_run(row)
-    store.put_bytes(_summary_key(date, run_id), json.dumps(summary, indent=1, default=str).encode())
-    return summary
+    return folder.write_summary()
 
 
 def run_nightly(
@@ -198,12 +217,10 @@ def run_nightly(
     store = open_store(settings.store)
     run_id = new_run_id(date)
     warehouse = warehouse_stage(settings)
-    stages: list[str] = []
     try:
         if discover_first:
-            discover_stage(settings, date, store=store, progress=progress)
-            validate_manifest_stage(store, date)
-            stages += ["discover", "validate_manifest"]
+            discover_stage(settings, date, store=store, progress=progress, run_id=run_id)
+            validate_manifest_stage(store, date, run_id)
         infer_stage(
             settings,
             date,
@@ -214,12 +231,8 @@ def run_nightly(
             store=store,
             progress=progress,
         )
-        stages.append("infer")
         validate_stage(store, date, run_id)
-        stages.append("validate_events")
         published = publish_stage(settings, store, date, run_id, cameras, warehouse=warehouse)
-        stages.append("publish")
-        stages += ["cost", "quality"]
         record_run_stage(
             warehouse,
             store,
@@ -229,7 +242,6 @@ def run_nightly(
             cameras=cameras,
             started_at=started_at,
             wall_s=time.perf_counter() - t0,
-            stages=tuple(stages),
         )
         cost_stage(settings, store, date, run_id, warehouse=warehouse)
         quality_stage(store, date, run_id)
@@ -242,11 +254,7 @@ def run_nightly(
         raise
     finally:
         warehouse.dispose()
-    summary = json.loads(store.get_bytes(_summary_key(date, run_id)))
-    summary["wall_s"] = round(time.perf_counter() - t0, 3)
-    summary["video_s_per_wall_s"] = round(summary["video_seconds"] / max(summary["wall_s"], 1e-9), 2)
-    store.put_bytes(_summary_key(date, run_id), json.dumps(summary, indent=1, default=str).encode())
-    return summary
+    return RunFolder(store, date, run_id).write_summary(wall_s=time.perf_counter() - t0)
 
 
 # Summary keys copied to the run's row in ``runs``.
@@ -266,67 +274,44 @@ _RUN_COLUMNS = (
 )
 
 
-def _summary_key(date: dt.date, run_id: str) -> str:
-    return layout.run_prefix(date, run_id) + "summary.json"
-
-
-def run_summary(
-    store: ObjectStore,
-    date: dt.date,
-    run_id: str,
+def publish_record(
+    folder: RunFolder,
     published,
     *,
     cameras: tuple[str, ...] = (),
+    started_at: dt.datetime | None = None,
     wall_s: float | None = None,
-    stages: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    """The run's summary from its ``infer.json`` and the date's discovery quarantine (only
-    ``cameras``' records for a run over some cameras). ``status`` is ``failed`` when the videos do
-    not reconcile: discovered = processed + quarantined."""
+) -> PublishRecord:
+    """The publish record of ``folder``'s run: ``published`` (an ``outputs.Published``) and the
+    reconciliation of its infer record with the date's discovery quarantine (only ``cameras``'
+    records for a run over some cameras). ``status`` is ``failed`` when the videos do not
+    reconcile: discovered = processed + quarantined. ``wall_s`` defaults to the infer stage's."""
     from actrec_batch import __version__
     from actrec_batch.manifest import read_quarantine
-    from actrec_batch.pipeline.outputs import read_infer_summary
 
-    infer = read_infer_summary(store, date, run_id)
+    infer = folder.read(InferRecord)
     discovery_quarantine = [
         q
-        for q in read_quarantine(store, date, "discover").to_pylist()
-        if not cameras or layout.camera_of(q["key"], date) in cameras
+        for q in read_quarantine(folder.store, folder.date, "discover").to_pylist()
+        if not cameras or layout.camera_of(q["key"], folder.date) in cameras
     ]
-    quarantined = len(discovery_quarantine) + infer["videos_quarantined"]
-    discovered = infer["videos_manifested"] + len(discovery_quarantine)
-    wall = round(wall_s if wall_s is not None else infer["wall_s"], 3)
-    summary = {
-        **{k: v for k, v in infer.items() if k not in ("model_labels",)},
-        "status": "success",
-        "videos_discovered": discovered,
-        "videos_quarantined": quarantined,
-        "quarantine": [
-            {"uri": q["uri"], "reason": q["reason"], "stage": "discover"} for q in discovery_quarantine
-        ]
-        + [{"uri": q["uri"], "reason": q["reason"], "stage": "infer"} for q in infer["quarantine"]],
-        "wall_s": wall,
-        "infer_wall_s": infer["wall_s"],
-        "cost_usd": None,  # set by the cost stage
-        "stages": list(stages),
-        "events_uri": published.events_uri,
-        "docs_uri": published.docs_uri,
-        "warehouse_videos": published.videos,
-        "warehouse_quarantine": published.quarantined,
-        "code_version": __version__,
-    }
-    summary["video_s_per_wall_s"] = round(infer["video_seconds"] / max(wall, 1e-9), 2)
-    if discovered != summary["videos_processed"] + quarantined:
-        summary["status"] = "failed"
-    return summary
-
-
-def _patch_summary(store: ObjectStore, date: dt.date, run_id: str, **values: Any) -> None:
-    key = _summary_key(date, run_id)
-    if store.exists(key):
-        summary = json.loads(store.get_bytes(key))
-        summary.update(values)
-        store.put_bytes(key, json.dumps(summary, indent=1, default=str).encode())
+    quarantined = len(discovery_quarantine) + infer.videos_quarantined
+    discovered = infer.videos_manifested + len(discovery_quarantine)
+    quarantine = [{"uri": q["uri"], "reason": q["reason"], "stage": "discover"} for q in discovery_quarantine]
+    quarantine += [{"uri": q["uri"], "reason": q["reason"], "stage": "infer"} for q in infer.quarantine]
+    return PublishRecord(
+        run_id=folder.run_id,
+        logical_date=folder.date.isoformat(),
+        status="success" if discovered == infer.videos_processed + quarantined else "failed",
+        videos_discovered=discovered,
+        videos_quarantined=quarantined,
+        quarantine=quarantine,
+        **published.to_json(),
+        cameras=list(cameras),
+        started_at=started_at.isoformat() if started_at else None,
+        wall_s=round(wall_s if wall_s is not None else infer.wall_s, 3),
+        code_version=__version__,
+    )
 
 
 def _record_failed_run(warehouse, row: dict[str, Any], t0: float) -> None:

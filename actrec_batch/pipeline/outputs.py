@@ -19,9 +19,7 @@ video's content id and the code version.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
-import json
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from actrec_batch import layout
 from actrec_batch.errors import ValidationFailed
 from actrec_batch.inference import EVENTS_SCHEMA, events_key
 from actrec_batch.manifest import read_manifest, read_quarantine
+from actrec_batch.runs import InferRecord, RunFolder, ValidationRecord
 from actrec_batch.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -53,23 +52,8 @@ ROW_GROUP_ROWS = 128 * 1024
 QUARANTINE_STAGES = ("discover", "infer")
 
 
-def validation_key(date: dt.date, run_id: str) -> str:
-    return layout.run_prefix(date, run_id) + "events_validation.json"
-
-
 def data_docs_prefix(date: dt.date, run_id: str) -> str:
     return layout.run_report_prefix(date, run_id) + "data_docs/"
-
-
-def read_infer_summary(store: ObjectStore, date: dt.date, run_id: str) -> dict[str, Any]:
-    """What the infer stage of ``run_id`` wrote to ``runs/date=D/run=<id>/infer.json``."""
-    return json.loads(store.get_bytes(layout.run_prefix(date, run_id) + "infer.json"))
-
-
-def _staged(store: ObjectStore, date: dt.date, run_id: str) -> tuple[pa.Table, str]:
-    data = store.get_bytes(layout.staging_events_key(date, run_id))
-    table = pq.ParquetFile(io.BytesIO(data)).read()
-    return table, hashlib.sha256(data).hexdigest()
 
 
 # ---------------------------------------------------------------- validation
@@ -82,8 +66,9 @@ def validate_run(store: ObjectStore, date: dt.date, run_id: str) -> dict[str, An
     """
     from actrec_batch.expectations import validate_events
 
-    infer = read_infer_summary(store, date, run_id)
-    table, sha = _staged(store, date, run_id)
+    folder = RunFolder(store, date, run_id)
+    infer = folder.read(InferRecord)
+    table, sha = folder.read_staged_events()
     durations = {
         r["video_id"]: r["duration_s"]
         for r in read_manifest(store, date).select(["video_id", "duration_s"]).to_pylist()
@@ -91,33 +76,22 @@ def validate_run(store: ObjectStore, date: dt.date, run_id: str) -> dict[str, An
     df = table.to_pandas()
     df["video_duration_s"] = df["video_id"].map(durations).astype("float64")
     df["end_video_duration_s"] = df["end_video_id"].map(durations).astype("float64")
-    record: dict[str, Any] = {
-        "run_id": run_id,
-        "logical_date": date.isoformat(),
-        "staged_sha256": sha,
-        "rows": table.num_rows,
-    }
     with tempfile.TemporaryDirectory(prefix="actrec-docs-") as tmp:
         try:
-            result = validate_events(df, date, infer["model_labels"], docs_dir=Path(tmp))
-            record.update(success=True, summary=result.summary())
-            docs_index = result.docs_index
-            failure = None
+            result = validate_events(df, date, infer.model_labels, docs_dir=Path(tmp))
+            success, summary, docs_index, failure = True, result.summary(), result.docs_index, None
         except ValidationFailed as exc:
-            record.update(success=False, summary=str(exc))
-            docs_index = getattr(exc, "docs_index", None)
-            failure = exc
-        record["docs_uri"] = upload_data_docs(store, Path(tmp), docs_index, data_docs_prefix(date, run_id))
-    store.put_bytes(validation_key(date, run_id), json.dumps(record, indent=1).encode())
+            success, summary, docs_index, failure = False, str(exc), getattr(exc, "docs_index", None), exc
+        docs_uri = upload_data_docs(store, Path(tmp), docs_index, data_docs_prefix(date, run_id))
+    record = ValidationRecord(run_id, date.isoformat(), sha, table.num_rows, success, summary, docs_uri)
+    folder.write(record)
     if failure is not None:
         message = str(failure)
-        if docs_index and record["docs_uri"]:  # the temporary directory is gone; name the store's copy
-            message = message.replace(docs_index, record["docs_uri"])
+        if docs_index and docs_uri:  # the temporary directory is gone; name the store's copy
+            message = message.replace(docs_index, docs_uri)
         raise ValidationFailed(f"{message}. Nothing was published for run {run_id}") from None
-    log.info(
-        "events of run %s for %s: %s; Data Docs: %s", run_id, date, record["summary"], record["docs_uri"]
-    )
-    return record
+    log.info("events of run %s for %s: %s; Data Docs: %s", run_id, date, summary, docs_uri)
+    return record.to_json()
 
 
 def upload_data_docs(store: ObjectStore, root: Path, index: str | None, prefix: str) -> str | None:
@@ -156,18 +130,15 @@ def publish_run(
     Raises ``ValidationFailed`` (reason ``not_validated``) for a run whose staged events have no
     passing validation record; the previous partition and rows are then untouched.
     """
-    infer = read_infer_summary(store, date, run_id)
-    name, version = infer["model_name"], infer["model_version"]
-    staged, sha = _staged(store, date, run_id)
-    record = (
-        json.loads(store.get_bytes(validation_key(date, run_id)))
-        if store.exists(validation_key(date, run_id))
-        else {}
-    )
-    if not (record.get("success") and record.get("staged_sha256") == sha):
+    folder = RunFolder(store, date, run_id)
+    infer = folder.read(InferRecord)
+    name, version = infer.model_name, infer.model_version
+    staged, sha = folder.read_staged_events()
+    record = folder.get(ValidationRecord)
+    if not (record is not None and record.success and record.staged_sha256 == sha):
         raise ValidationFailed(
             f"events of run {run_id} for {date.isoformat()} have not passed validation "
-            f"({record.get('summary', 'no validation record')}); nothing was published. "
+            f"({record.summary if record else 'no validation record'}); nothing was published. "
             "Fix: validate the run first (actrec run does), or rerun the date",
             reason="not_validated",
         )
@@ -194,7 +165,7 @@ def publish_run(
         quarantined=len(quarantine),
         model_name=name,
         model_version=version,
-        docs_uri=record.get("docs_uri"),
+        docs_uri=record.docs_uri,
     )
 
 
