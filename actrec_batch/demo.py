@@ -29,8 +29,9 @@ from actrec_batch import layout
 from actrec_batch.config import Settings
 from actrec_batch.errors import ActrecError
 from actrec_batch.storage import open_store
+from actrec_batch.synth.params import DEMO_FOOTAGE, SynthParams
 
-DEMO_SEED = 20261124
+DEMO_SEED = DEMO_FOOTAGE.seed
 REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "dags"
 _TASK_LINE = re.compile(r"\[DAG TEST\] (starting|end task) task_id=(\w+)")
@@ -131,7 +132,7 @@ def run_dag_test(env: dict[str, str], date: dt.date, log_path: Path) -> dict:
 
 
 def run_demo(
-    settings: Settings, *, date: dt.date, cameras: int = 2, minutes: float = 2.0, airflow: bool = True
+    settings: Settings, *, date: dt.date, footage: SynthParams = DEMO_FOOTAGE, airflow: bool = True
 ) -> int:
     from actrec_batch.synth import synth_footage
 
@@ -140,9 +141,10 @@ def run_demo(
     steps = 4 if airflow else 3
     print(f"actrec demo: store {store.root_uri}, footage date {date}")
     print(
-        f"[1/{steps}] synth: rendering {cameras} camera(s) x {minutes:g} min of labelled footage (seed {DEMO_SEED})"
+        f"[1/{steps}] synth: rendering {footage.cameras} camera(s) x {footage.minutes:g} min of labelled "
+        f"footage (seed {footage.seed})"
     )
-    report = synth_footage(store, date=date, cameras=cameras, minutes=minutes, seed=DEMO_SEED, progress=True)
+    report = synth_footage(store, date=date, params=footage, progress=True)
     synth = report.to_json()
     bad_key = _inject_truncated_copy(store, date, synth["videos"][0])
     print(

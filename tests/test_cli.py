@@ -140,3 +140,68 @@ def test_main_in_process_logs_to_the_current_stderr_after_its_stream_is_closed(t
     logging.getLogger("actrec_batch.test").warning("after the swapped stream closed")
     assert "after the swapped stream closed" in later.getvalue()
     assert "Logging error" not in later.getvalue()
+
+
+def test_help_shows_defaults_env_vars_and_only_the_groups_a_command_uses():
+    search = run_cli("search", "--help")
+    assert search.returncode == 0, search.stderr
+    assert "--warehouse" in search.stdout and "ACTREC_WAREHOUSE_URL" in search.stdout
+    assert "--segment-s" not in search.stdout and "--cpu-hour-usd" not in search.stdout
+    infer = run_cli("infer", "--help")
+    text = " ".join(infer.stdout.split())
+    assert "--runner {ray,local}" in text and "(default: ray; env ACTREC_RUNNER)" in text
+    assert "(default: 300.0; env ACTREC_SEGMENT_S)" in text and "--warehouse" not in text
+    run = " ".join(run_cli("run", "--help").stdout.split())
+    for group in ("store", "warehouse", "ray", "decode", "pricing"):
+        assert f"{group} settings:" in run
+
+
+def test_a_setting_flag_a_command_does_not_show_is_still_accepted(tmp_path):
+    """Like its env var, every setting flag is accepted by every command (scripts pass a full set)."""
+    out = run_cli("warehouse", "--help", "--segment-s", "60", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+
+
+def test_infer_local_is_gone_and_names_its_replacement(tmp_path):
+    out = run_cli("infer-local", "--date", "2026-11-24", "--json", cwd=tmp_path)
+    assert out.returncode == 2
+    [line] = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert "actrec infer --runner local" in line and "Fix:" in line
+
+
+def test_config_groups_the_settings(tmp_path):
+    out = run_cli("config", "--runner", "local", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "# store: object store"
+    assert "runner = 'local'  (flag)  --runner / ACTREC_RUNNER" in lines
+    assert lines.index("# ray: Ray: where and how inference runs") < lines.index(
+        "runner = 'local'  (flag)  --runner / ACTREC_RUNNER"
+    )
+
+
+def test_tables_are_rich_tables_csv_and_json_unchanged(capsys):
+    from actrec_batch.cli.base import print_rows
+
+    rows = [{"a": 1.23456, "b": "[x]"}, {"a": None, "b": "y"}]
+    print_rows(rows, ["a", "b"], "table")
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["a", "b"] and set(table[1]) <= {"─", " "}
+    assert table[2].split() == ["1.235", "[x]"] and table[-1] == "(2 rows)"
+    print_rows(rows, ["a", "b"], "csv")
+    assert capsys.readouterr().out.splitlines() == ["a,b", "1.23456,[x]", ",y"]
+    print_rows(rows, ["a", "b"], "json")
+    assert json.loads(capsys.readouterr().out) == rows
+
+
+def test_synth_flags_come_from_synth_params():
+    import dataclasses
+
+    from actrec_batch.cli import build_parser
+    from actrec_batch.synth import SynthParams
+
+    parser = build_parser()
+    args = parser.parse_args(["synth", "--date", "2026-11-24"])
+    assert {f.name: getattr(args, f.name) for f in dataclasses.fields(SynthParams)} == SynthParams().to_json()
+    demo = parser.parse_args(["demo", "--cameras", "3"])
+    assert (demo.cameras, demo.minutes) == (3, 2.0)

@@ -99,3 +99,62 @@ def test_parse_logical_date():
         parse_logical_date("2026-13-01")
     with pytest.raises(ConfigError, match="--from"):
         parse_logical_date("yesterday", setting="--from")
+
+
+def test_each_setting_is_declared_once_and_everything_derives_from_it():
+    import dataclasses
+
+    from actrec_batch.config import GROUPS, SETTING_NAMES, SETTINGS, Settings
+
+    fields = [f.name for f in dataclasses.fields(Settings) if f.name != "sources"]
+    assert fields == list(SETTING_NAMES)
+    assert len({s.flag for s in SETTINGS}) == len(SETTINGS)
+    for spec in SETTINGS:
+        assert spec.env == f"ACTREC_{spec.name.upper()}"
+        assert spec.group in GROUPS and spec.help and spec.fix
+        assert spec.parse(spec, spec.default) == spec.default or spec.default is None
+    assert {s.group for s in SETTINGS} == set(GROUPS)
+    s = load_settings({}, env={})
+    assert {k: getattr(s, k) for k in SETTING_NAMES} == {spec.name: spec.default for spec in SETTINGS}
+
+
+def test_runner_setting():
+    assert load_settings({}, env={}).runner == "ray"
+    s = load_settings({}, env={"ACTREC_RUNNER": "LOCAL"})
+    assert s.runner == "local" and s.sources["runner"] == "env"
+    with pytest.raises(ConfigError, match=r"--runner / ACTREC_RUNNER\): choose one of ray, local\. Fix:"):
+        load_settings({"runner": "spark"}, env={})
+
+
+def test_setting_error_names_flag_env_and_fix():
+    from actrec_batch.config import setting_error
+
+    err = setting_error("actor_gpus", 2.0, "the Ray cluster has 0 GPUs", fix="use 0 for CPU actors, or auto")
+    assert str(err) == (
+        "bad setting actor_gpus = 2.0 (--actor-gpus / ACTREC_ACTOR_GPUS): the Ray cluster has 0 GPUs. "
+        "Fix: use 0 for CPU actors, or auto"
+    )
+
+
+def test_settings_reference_table_lists_every_setting_by_group():
+    from actrec_batch.config import GROUPS, SETTINGS, settings_reference_markdown
+
+    md = settings_reference_markdown()
+    for spec in SETTINGS:
+        [row] = [ln for ln in md.splitlines() if ln.startswith(f"| `{spec.name}` |")]
+        assert f"`{spec.flag}`" in row and f"`{spec.env}`" in row and f"`{spec.default_text()}`" in row
+    positions = [md.index(f"**{g}**") for g in GROUPS]
+    assert positions == sorted(positions)
+
+
+def test_readme_settings_table_is_current():
+    """The README's table is generated; regenerate it with `python -m actrec_batch.config`."""
+    from pathlib import Path
+
+    from actrec_batch.config.reference import BEGIN, END, update_readme
+
+    readme = Path(__file__).parents[1] / "README.md"
+    assert BEGIN in readme.read_text() and END in readme.read_text()
+    assert update_readme(readme, check=True), (
+        "README.md's settings table is stale: run python -m actrec_batch.config"
+    )

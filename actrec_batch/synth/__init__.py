@@ -47,6 +47,7 @@ from actrec_batch.synth.footage import (
     plan_footage,
     synth_footage,
 )
+from actrec_batch.synth.params import SynthParams
 from actrec_batch.synth.planner import plan_timeline
 from actrec_batch.synth.render import VideoSpec, render_video
 from actrec_batch.synth.scene import Scene, make_scene
@@ -60,6 +61,7 @@ __all__ = [
     "PlannedVideo",
     "Scene",
     "Stage",
+    "SynthParams",
     "SynthReport",
     "Timeline",
     "VideoSpec",

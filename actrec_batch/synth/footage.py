@@ -23,27 +23,20 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from actrec_batch import layout
 from actrec_batch.errors import ConfigError
+from actrec_batch.synth.params import CONTAINER_EXT, SynthParams
 from actrec_batch.synth.planner import plan_timeline
 from actrec_batch.synth.render import VideoSpec, render_video
 from actrec_batch.synth.scene import Scene, make_scene
 from actrec_batch.synth.timeline import LABELS
 
 GENERATOR_VERSION = "actrec-synth-1"
-CONTAINER_EXT = {
-    "h264": ".mp4",
-    "hevc": ".mp4",
-    "mpeg4": ".mp4",
-    "vp9": ".webm",
-    "ffv1": ".mkv",
-    "mjpeg": ".avi",
-}
-_EVEN_SIZE_CODECS = frozenset({"h264", "hevc", "vp9", "mpeg4", "mjpeg"})
 _SCENE, _TIMELINE, _NOISE = 0, 1, 2  # SeedSequence purpose tags
 
 
@@ -127,65 +120,35 @@ def camera_scene(seed: int, camera: int, minutes: float = 5.0) -> Scene:
     return make_scene(_rng(seed, camera, 0, _SCENE), latest_start_hour=latest)
 
 
-def _check(cond: bool, setting: str, fix: str) -> None:
-    if not cond:
-        raise ConfigError(f"{setting}: {fix}")
-
-
-def plan_footage(
-    date: dt.date,
-    *,
-    cameras: int = 2,
-    minutes: float = 5.0,
-    seed: int = 0,
-    width: int = 320,
-    height: int = 240,
-    fps: float = 15.0,
-    codec: str = "h264",
-    noise: float = 0.02,
-    file_minutes: float = 5.0,
-) -> list[PlannedVideo]:
+def plan_footage(date: dt.date, params: SynthParams | None = None, **changes: Any) -> list[PlannedVideo]:
     """Every video of a synth run, in order, without rendering anything.
 
-    Each camera's ``minutes`` are one timeline, split into consecutive files of at most
-    ``file_minutes`` (cut on frame boundaries).
+    ``params`` (with ``changes``, its fields as keywords) says what to render. Each camera's
+    ``minutes`` are one timeline, split into consecutive files of at most ``file_minutes`` (cut on
+    frame boundaries).
 
     Raises:
         ConfigError: a bad argument (the message names it and the fix).
     """
-    _check(isinstance(date, dt.date), "date", f"pass a datetime.date, got {date!r}")
-    _check(isinstance(cameras, int) and cameras >= 1, "cameras", f"must be an integer >= 1, got {cameras!r}")
-    _check(isinstance(seed, int) and seed >= 0, "seed", f"must be an integer >= 0, got {seed!r}")
-    _check(minutes > 0 and math.isfinite(minutes), "minutes", f"must be a positive number, got {minutes!r}")
-    _check(
-        file_minutes > 0 and math.isfinite(file_minutes),
-        "file_minutes",
-        f"must be positive, got {file_minutes!r}",
-    )
-    _check(fps > 0 and math.isfinite(fps), "fps", f"must be a positive number, got {fps!r}")
-    _check(noise >= 0 and math.isfinite(noise), "noise", f"must be >= 0, got {noise!r}")
-    _check(codec in CONTAINER_EXT, "codec", f"use one of {sorted(CONTAINER_EXT)}, got {codec!r}")
-    _check(width >= 16 and height >= 16, "width/height", f"must be at least 16x16, got {width}x{height}")
-    _check(
-        codec not in _EVEN_SIZE_CODECS or (width % 2 == 0 and height % 2 == 0),
-        "width/height",
-        f"codec {codec} needs an even frame size, got {width}x{height}",
-    )
-    total_s, file_s = minutes * 60.0, file_minutes * 60.0
+    if not isinstance(date, dt.date):
+        raise ConfigError(f"date: pass a datetime.date, got {date!r}")
+    p = SynthParams.of(params, **changes)
+    minutes, fps, width, height = p.minutes, p.fps, p.width, p.height
+    total_s, file_s = minutes * 60.0, p.file_minutes * 60.0
     planned = []
-    for cam in range(1, cameras + 1):
-        scene = camera_scene(seed, cam, minutes)
+    for cam in range(1, p.cameras + 1):
+        scene = camera_scene(p.seed, cam, minutes)
         stage = scene.stage(width / height)
         day_start = dt.datetime.combine(date, dt.time(scene.start_hour), tzinfo=dt.UTC)
-        timeline = plan_timeline(_rng(seed, cam, 0, _TIMELINE), total_s, fps, stage=stage)
-        noise_seed = int(np.random.SeedSequence([seed, cam, 0, _NOISE]).generate_state(1)[0])
-        spec = VideoSpec(timeline, scene, width, height, noise, noise_seed)
+        timeline = plan_timeline(_rng(p.seed, cam, 0, _TIMELINE), total_s, fps, stage=stage)
+        noise_seed = int(np.random.SeedSequence([p.seed, cam, 0, _NOISE]).generate_state(1)[0])
+        spec = VideoSpec(timeline, scene, width, height, p.noise, noise_seed)
         n = timeline.n_frames
         cuts = sorted({min(n, round(k * file_s * fps)) for k in range(math.ceil(total_s / file_s - 1e-9))})
         for k, (lo, hi) in enumerate(zip(cuts, [*cuts[1:], n], strict=True)):
             created = day_start + dt.timedelta(seconds=round(lo / fps, 6))
             cid = camera_id(cam)
-            name = f"{cid}_{created:%Y%m%dT%H%M%SZ}{CONTAINER_EXT[codec]}"
+            name = f"{cid}_{created:%Y%m%dT%H%M%SZ}{CONTAINER_EXT[p.codec]}"
             key = layout.camera_prefix(date, cid) + name
             planned.append(PlannedVideo(cid, k, key, created, spec, range(lo, hi)))
     return planned
@@ -282,23 +245,12 @@ def _files_name(files: Sequence[tuple[Path, range, dt.datetime | None]]) -> str:
 
 
 def synth_footage(
-    store,
-    *,
-    date: dt.date,
-    cameras: int = 2,
-    minutes: float = 5.0,
-    seed: int = 0,
-    width: int = 320,
-    height: int = 240,
-    fps: float = 15.0,
-    codec: str = "h264",
-    noise: float = 0.02,
-    file_minutes: float = 5.0,
-    progress: bool = True,
+    store, *, date: dt.date, params: SynthParams | None = None, progress: bool = True, **changes: Any
 ) -> SynthReport:
     """Render and upload labelled synthetic footage for ``date`` into ``store``.
 
-    Writes ``footage/date=D/camera=cam-NN/cam-NN_<UTC start>.<ext>`` and its
+    ``params`` (with ``changes``, its fields as keywords: ``cameras=1, minutes=0.5, ...``) says
+    what to render. Writes ``footage/date=D/camera=cam-NN/cam-NN_<UTC start>.<ext>`` and its
     ``.labels.json`` sidecar for every file; rerunning with the same arguments overwrites the same
     keys with the same labels (and frames). Each video's container ``creation_time`` is its UTC
     start.
@@ -308,18 +260,9 @@ def synth_footage(
         StorageError: the store refused a write.
     """
     t_start = time.perf_counter()
-    planned = plan_footage(
-        date,
-        cameras=cameras,
-        minutes=minutes,
-        seed=seed,
-        width=width,
-        height=height,
-        fps=fps,
-        codec=codec,
-        noise=noise,
-        file_minutes=file_minutes,
-    )
+    params = SynthParams.of(params, **changes)
+    planned = plan_footage(date, params)
+    seed, codec = params.seed, params.codec
     counts: Counter[str] = Counter({label: 0 for label in LABELS})
     footage_s = render_s = encode_s = 0.0
     n_events = 0

@@ -1,0 +1,160 @@
+"""``actrec run``, ``actrec infer`` and ``actrec rescore``: the nightly pipeline from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from actrec_batch.cli.base import ALL_GROUPS, add_json, command, print_json
+from actrec_batch.config import Settings, logical_date_range, parse_logical_date
+from actrec_batch.model import DEFAULT_MODEL
+
+INFERENCE_GROUPS = ("store", "ray", "decode")
+REMOVED = {
+    "infer-local": "actrec infer-local was removed: use `actrec infer --runner local --date D` (it writes to "
+    "staging, validates and publishes like every run). Fix: run actrec infer --runner local",
+}
+
+
+def removed_command(argv: list[str]) -> str | None:
+    """The one-line error for a removed command name in ``argv``, else None."""
+    name = next((a for a in argv if not a.startswith("-")), None)
+    return REMOVED.get(name) if name else None
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    date = parse_logical_date(args.date)
+    from actrec_batch.pipeline.nightly import run_nightly
+
+    summary = run_nightly(
+        settings,
+        date,
+        model_ref=args.model,
+        cameras=tuple(args.camera or ()),
+        force=args.force,
+        progress=not args.json,
+    )
+    if args.json:
+        print_json(summary)
+    else:
+        print(run_text(summary))
+    return 0 if summary["status"] == "success" else 1
+
+
+def cmd_infer(args: argparse.Namespace, settings: Settings) -> int:
+    date = parse_logical_date(args.date)
+    from actrec_batch.pipeline.nightly import discover_stage, infer_stage
+
+    if args.discover:
+        discover_stage(settings, date, progress=not args.json)
+    result = infer_stage(
+        settings,
+        date,
+        model_ref=args.model,
+        cameras=tuple(args.camera or ()),
+        run_id=args.run_id,
+        force=args.force,
+        progress=not args.json,
+    )
+    out = result.to_json()
+    if args.json:
+        print_json(out)
+    else:
+        print(
+            f"infer {out['logical_date']} with {out['model']} (run {out['run_id']}): {out['videos_processed']} videos "
+            f"({out['videos_quarantined']} quarantined), {out['units_total']} units ({out['units_skipped_checkpoint']} "
+            f"from checkpoints, {out['cache_hits']} cache hits, {out['units_computed']} computed), {out['events']} "
+            f"events, {out['video_s_per_wall_s']} video-s per wall-s -> {out['staging_uri']}"
+        )
+    return 0
+
+
+def run_text(s: dict) -> str:
+    lines = [
+        f"run {s['run_id']} ({s['model']}): {s['status']}",
+        f"  videos: {s['videos_discovered']} discovered = {s['videos_processed']} processed + "
+        f"{s['videos_quarantined']} quarantined",
+        f"  units: {s['units_total']} ({s['units_skipped_checkpoint']} from checkpoints, {s['cache_hits']} cache hits, "
+        f"{s['units_computed']} computed); {s['frames_decoded']} frames decoded",
+        f"  events: {s['events']} -> {s['events_uri']}",
+        f"  {s['video_seconds']:.0f} s of footage in {s['wall_s']:.1f} s ({s['video_s_per_wall_s']} video-s per wall-s)",
+        f"  metrics: {s['metrics_uri']}",
+        f"  validation (Data Docs): {s.get('docs_uri')}",
+        f"  warehouse: {s.get('warehouse_videos')} videos and {s.get('warehouse_quarantine')} quarantine rows "
+        f"for {s['logical_date']}; events in current_action_events",
+    ]
+    lines += [f"  quarantined [{q['reason']}] {q['uri']} ({q['stage']})" for q in s["quarantine"]]
+    return "\n".join(lines)
+
+
+def cmd_rescore(args: argparse.Namespace, settings: Settings) -> int:
+    days = logical_date_range(args.date_from, args.date_to)
+    from actrec_batch.pipeline.nightly import run_nightly
+
+    failed = 0
+    for day in days:
+        summary = run_nightly(
+            settings, day, model_ref=args.model, progress=not args.json, discover_first=False
+        )
+        failed += summary["status"] != "success"
+        if args.json:
+            print_json(summary)
+        else:
+            print(run_text(summary))
+    return 1 if failed else 0
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """The arguments `actrec run` and `actrec infer` share."""
+    p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
+    p.add_argument("--camera", action="append", help="only this camera id (repeatable)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="NAME@VERSION, a bundle directory or s3:// URI")
+    p.add_argument(
+        "--force", action="store_true", help="forget this date's checkpoints and recompute every unit"
+    )
+    add_json(p)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = command(
+        sub,
+        "run",
+        cmd_run,
+        groups=ALL_GROUPS,
+        help="the whole nightly pipeline for one date, without Airflow",
+        description="discover -> validate the manifest -> infer on Ray (feature cache, segment "
+        "checkpoints) -> publish events/date=D/. Reruns skip committed units.",
+    )
+    _add_run_args(p)
+
+    p = command(
+        sub,
+        "infer",
+        cmd_infer,
+        groups=INFERENCE_GROUPS,
+        help="the inference stage alone (what ray_jobs/nightly_inference.py runs)",
+        description="Read the date's manifest, compute or reuse every unit's features on Ray, and "
+        "write the run's events to its staging area and its metrics to runs/date=D/run=<id>/.",
+    )
+    p.add_argument("--run-id", help="run id to use (default: a new one)")
+    p.add_argument("--discover", action="store_true", help="run discovery first (writes the manifest)")
+    _add_run_args(p)
+
+    p = command(
+        sub,
+        "rescore",
+        cmd_rescore,
+        groups=ALL_GROUPS,
+        help="rerun a model's head over the cached features of a range of dates",
+        description="For each date from --from to --to: infer from the feature cache (no decoding when "
+        "the extractor matches), validate, publish the new version's events and make it current.",
+    )
+    p.add_argument("--from", dest="date_from", required=True, help="first logical date YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", required=True, help="last logical date YYYY-MM-DD (inclusive)")
+    p.add_argument("--model", required=True, help="NAME@VERSION, a bundle directory or s3:// URI")
+    p.add_argument("--json", action="store_true", help="print one JSON summary per date")
+
+
+def print_removed(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
