@@ -41,6 +41,7 @@ from actrec_batch.manifest import QuarantineRecord, read_manifest, write_quarant
 from actrec_batch.model.features import SegmentFeatures
 from actrec_batch.pipeline.cache import Checkpoints, FeatureCache, segment_name
 from actrec_batch.pipeline.work import DecodedUnit, Failure, UnitSpec, VideoIndex
+from actrec_batch.reconcile import reconcile
 from actrec_batch.storage import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
@@ -213,12 +214,13 @@ class InferenceJob:
         self.result.wall_s = time.perf_counter() - t0
         self._write_reports()
         r = self.result
-        if r.videos != r.videos_processed + len(r.quarantine):
-            raise ActrecError(
-                f"inference of {self.date} does not reconcile: {r.videos} manifested != "
-                f"{r.videos_processed} processed + {len(r.quarantine)} quarantined",
-                reason="reconcile",
-            )
+        reconcile(
+            f"inference of {self.date}",
+            r.videos,
+            r.videos_processed,
+            len(r.quarantine),
+            discovered_as="manifested",
+        )
         log.info(
             "infer %s (%s): %d videos, %d units (%d from checkpoints, %d cache hits, %d computed), %d events, "
             "%.1f s",

@@ -16,7 +16,9 @@ from typing import Any
 
 from actrec_batch import layout
 from actrec_batch.config import Settings
+from actrec_batch.errors import ReconcileError, RunStatus
 from actrec_batch.model import DEFAULT_MODEL
+from actrec_batch.reconcile import reconcile
 from actrec_batch.storage import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
@@ -158,8 +160,16 @@ def record_run_stage(
     stages: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Build the run's summary (CONTRACTS.md keys) from what its stages left in the store, write
-    ``runs/date=D/run=<id>/summary.json`` and the run's ``runs`` row; return the summary."""
+    ``runs/date=D/run=<id>/summary.json`` and the run's ``runs`` row; return the summary. A run whose
+    videos do not reconcile is recorded as failed, with the error, and raises ReconcileError."""
     summary = run_summary(store, date, run_id, published, cameras=cameras, wall_s=wall_s, stages=stages)
+    failure = None
+    try:
+        n = [summary[k] for k in ("videos_discovered", "videos_processed", "videos_quarantined")]
+        reconcile(f"run {run_id} of {date}", *n)
+    except ReconcileError as exc:
+        failure = exc
+        summary.update(status=RunStatus.FAILED, error=str(exc))
     row = {k: summary.get(k) for k in _RUN_COLUMNS}
     row.update(
         run_id=run_id,
@@ -171,8 +181,11 @@ def record_run_stage(
         model_version=published.model_version,
         cameras=",".join(cameras) or None,
     )
+    row["error"] = summary.get("error")
     warehouse.record_run(row)
     store.put_bytes(_summary_key(date, run_id), json.dumps(summary, indent=1, default=str).encode())
+    if failure is not None:
+        raise failure
     return summary
 
 
@@ -234,11 +247,12 @@ def run_nightly(
         cost_stage(settings, store, date, run_id, warehouse=warehouse)
         quality_stage(store, date, run_id)
     except BaseException as exc:
-        row = {"run_id": run_id, "logical_date": date, "started_at": started_at, "status": "failed"}
+        row = {"run_id": run_id, "logical_date": date, "started_at": started_at, "status": RunStatus.FAILED}
         row.update(
             cameras=",".join(cameras) or None, error=" ".join(str(exc).split())[:2000] or type(exc).__name__
         )
-        _record_failed_run(warehouse, row, t0)
+        if not isinstance(exc, ReconcileError):  # record_run_stage recorded that one, with its counts
+            _record_failed_run(warehouse, row, t0)
         raise
     finally:
         warehouse.dispose()
@@ -281,8 +295,7 @@ def run_summary(
     stages: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The run's summary from its ``infer.json`` and the date's discovery quarantine (only
-    ``cameras``' records for a run over some cameras). ``status`` is ``failed`` when the videos do
-    not reconcile: discovered = processed + quarantined."""
+    ``cameras``' records for a run over some cameras)."""
     from actrec_batch import __version__
     from actrec_batch.manifest import read_quarantine
     from actrec_batch.pipeline.outputs import read_infer_summary
@@ -298,7 +311,7 @@ def run_summary(
     wall = round(wall_s if wall_s is not None else infer["wall_s"], 3)
     summary = {
         **{k: v for k, v in infer.items() if k not in ("model_labels",)},
-        "status": "success",
+        "status": RunStatus.SUCCESS,
         "videos_discovered": discovered,
         "videos_quarantined": quarantined,
         "quarantine": [
@@ -316,8 +329,6 @@ def run_summary(
         "code_version": __version__,
     }
     summary["video_s_per_wall_s"] = round(infer["video_seconds"] / max(wall, 1e-9), 2)
-    if discovered != summary["videos_processed"] + quarantined:
-        summary["status"] = "failed"
     return summary
 
 
