@@ -24,7 +24,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from actrec_batch import layout
+from actrec_batch import layout, tables
 from actrec_batch.config import Settings
 from actrec_batch.storage import ObjectStore
 
@@ -147,7 +147,7 @@ def with_run_info(store: ObjectStore, key: str, report: dict[str, Any]) -> dict[
     return report
 
 
-COST_COLUMNS = ("component", "resource", "quantity", "unit", "unit_price_usd", "pricing", "cost_usd")
+COST_COLUMNS = tuple(c for c in tables.JOB_COSTS.columns if c != "run_id")  # the ledger's, in table order
 
 
 def _usd(value: float | None) -> str:

@@ -30,8 +30,6 @@ class QuarantineReason(StrEnum):
     DECODE_CRASH = "decode_crash"
     INFER_ERROR = "infer_error"
     WORKER_LOST = "worker_lost"
-    ACTOR_LOST = "actor_lost"
-    INTERNAL = "internal"
 
 
 class QuarantineStage(StrEnum):

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from actrec_batch import tables
 from actrec_batch.config import Settings
-from actrec_batch.errors import ActrecError, VideoError
+from actrec_batch.errors import ActrecError, QuarantineReason, QuarantineStage, VideoError
 from actrec_batch.events import DetectedEvent, EventParams, event_id, scores_to_events
 from actrec_batch.manifest import QuarantineRecord, read_manifest, write_quarantine
 from actrec_batch.model import DEFAULT_MODEL
@@ -33,7 +33,7 @@ from actrec_batch.storage import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
 
-STAGE = "infer"
+STAGE = QuarantineStage.INFER
 DEFAULT_SEGMENT_S = 300.0
 
 # The published file of this older path has no run_id (its last column in tables.EVENTS_FILE).
@@ -266,7 +266,9 @@ def infer_date(
                         model, f, duration_s=row["duration_s"], segment_s=segment_s, uri=row["uri"]
                     )
         except Exception as exc:  # noqa: BLE001 - one bad video is quarantined, never the end of the run
-            reason = exc.reason if isinstance(exc, (VideoError, ActrecError)) else "infer_error"
+            reason = (
+                exc.reason if isinstance(exc, (VideoError, ActrecError)) else QuarantineReason.INFER_ERROR
+            )
             detail = (
                 str(exc) if isinstance(exc, ActrecError) else f"{row['uri']}: {type(exc).__name__}: {exc}"
             )

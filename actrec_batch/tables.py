@@ -100,7 +100,7 @@ COLUMNS: dict[str, Column] = {
     # identity and lineage
     "run_id": Column(S, "The pipeline run that wrote the row.", 64),
     "logical_date": Column(D, "The footage date (`YYYY-MM-DD`) the row belongs to."),
-    "video_id": Column(S, "Stable id of a video: the hash of its store URI.", 64),
+    "video_id": Column(S, "Stable id of a video: a hash of its key (the same across reruns and store roots).", 64),
     "uri": Column(S, "The video's (or quarantined object's) URI in the store.", 2048),
     "key": Column(S, "The object's key relative to the store root."),
     "camera_id": Column(S, "The camera: the `camera=<id>` folder of the footage.", 256, regex=CAMERA_ID_REGEX),

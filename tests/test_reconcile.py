@@ -29,7 +29,7 @@ def test_reconcile_passes_when_the_counts_add_up_and_names_them_when_not():
     )
 
 
-def test_a_run_that_does_not_reconcile_is_recorded_failed_and_raises(tmp_path, monkeypatch):
+def test_a_run_that_does_not_reconcile_is_recorded_failed_and_raises(warehouse_url, tmp_path, monkeypatch):
     from actrec_batch.pipeline import nightly
 
     store = open_store(str(tmp_path / "store"))
@@ -44,7 +44,7 @@ def test_a_run_that_does_not_reconcile_is_recorded_failed_and_raises(tmp_path, m
     }
     monkeypatch.setattr(nightly, "run_summary", lambda *a, **k: dict(summary))
     published = SimpleNamespace(model_name="reference", model_version="1")
-    wh = open_warehouse(f"duckdb:///{tmp_path}/wh.duckdb", upgrade=True)
+    wh = open_warehouse(warehouse_url, upgrade=True)
     try:
         with pytest.raises(
             ReconcileError,
