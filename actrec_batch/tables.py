@@ -17,7 +17,8 @@ those of the files and tables already written: Parquet bytes and the warehouse d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 
 import pyarrow as pa
@@ -26,16 +27,16 @@ from actrec_batch.errors import QuarantineReason, QuarantineStage, RunStatus
 
 
 class Kind(Enum):
-    """A column's type: ``(Arrow type, SQL type name, what the docs call it)``. A ``DATE`` is an
+    """A column's type: ``(Arrow type, SQLAlchemy type, SQL type in the docs)``. A ``DATE`` is an
     ISO ``YYYY-MM-DD`` string in Parquet and a ``DATE`` in the warehouse."""
 
-    STRING = ("string", "String", "string")
-    DATE = ("string", "Date", "date")
-    FLOAT = ("float64", "Double", "float64")
-    INT32 = ("int32", "Integer", "int32")
-    INT64 = ("int64", "BigInteger", "int64")
-    BOOL = ("bool", "Boolean", "bool")
-    TIMESTAMP = ("timestamp", "DateTime", "timestamp (UTC)")
+    STRING = ("string", "String", "VARCHAR")
+    DATE = ("string", "Date", "DATE")
+    FLOAT = ("float64", "Double", "DOUBLE")
+    INT32 = ("int32", "Integer", "INTEGER")
+    INT64 = ("int64", "BigInteger", "BIGINT")
+    BOOL = ("bool", "Boolean", "BOOLEAN")
+    TIMESTAMP = ("timestamp", "DateTime", "TIMESTAMPTZ")
 
     @property
     def arrow(self) -> pa.DataType:
@@ -81,15 +82,7 @@ class Column:
         return "; ".join(parts)
 
 
-S, D, F, I32, I64, B, TS = (
-    Kind.STRING,
-    Kind.DATE,
-    Kind.FLOAT,
-    Kind.INT32,
-    Kind.INT64,
-    Kind.BOOL,
-    Kind.TIMESTAMP,
-)
+S, D, F, I32, I64, B, TS = tuple(Kind)  # short names for the declarations below
 # Any name a footage folder can have (storage/keys.py): Unicode and spaces included, no "/",
 # backslash or control characters. A narrower rule failed a whole date.
 CAMERA_ID_REGEX = r"^[^/\\\x00-\x1f\x7f]+$"
@@ -97,82 +90,84 @@ _SHA256_REGEX = r"^[0-9a-f]{64}$"
 
 # fmt: off
 COLUMNS: dict[str, Column] = {
-    # identity and lineage
-    "run_id": Column(S, "The pipeline run that wrote the row.", 64),
-    "logical_date": Column(D, "The footage date (`YYYY-MM-DD`) the row belongs to."),
-    "video_id": Column(S, "Stable id of a video: a hash of its key (the same across reruns and store roots).", 64),
-    "uri": Column(S, "The video's (or quarantined object's) URI in the store.", 2048),
-    "key": Column(S, "The object's key relative to the store root."),
-    "camera_id": Column(S, "The camera: the `camera=<id>` folder of the footage.", 256, regex=CAMERA_ID_REGEX),
-    "content_id": Column(S, "Hash of the video's content (see `content_id_method`).", 64, regex=_SHA256_REGEX),
-    "content_id_method": Column(S, "How `content_id` was computed.", values=("sha256", "fast")),
+    # identity and lineage (a table may describe a column more closely: Table.notes)
+    "run_id": Column(S, "the run that produced the row", 64),
+    "logical_date": Column(D, "the footage date (`YYYY-MM-DD` in Parquet)"),
+    "video_id": Column(S, "32 hex: sha256 of the video's store key", 64),
+    "uri": Column(S, "the video's URI", 2048),
+    "key": Column(S, "store key"),
+    "camera_id": Column(S, "from the `camera=<id>` folder", 256, regex=CAMERA_ID_REGEX),
+    "content_id": Column(S, "64 hex content id of the video", 64, regex=_SHA256_REGEX),
+    "content_id_method": Column(S, "how `content_id` was computed", values=("sha256", "fast")),
     # probed video properties
-    "size_bytes": Column(I64, "The object's size in bytes.", min=1),
-    "etag": Column(S, "The store's ETag of the object, when it has one."),
-    "container": Column(S, "Container format, as PyAV names it.", 64),
-    "codec": Column(S, "Video codec.", 32),
-    "width": Column(I32, "Coded frame width in pixels.", min=16, max=16384),
-    "height": Column(I32, "Coded frame height in pixels.", min=16, max=16384),
-    "display_width": Column(I32, "Frame width after rotation."),
-    "display_height": Column(I32, "Frame height after rotation."),
-    "fps": Column(F, "Frames per second (the average, for variable frame rate).", min=1.0, max=300.0),
-    "fps_mode": Column(S, "Whether frames are evenly spaced.", values=("constant", "variable")),
-    "duration_s": Column(F, "Duration in seconds.", min=0.0, strict_min=True, max=7 * 86400.0),
-    "frame_count": Column(I64, "Number of frames (estimated unless `frame_count_exact`).", min=1),
-    "frame_count_exact": Column(B, "Whether `frame_count` was counted, not estimated."),
-    "rotation": Column(I32, "Display rotation in degrees.", values=(0, 90, 180, 270)),
-    "creation_time": Column(TS, "The container's creation time, when it has one."),
-    "recorded_at": Column(TS, "The container's creation time, when it has one (`creation_time`)."),
-    "has_audio": Column(B, "Whether the file has an audio stream."),
-    "labels_key": Column(S, "Key of the ground-truth sidecar beside the video, if any."),
-    "probe_bytes_read": Column(I64, "Bytes the probe read."),
+    "size_bytes": Column(I64, "file size in bytes", min=1),
+    "etag": Column(S, "S3 ETag, when there is one"),
+    "container": Column(S, "FFmpeg container name", 64),
+    "codec": Column(S, "FFmpeg codec name", 32),
+    "width": Column(I32, "coded width in pixels", min=16, max=16384),
+    "height": Column(I32, "coded height in pixels", min=16, max=16384),
+    "display_width": Column(I32, "width after the rotation"),
+    "display_height": Column(I32, "height after the rotation"),
+    "fps": Column(F, "average frame rate", min=1.0, max=300.0),
+    "fps_mode": Column(S, "whether frames are evenly spaced", values=("constant", "variable")),
+    "duration_s": Column(F, "duration in seconds", min=0.0, strict_min=True, max=7 * 86400.0),
+    "frame_count": Column(I64, "frames (estimated unless `frame_count_exact`)", min=1),
+    "frame_count_exact": Column(B, "whether `frame_count` was counted, not estimated"),
+    "rotation": Column(I32, "display rotation in degrees", values=(0, 90, 180, 270)),
+    "creation_time": Column(TS, "the container's creation time, when it has one"),
+    "recorded_at": Column(TS, "the container's creation time, when it has one"),
+    "has_audio": Column(B, "whether there is an audio stream"),
+    "labels_key": Column(S, "the ground-truth sidecar's key, when there is one"),
+    "probe_bytes_read": Column(I64, "bytes the probe read"),
     # quarantine
-    "stage": Column(S, "The stage that quarantined the object.", 32, values=tuple(QuarantineStage)),
-    "reason": Column(S, "Why it was quarantined: a short code.", 64, values=tuple(QuarantineReason)),
-    "detail": Column(S, "One line saying what was wrong.", 2048),
+    "stage": Column(S, "the stage that quarantined the file", 32, values=tuple(QuarantineStage)),
+    "reason": Column(S, "a [quarantine reason code](#quarantine-reasons)", 64, values=tuple(QuarantineReason)),
+    "detail": Column(S, "one line naming the file and the cause (at most 500 characters)", 2048),
     # events
-    "event_id": Column(S, "Deterministic event id (the same for a rerun of the same model).", 64),
-    "video_key": Column(S, "Store key of the video the event starts in."),
-    "label": Column(S, "The action, from the model's label map.", 64),
-    "start_s": Column(F, "Start, in seconds from the start of `video_id`.", min=0.0),
-    "end_s": Column(F, "End (exclusive), in seconds from the start of `video_id`.", above=("start_s", False)),
-    "start_ts": Column(TS, "Wall-clock start, when the recording's start is known; else null."),
-    "end_ts": Column(TS, "Wall-clock end, when the recording's start is known; else null."),
-    "confidence": Column(F, "Mean smoothed score over the event.", min=0.0, max=1.0),
-    "model_name": Column(S, "The model's name.", 128),
-    "model_version": Column(S, "The model's version.", 64),
-    "model_sha256": Column(S, "SHA-256 of the model's weights.", 64),
-    "extractor_id": Column(S, "The feature extractor's id (name@version).", 128),
-    "code_version": Column(S, "The actrec-batch version that wrote the row.", 64),
-    "end_video_id": Column(S, "The video the event ends in (`video_id` unless it spans files).", 64),
-    "end_offset_s": Column(F, "End, in seconds from the start of `end_video_id`.", min=0.0, strict_min=True),
-    "video_duration_s": Column(F, "Duration of `video_id` (joined from the manifest).", above=("start_s", False)),
-    "end_video_duration_s": Column(
-        F, "Duration of `end_video_id` (joined from the manifest).", above=("end_offset_s", True)
-    ),
-    # runs
-    "status": Column(S, "The run's outcome.", 16, values=tuple(RunStatus)),
-    "started_at": Column(TS, "When the run started."),
-    "finished_at": Column(TS, "When the run finished (or failed)."),
-    "cameras": Column(S, "Comma-separated cameras, when the run was limited to some.", 1024),
-    "videos_discovered": Column(I32, "Videos discovered (= processed + quarantined)."),
-    "videos_processed": Column(I32, "Videos processed."),
-    "videos_quarantined": Column(I32, "Videos quarantined, by any stage."),
-    "events": Column(I32, "Events written."),
-    "video_seconds": Column(F, "Seconds of video processed."),
-    "wall_s": Column(F, "Wall-clock seconds the run took."),
-    "events_uri": Column(S, "The published events Parquet file.", 2048),
-    "docs_uri": Column(S, "The run's Data Docs index.", 2048),
-    "error": Column(S, "A failed run's error.", 2048),
-    "activated_at": Column(TS, "When the version was made current."),
+    "event_id": Column(S, "deterministic: 32 hex of the sha256 of (video, label, start and end to the "
+                          "millisecond, model version)", 64),
+    "video_key": Column(S, "store key of the video the event starts in"),
+    "label": Column(S, "action label from the model's label map", 64),
+    "start_s": Column(F, "start, seconds from the start of `video_id`", min=0.0),
+    "end_s": Column(F, "end, seconds from the start of `video_id` (may exceed its duration for an event "
+                       "spanning files); `[start_s, end_s)`", above=("start_s", False)),
+    "start_ts": Column(TS, "wall-clock start when the recording's start is known, else null"),
+    "end_ts": Column(TS, "wall-clock end when known, else null"),
+    "confidence": Column(F, "mean smoothed score over the event", min=0.0, max=1.0),
+    "model_name": Column(S, "model name", 128),
+    "model_version": Column(S, "model version", 64),
+    "model_sha256": Column(S, "sha256 of the model's weights", 64),
+    "extractor_id": Column(S, "the extractor's id and version", 128),
+    "code_version": Column(S, "actrec-batch version", 64),
+    "end_video_id": Column(S, "the video the event ends in (`video_id` unless it spans files)", 64),
+    "end_offset_s": Column(F, "end, seconds from the start of `end_video_id` (`end_s` unless it spans "
+                              "files)", min=0.0, strict_min=True),
+    "video_duration_s": Column(F, "duration of `video_id` (joined from the manifest)", above=("start_s", False)),
+    "end_video_duration_s": Column(F, "duration of `end_video_id` (joined from the manifest)",
+                                   above=("end_offset_s", True)),
+    # runs and active models
+    "status": Column(S, "the run's outcome", 16, values=tuple(RunStatus)),
+    "started_at": Column(TS, "when the run started"),
+    "finished_at": Column(TS, "when it was recorded"),
+    "cameras": Column(S, "comma-separated camera ids when the run was limited to some cameras; null: all", 1024),
+    "videos_discovered": Column(I32, "videos discovered (= processed + quarantined)"),
+    "videos_processed": Column(I32, "videos scored"),
+    "videos_quarantined": Column(I32, "videos quarantined (discovery and inference)"),
+    "events": Column(I32, "events the run staged"),
+    "video_seconds": Column(F, "seconds of footage processed"),
+    "wall_s": Column(F, "wall time in seconds"),
+    "events_uri": Column(S, "the published events file", 2048),
+    "docs_uri": Column(S, "Data Docs of the events validation", 2048),
+    "error": Column(S, "a failed run's error (one line)", 2048),
+    "activated_at": Column(TS, "when the version was made current"),
     # costs
-    "component": Column(S, "What used the resource (e.g. `decode`, `embed`).", 64),
-    "resource": Column(S, "The resource (e.g. `cpu`, `gpu`).", 64),
-    "quantity": Column(F, "How much of it, in `unit`."),
-    "unit": Column(S, "The unit of `quantity` (e.g. `cpu_s`).", 32),
-    "unit_price_usd": Column(F, "Price of one unit, in USD."),
-    "pricing": Column(S, "The price list used.", 16, values=("spot", "on_demand")),
-    "cost_usd": Column(F, "Cost in USD (a run's total in `runs`, one line's in `job_costs`)."),
+    "component": Column(S, "`decode`, `infer` or `driver`", 64),
+    "resource": Column(S, "`cpu` or `gpu`", 64),
+    "quantity": Column(F, "hours reserved"),
+    "unit": Column(S, "`cpu_hour` or `gpu_hour`", 32),
+    "unit_price_usd": Column(F, "USD per unit at this pricing"),
+    "pricing": Column(S, "the price list used", 16, values=("spot", "on_demand")),
+    "cost_usd": Column(F, "`quantity * unit_price_usd`"),
 }
 # fmt: on
 
@@ -181,11 +176,16 @@ COLUMNS: dict[str, Column] = {
 class Table:
     """A table: ``columns`` in stored order; ``not_null`` the columns that are never null
     (``"*"``: all); ``checked`` the columns whose constraints its suite checks; ``unique``,
-    ``primary_key`` (with ``pk_name`` when named) and ``indexes`` (``(name, columns)``)."""
+    ``primary_key`` (with ``pk_name`` when named) and ``indexes`` (``(name, columns)``). ``sql``:
+    a warehouse table (else a Parquet file); ``notes``: this table's descriptions of some columns;
+    ``filled``: nullable columns that are never null all the same."""
 
     name: str
     description: str
     columns: tuple[str, ...]
+    sql: bool = False
+    notes: Mapping[str, str] = field(default_factory=dict)
+    filled: tuple[str, ...] = ()
     not_null: tuple[str, ...] = ()
     primary_key: tuple[str, ...] = ()
     pk_name: str | None = None
@@ -194,7 +194,7 @@ class Table:
     checked: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        named = {*self.not_null, *self.primary_key, *self.unique, *self.checked}
+        named = {*self.not_null, *self.primary_key, *self.unique, *self.checked, *self.notes, *self.filled}
         named.update(c for _, cols in self.indexes for c in cols)
         unknown = sorted(named - set(self.columns) - {"*"}) + sorted(set(self.columns) - set(COLUMNS))
         if unknown:
@@ -210,15 +210,12 @@ class Table:
         return tuple(n for n in self.columns if COLUMNS[n].kind is kind)
 
 
-def _pick(columns: tuple[str, ...], drop: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(c for c in columns if c not in drop)
-
-
 # ------------------------------------------------------------------------- Parquet files
 
 MANIFEST = Table(
     "manifest",
-    "`manifests/date=D/manifest.parquet`: one probed, readable video per row.",
+    "`manifests/date=D/manifest.parquet`: one row per readable, probed video that the manifest suite "
+    "accepts; \"nullable: no\" marks the columns the suite checks not null.",
     (
         "video_id", "uri", "key", "camera_id", "logical_date", "content_id", "content_id_method",
         "size_bytes", "etag", "container", "codec", "width", "height", "display_width", "display_height",
@@ -237,11 +234,16 @@ MANIFEST = Table(
     ),
 )  # fmt: skip
 
+_REFUSED = {
+    "uri": "the file's URI (a refused name percent-encoded)",
+    "key": "store key (a refused name percent-encoded)",
+}
 QUARANTINE_FILE = Table(
-    "quarantine file",
-    "`quarantine/date=D/<stage>.parquet`: the objects a stage could not process.",
+    "quarantine",
+    "`quarantine/date=D/<stage>.parquet`: one row per quarantined file of that stage.",
     ("uri", "key", "logical_date", "stage", "reason", "detail", "size_bytes"),
-    not_null=("uri", "key", "logical_date", "stage", "reason"),
+    not_null=("uri", "key", "logical_date", "stage", "reason", "detail"),
+    notes=_REFUSED,
 )
 
 _EVENT_FILE_COLUMNS = (
@@ -254,55 +256,69 @@ _EVENT_REQUIRED = (
     "model_name", "model_version", "run_id", "code_version", "extractor_id", "end_video_id", "end_offset_s",
 )  # fmt: skip
 
+_EVENT_NOTES = {"video_id": "the video the event starts in", "uri": "URI of that video"}
 EVENTS_FILE = Table(
     "events",
-    "`staging/date=D/run=R/events.parquet`, published as `events/date=D/events-<model>-<version>.parquet`.",
+    "`events/date=D/events-<name>-<version>.parquet` (published) and `staging/date=D/run=R/events.parquet` "
+    "(staged): the same columns. The warehouse's `action_events` takes every column but `video_key`.",
     _EVENT_FILE_COLUMNS,
+    notes=_EVENT_NOTES,
     not_null=_EVENT_REQUIRED,
     unique=("event_id",),
+    checked=("confidence", "start_s", "end_s", "end_offset_s"),  # by the events suite (EVENTS_VALIDATED)
 )
 
 EVENTS_VALIDATED = Table(
     "events (validated)",
     "The staged events as the events suite sees them: with the durations of the videos they start "
     "and end in joined from the manifest.",
-    (*_pick(_EVENT_FILE_COLUMNS, ("end_video_id", "end_offset_s", "run_id")), "run_id", "end_video_id",
-     "end_offset_s", "video_duration_s", "end_video_duration_s"),
+    (*_EVENT_FILE_COLUMNS[:-3], "run_id", "end_video_id", "end_offset_s", "video_duration_s",
+     "end_video_duration_s"),
     not_null=_EVENT_REQUIRED,
     unique=("event_id",),
-    checked=("confidence", "start_s", "end_s", "video_duration_s", "end_offset_s", "end_video_duration_s"),
+    checked=(*EVENTS_FILE.checked, "video_duration_s", "end_video_duration_s"),
 )  # fmt: skip
 
 # ------------------------------------------------------------------------- warehouse tables
 
 RUNS = Table(
     "runs",
-    "One row per pipeline run, a failed one too (a history: a rerun adds its own row).",
+    "One row per pipeline run attempt, a failed one too (a rerun adds its own row).",
     (
         "run_id", "logical_date", "status", "started_at", "finished_at", "model_name", "model_version",
         "model_sha256", "extractor_id", "code_version", "cameras", "videos_discovered", "videos_processed",
         "videos_quarantined", "events", "video_seconds", "wall_s", "cost_usd", "events_uri", "docs_uri", "error",
     ),
+    sql=True,
     not_null=("logical_date", "status"),
     primary_key=("run_id",),
+    notes={"run_id": "the run id", "cost_usd": "the run's cost, set by the cost stage"},
 )  # fmt: skip
 
 VIDEOS = Table(
     "videos",
-    "The processed videos of each date (replaced per date on every publish).",
+    "The processed videos of each date, replaced per date.",
     (
         "video_id", "uri", "content_id", "camera_id", "logical_date", "duration_s", "fps", "width", "height",
         "codec", "size_bytes", "container", "recorded_at", "run_id",
     ),
+    sql=True,
     not_null=("uri", "content_id", "camera_id", "logical_date", "duration_s"),
+    notes={"run_id": "the run that loaded the row"},
     primary_key=("video_id",),
     indexes=(("ix_videos_date_camera", ("logical_date", "camera_id")),),
 )  # fmt: skip
 
 QUARANTINE = Table(
     "quarantine",
-    "What could not be processed, with a reason code (replaced per date).",
+    "What could not be processed, replaced per date.",
     ("run_id", "logical_date", "uri", "reason", "detail", "stage", "camera_id", "size_bytes"),
+    sql=True,
+    notes={
+        "uri": _REFUSED["uri"],
+        "run_id": "the run that loaded the row",
+        "camera_id": "the camera, when the file is under `camera=<id>/`",
+    },
     not_null=("logical_date", "uri", "reason", "stage"),
     primary_key=("logical_date", "uri", "stage"),
     pk_name="pk_quarantine",
@@ -310,8 +326,7 @@ QUARANTINE = Table(
 
 ACTION_EVENTS = Table(
     "action_events",
-    "Events per (date, model name, model version), with lineage on every row. `end_video_id` and "
-    "`end_offset_s` are never null, though nullable (migration 0002).",
+    "Events per (date, model name, model version), with lineage on every row.",
     (
         "event_id", "run_id", "video_id", "camera_id", "logical_date", "label", "start_s", "end_s",
         "start_ts", "end_ts", "confidence", "model_name", "model_version", "model_sha256", "extractor_id",
@@ -321,7 +336,10 @@ ACTION_EVENTS = Table(
         "run_id", "video_id", "camera_id", "logical_date", "label", "start_s", "end_s", "confidence",
         "model_name", "model_version", "model_sha256", "extractor_id", "content_id", "code_version", "uri",
     ),
+    sql=True,
     primary_key=("event_id",),
+    notes=_EVENT_NOTES,
+    filled=("end_video_id", "end_offset_s"),  # nullable only because DuckDB cannot add NOT NULL (0002)
     indexes=(
         ("ix_action_events_label_ts", ("label", "start_ts")),
         ("ix_action_events_camera_ts", ("camera_id", "start_ts")),
@@ -331,16 +349,19 @@ ACTION_EVENTS = Table(
 
 ACTIVE_MODELS = Table(
     "active_models",
-    "Which model version `current_action_events` shows for each date.",
+    "The model version `current_action_events` shows for each date.",
     ("logical_date", "model_name", "model_version", "run_id", "activated_at"),
+    sql=True,
+    notes={"run_id": "the run that activated it"},
     not_null=("*",),
     primary_key=("logical_date",),
 )
 
 JOB_COSTS = Table(
     "job_costs",
-    "The cost ledger of each run (filled by the cost stage).",
+    "The cost ledger of each run (and `cost.json`'s `rows`).",
     ("run_id", "component", "resource", "quantity", "unit", "unit_price_usd", "pricing", "cost_usd"),
+    sql=True,
     not_null=("*",),
     primary_key=("run_id", "component", "resource", "pricing"),
     pk_name="pk_job_costs",
@@ -359,34 +380,37 @@ if not set(SEARCH_COLUMNS) <= set(ACTION_EVENTS.columns):
     )
 
 
-def _table_markdown(table: Table, sql: bool) -> list[str]:
-    kind = "warehouse table" if sql else "Parquet file"
-    lines = [f"#### `{table.name}` ({kind})", "", table.description, ""]
-    keys = []
+def _type_text(table: Table, name: str) -> str:
+    kind, length = COLUMNS[name].kind, COLUMNS[name].length
+    if not table.sql:
+        return f"`{kind.arrow}`"
+    return f"`{kind.value[2]}({length})`" if length else f"`{kind.value[2]}`"
+
+
+def _table_markdown(table: Table) -> list[str]:
+    """One table's heading, description, keys and a row per column."""
+    head = f"#### `{table.name}`" if table.sql else f"#### `{table.name}` Parquet"
+    text = f"Warehouse. {table.description}" if table.sql else table.description
     if table.primary_key:
-        keys.append("primary key (" + ", ".join(table.primary_key) + ")")
-    keys += [f"unique {c}" for c in table.unique]
-    keys += [f"index {n} (" + ", ".join(cols) + ")" for n, cols in table.indexes]
-    if keys:
-        lines += ["Keys: " + "; ".join(keys) + ".", ""]
-    lines += ["| column | type | nullable | description |", "|---|---|---|---|"]
+        pk = table.primary_key[0] if len(table.primary_key) == 1 else f"({', '.join(table.primary_key)})"
+        text += f" Primary key `{pk}`."
+    lines = [head, "", text, "", "| column | type | nullable | description |", "|---|---|---|---|"]
     for name in table.columns:
         col = COLUMNS[name]
-        typ = col.kind.value[2] + (f"({col.length})" if sql and col.length else "")
-        desc = col.description
+        nullable = "no" if not table.nullable(name) else "yes (never null)" if name in table.filled else "yes"
+        desc = table.notes.get(name, col.description)
         if name in table.checked and col.constraint_text():
-            desc += f" Checked: {col.constraint_text()}."
-        lines.append(f"| `{name}` | {typ} | {'yes' if table.nullable(name) else 'no'} | {desc} |")
+            desc += f" (checked: {col.constraint_text()})"
+        elif col.values is not None and len(col.values) <= 4:  # a short domain: name it
+            desc += ": " + " or ".join(", ".join(f"`{v}`" for v in col.values).rsplit(", ", 1))
+        lines.append(f"| `{name}` | {_type_text(table, name)} | {nullable} | {desc} |")
     return [*lines, ""]
 
 
 def columns_reference_markdown() -> str:
-    """Markdown tables of every file's and warehouse table's columns (name, type, nullable,
-    description, checked constraints), for docs/reference.md."""
-    lines: list[str] = ["### Parquet files", ""]
-    for table in (MANIFEST, QUARANTINE_FILE, EVENTS_FILE, EVENTS_VALIDATED):
-        lines += _table_markdown(table, sql=False)
-    lines += ["### Warehouse tables", ""]
-    for table in WAREHOUSE_TABLES:
-        lines += _table_markdown(table, sql=True)
+    """The warehouse tables' and Parquet files' columns (name, type, nullable, description, the
+    constraints a suite checks) as markdown, for docs/reference.md's generated columns block."""
+    lines: list[str] = []
+    for table in (*WAREHOUSE_TABLES, EVENTS_FILE, MANIFEST, QUARANTINE_FILE):
+        lines += _table_markdown(table)
     return "\n".join(lines).rstrip() + "\n"

@@ -171,9 +171,16 @@ def test_the_arrow_schemas_and_search_columns_derive_from_the_declarations():
 def test_the_columns_reference_lists_every_table_and_column():
     text = tables.columns_reference_markdown()
     for table in (*tables.WAREHOUSE_TABLES, tables.MANIFEST, tables.QUARANTINE_FILE, tables.EVENTS_FILE):
-        assert f"#### `{table.name}`" in text
-        for name in table.columns:
-            assert f"| `{name}` |" in text
-    assert "| `reason` | string(64) | no | Why it was quarantined" in text
-    assert "one of `spot`, `on_demand`" not in text  # constraints show only where a suite checks them
-    assert "Checked: 0.0 <= x <= 1.0." in text  # confidence, in the events suite
+        heading = f"#### `{table.name}`" + ("" if table.sql else " Parquet")
+        section = text.split(heading + "\n", 1)[1].split("\n#### ", 1)[0]
+        rows = [line.split(" | ")[0].strip("| `") for line in section.splitlines() if line.startswith("| `")]
+        assert rows == list(table.columns), table.name
+    assert "| `reason` | `VARCHAR(64)` | no | a [quarantine reason code](#quarantine-reasons) |" in text
+    assert "| `end_offset_s` | `DOUBLE` | yes (never null) |" in text
+    assert "| `start_ts` | `timestamp[us, tz=UTC]` | yes |" in text
+    assert "| `status` | `VARCHAR(16)` | no | the run's outcome: `success` or `failed` |" in text
+    assert (
+        "| `confidence` | `double` | no | mean smoothed score over the event (checked: 0.0 <= x <= 1.0) |"
+        in text
+    )
+    assert "| `width` | `int32` | no | coded width in pixels (checked: 16 <= x <= 16384) |" in text
