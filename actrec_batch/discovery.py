@@ -201,26 +201,26 @@ class _Prober:
 def _quarantine(
     store: ObjectStore, obj: ObjectInfo, date: dt.date, reason: QuarantineReason | str, detail: str
 ) -> QuarantineRecord:
+    return _record(store.uri(obj.key), obj.key, obj.size, date, reason, detail)
+
+
+def _bad_key(rejected: RejectedKey, date: dt.date) -> QuarantineRecord:
+    why = f"{rejected.uri}: its name is not a valid object key ({rejected.problem}); rename it"
+    return _record(rejected.uri, rejected.key, rejected.size, date, QuarantineReason.BAD_KEY, why)
+
+
+def _record(
+    uri: str, key: str, size: int | None, date: dt.date, reason: QuarantineReason | str, detail: str
+) -> QuarantineRecord:
+    """A discovery quarantine record; ``detail`` made one line of at most 500 characters."""
     return QuarantineRecord(
-        uri=store.uri(obj.key),
-        key=obj.key,
+        uri=uri,
+        key=key,
         logical_date=date.isoformat(),
         stage=STAGE,
         reason=reason,
         detail=" ".join(detail.split())[:500],
-        size_bytes=obj.size,
-    )
-
-
-def _bad_key(rejected: RejectedKey, date: dt.date) -> QuarantineRecord:
-    return QuarantineRecord(
-        uri=rejected.uri,
-        key=rejected.key,
-        logical_date=date.isoformat(),
-        stage=STAGE,
-        reason=QuarantineReason.BAD_KEY,
-        detail=f"{rejected.uri}: its name is not a valid object key ({rejected.problem}); rename it",
-        size_bytes=rejected.size,
+        size_bytes=size,
     )
 
 
