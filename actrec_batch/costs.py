@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from actrec_batch import layout
+from actrec_batch import layout, tables
 from actrec_batch.config import Settings
 from actrec_batch.runs import CostRecord, InferRecord, MetricsDocument, RunFolder, latest_priced_run
 from actrec_batch.storage import ObjectStore
@@ -133,7 +133,7 @@ def with_run_info(folder: RunFolder, report: dict[str, Any]) -> dict[str, Any]:
     return {**report, "uri": folder.uri(CostRecord), "status": status, "model": model}
 
 
-COST_COLUMNS = ("component", "resource", "quantity", "unit", "unit_price_usd", "pricing", "cost_usd")
+COST_COLUMNS = tuple(c for c in tables.JOB_COSTS.columns if c != "run_id")  # the ledger's, in table order
 
 
 def _usd(value: float | None) -> str:

@@ -25,13 +25,14 @@ from typing import Any
 
 from actrec_batch import layout
 from actrec_batch.config import Settings
-from actrec_batch.errors import ActrecError, VideoError
+from actrec_batch.errors import ActrecError, QuarantineReason, QuarantineStage, VideoError
 from actrec_batch.manifest import QuarantineRecord, manifest_table, write_manifest, write_quarantine
+from actrec_batch.reconcile import reconcile
 from actrec_batch.storage import ObjectInfo, ObjectStore, RejectedKey, open_store
 
 log = logging.getLogger(__name__)
 
-STAGE = "discover"
+STAGE = QuarantineStage.DISCOVER
 _HASH_CHUNK = 4 * 2**20
 _FAST_SAMPLE = 2**20
 
@@ -198,28 +199,28 @@ class _Prober:
 
 
 def _quarantine(
-    store: ObjectStore, obj: ObjectInfo, date: dt.date, reason: str, detail: str
+    store: ObjectStore, obj: ObjectInfo, date: dt.date, reason: QuarantineReason | str, detail: str
 ) -> QuarantineRecord:
+    return _record(store.uri(obj.key), obj.key, obj.size, date, reason, detail)
+
+
+def _bad_key(rejected: RejectedKey, date: dt.date) -> QuarantineRecord:
+    why = f"{rejected.uri}: its name is not a valid object key ({rejected.problem}); rename it"
+    return _record(rejected.uri, rejected.key, rejected.size, date, QuarantineReason.BAD_KEY, why)
+
+
+def _record(
+    uri: str, key: str, size: int | None, date: dt.date, reason: QuarantineReason | str, detail: str
+) -> QuarantineRecord:
+    """A discovery quarantine record; ``detail`` made one line of at most 500 characters."""
     return QuarantineRecord(
-        uri=store.uri(obj.key),
-        key=obj.key,
+        uri=uri,
+        key=key,
         logical_date=date.isoformat(),
         stage=STAGE,
         reason=reason,
         detail=" ".join(detail.split())[:500],
-        size_bytes=obj.size,
-    )
-
-
-def _bad_key(rejected: RejectedKey, date: dt.date) -> QuarantineRecord:
-    return QuarantineRecord(
-        uri=rejected.uri,
-        key=rejected.key,
-        logical_date=date.isoformat(),
-        stage=STAGE,
-        reason="bad_key",
-        detail=f"{rejected.uri}: its name is not a valid object key ({rejected.problem}); rename it",
-        size_bytes=rejected.size,
+        size_bytes=size,
     )
 
 
@@ -250,7 +251,11 @@ def _probe_all(
                 except ActrecError as exc:
                     bad.append(_quarantine(store, obj, date, exc.reason, str(exc)))
                 except Exception as exc:  # noqa: BLE001 - an unexpected failure must quarantine, not crash
-                    bad.append(_quarantine(store, obj, date, "probe_error", f"{type(exc).__name__}: {exc}"))
+                    bad.append(
+                        _quarantine(
+                            store, obj, date, QuarantineReason.PROBE_ERROR, f"{type(exc).__name__}: {exc}"
+                        )
+                    )
                 bar.update(1)
             now = time.monotonic()
             for fut, obj in list(pending.items()):
@@ -262,7 +267,7 @@ def _probe_all(
                             store,
                             obj,
                             date,
-                            "timeout",
+                            QuarantineReason.TIMEOUT,
                             f"probe of {store.uri(obj.key)} exceeded {settings.probe_timeout_s:g} s",
                         )
                     )
@@ -291,7 +296,7 @@ def _screen(
         QuarantineRecord.for_video(
             ordered[i],
             STAGE,
-            "invalid_metadata",
+            QuarantineReason.INVALID_METADATA,
             f"{ordered[i]['uri']} probes to values the manifest does not accept: " + "; ".join(why),
         )
         for i, why in sorted(failures.items())
@@ -308,7 +313,7 @@ def discover(
     file and a JSON summary. A video whose manifest row fails a per-row expectation is quarantined
     (``invalid_metadata``) and the rest of the date goes on. Raises :class:`ValidationFailed` when
     an expectation about the whole manifest fails (nothing is written then) and
-    :class:`ActrecError` (reason ``reconcile``) if the counts do not add up.
+    :class:`ReconcileError` (reason ``reconcile``) if the counts do not add up.
     """
     t0 = time.perf_counter()
     store = store or open_store(settings.store)
@@ -328,7 +333,7 @@ def discover(
                     store,
                     obj,
                     date,
-                    "bad_layout",
+                    QuarantineReason.BAD_LAYOUT,
                     f"{store.uri(obj.key)} is not under footage/date={date}/camera=<id>/",
                 )
             )
@@ -346,12 +351,7 @@ def discover(
     manifest_uri = write_manifest(store, date, table)
     quarantine_uri = write_quarantine(store, date, STAGE, bad)
 
-    if discovered != len(rows) + len(bad):
-        raise ActrecError(
-            f"discovery of {date} does not reconcile: {discovered} discovered != "
-            f"{len(rows)} manifested + {len(bad)} quarantined",
-            reason="reconcile",
-        )
+    reconcile(f"discovery of {date}", discovered, len(rows), len(bad), processed_as="manifested")
     result = DiscoveryResult(
         logical_date=date,
         videos_discovered=discovered,

@@ -12,80 +12,19 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from actrec_batch import tables
 from actrec_batch.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
 
-# Probe fields a manifest row must carry, with the range a sane archived video lies in.
-MANIFEST_COLUMNS = (
-    "video_id",
-    "uri",
-    "key",
-    "camera_id",
-    "logical_date",
-    "content_id",
-    "content_id_method",
-    "size_bytes",
-    "container",
-    "codec",
-    "width",
-    "height",
-    "fps",
-    "fps_mode",
-    "duration_s",
-    "frame_count",
-    "rotation",
-)
-
-# A published action event, with the durations of the videos it starts and ends in joined from the
-# manifest (the same video unless the event spans files of a camera's chain, see actrec_batch.chains).
-EVENT_COLUMNS = (
-    "event_id",
-    "video_id",
-    "video_key",
-    "uri",
-    "camera_id",
-    "logical_date",
-    "label",
-    "start_s",
-    "end_s",
-    "start_ts",
-    "end_ts",
-    "confidence",
-    "model_name",
-    "model_version",
-    "model_sha256",
-    "extractor_id",
-    "content_id",
-    "code_version",
-    "run_id",
-    "end_video_id",
-    "end_offset_s",
-    "video_duration_s",
-    "end_video_duration_s",
-)
-_EVENT_FLOATS = ("start_s", "end_s", "confidence", "end_offset_s", "video_duration_s", "end_video_duration_s")
-_EVENT_STRINGS = tuple(c for c in EVENT_COLUMNS if c not in _EVENT_FLOATS + ("start_ts", "end_ts"))
-_EVENT_REQUIRED = (
-    "event_id",
-    "video_id",
-    "camera_id",
-    "logical_date",
-    "label",
-    "start_s",
-    "end_s",
-    "confidence",
-    "model_name",
-    "model_version",
-    "run_id",
-    "code_version",
-    "extractor_id",
-    "end_video_id",
-    "end_offset_s",
-)
+# The columns are declared in actrec_batch.tables; these names are kept for callers.
+MANIFEST_COLUMNS = tuple(c for c in tables.MANIFEST.columns if not tables.MANIFEST.nullable(c))
+EVENT_COLUMNS = tables.EVENTS_VALIDATED.columns
+CAMERA_ID_REGEX = tables.CAMERA_ID_REGEX
 
 _DOCS_SITE = "actrec"
 
@@ -172,38 +111,52 @@ def _gx() -> Any:
     return gx
 
 
-CAMERA_ID_REGEX = r"^[^/\\\x00-\x1f\x7f]+$"
+def _table_expectations(E: Any, table: tables.Table, logical_date: dt.date) -> list[Any]:
+    """What ``table`` declares: its required and unique columns, its date, and the value constraints
+    of its ``checked`` columns (allowed values, regex, ranges, and one column above another)."""
+    out = [E.ExpectColumnValuesToBeUnique(column=c) for c in table.unique]
+    out += [E.ExpectColumnValuesToNotBeNull(column=c) for c in table.columns if not table.nullable(c)]
+    out.append(E.ExpectColumnValuesToBeInSet(column="logical_date", value_set=[logical_date.isoformat()]))
+    for name in table.checked:
+        col = tables.COLUMNS[name]
+        if col.regex is not None:
+            out.append(E.ExpectColumnValuesToMatchRegex(column=name, regex=col.regex))
+        if col.values is not None:
+            out.append(
+                E.ExpectColumnValuesToBeInSet(column=name, value_set=[_plain_value(v) for v in col.values])
+            )
+        if col.min is not None or col.max is not None:
+            bounds = {"min_value": col.min, "max_value": col.max, "strict_min": col.strict_min or None}
+            out.append(
+                E.ExpectColumnValuesToBeBetween(
+                    column=name, **{k: v for k, v in bounds.items() if v is not None}
+                )
+            )
+        if col.above is not None:
+            other, or_equal = col.above
+            out.append(
+                E.ExpectColumnPairValuesAToBeGreaterThanB(column_A=name, column_B=other, or_equal=or_equal)
+            )
+    return out
+
+
+def _plain_value(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
 
 
 def manifest_expectations(logical_date: dt.date) -> list[Any]:
-    """The manifest suite: schema, identity, and probe values in physically sane ranges."""
+    """The manifest suite (:data:`actrec_batch.tables.MANIFEST`): schema, identity, and probe values
+    in physically sane ranges."""
     E = _gx().expectations
     return [
         E.ExpectTableColumnsToMatchSet(column_set=list(MANIFEST_COLUMNS), exact_match=False),
-        E.ExpectColumnValuesToBeUnique(column="video_id"),
-        E.ExpectColumnValuesToBeUnique(column="uri"),
-        *[E.ExpectColumnValuesToNotBeNull(column=c) for c in MANIFEST_COLUMNS],
-        E.ExpectColumnValuesToBeInSet(column="logical_date", value_set=[logical_date.isoformat()]),
-        E.ExpectColumnValuesToMatchRegex(column="content_id", regex=r"^[0-9a-f]{64}$"),
-        # Any name a footage folder can have (storage/keys.py): Unicode and spaces included, no
-        # "/", backslash or control characters. A narrower rule here failed the whole date.
-        E.ExpectColumnValuesToMatchRegex(column="camera_id", regex=CAMERA_ID_REGEX),
-        E.ExpectColumnValuesToBeInSet(column="content_id_method", value_set=["sha256", "fast"]),
-        E.ExpectColumnValuesToBeInSet(column="fps_mode", value_set=["constant", "variable"]),
-        E.ExpectColumnValuesToBeInSet(column="rotation", value_set=[0, 90, 180, 270]),
-        E.ExpectColumnValuesToBeBetween(column="size_bytes", min_value=1),
-        E.ExpectColumnValuesToBeBetween(column="fps", min_value=1.0, max_value=300.0),
-        E.ExpectColumnValuesToBeBetween(
-            column="duration_s", min_value=0.0, strict_min=True, max_value=7 * 86400.0
-        ),
-        E.ExpectColumnValuesToBeBetween(column="width", min_value=16, max_value=16384),
-        E.ExpectColumnValuesToBeBetween(column="height", min_value=16, max_value=16384),
-        E.ExpectColumnValuesToBeBetween(column="frame_count", min_value=1),
+        *_table_expectations(E, tables.MANIFEST, logical_date),
     ]
 
 
 def events_expectations(logical_date: dt.date, labels: Sequence[str]) -> list[Any]:
-    """The events suite for ``logical_date``, with ``labels`` the model's label map.
+    """The events suite for ``logical_date``, with ``labels`` the model's label map
+    (:data:`actrec_batch.tables.EVENTS_VALIDATED`).
 
     Schema (exactly :data:`EVENT_COLUMNS`), value types, required fields, identity, the date, the
     label set, and time bounds: ``0 <= start_s < video_duration_s``, ``start_s < end_s``, and
@@ -215,26 +168,16 @@ def events_expectations(logical_date: dt.date, labels: Sequence[str]) -> list[An
     missing duration) fails a bound.
     """
     E = _gx().expectations
+    t = tables.EVENTS_VALIDATED
+    strings = (*t.names_of(tables.Kind.STRING), *t.names_of(tables.Kind.DATE))
     return [
         E.ExpectTableColumnsToMatchSet(column_set=list(EVENT_COLUMNS), exact_match=True),
         # "float" and "str" match numpy float64 and pandas' str/string dtypes; on object columns GX
         # checks each non-null value's Python type instead, so a stray "0.9" is caught too.
-        *[E.ExpectColumnValuesToBeOfType(column=c, type_="float") for c in _EVENT_FLOATS],
-        *[E.ExpectColumnValuesToBeOfType(column=c, type_="str") for c in _EVENT_STRINGS],
-        *[E.ExpectColumnValuesToNotBeNull(column=c) for c in _EVENT_REQUIRED],
-        E.ExpectColumnValuesToBeUnique(column="event_id"),
-        E.ExpectColumnValuesToBeInSet(column="logical_date", value_set=[logical_date.isoformat()]),
+        *[E.ExpectColumnValuesToBeOfType(column=c, type_="float") for c in t.names_of(tables.Kind.FLOAT)],
+        *[E.ExpectColumnValuesToBeOfType(column=c, type_="str") for c in t.columns if c in strings],
         E.ExpectColumnValuesToBeInSet(column="label", value_set=list(labels)),
-        E.ExpectColumnValuesToBeBetween(column="confidence", min_value=0.0, max_value=1.0),
-        E.ExpectColumnValuesToBeBetween(column="start_s", min_value=0.0),
-        E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="end_s", column_B="start_s", or_equal=False),
-        E.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="video_duration_s", column_B="start_s", or_equal=False
-        ),
-        E.ExpectColumnValuesToBeBetween(column="end_offset_s", min_value=0.0, strict_min=True),
-        E.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="end_video_duration_s", column_B="end_offset_s", or_equal=True
-        ),
+        *_table_expectations(E, t, logical_date),
     ]
 
 

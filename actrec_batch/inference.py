@@ -22,43 +22,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from actrec_batch import tables
 from actrec_batch.config import Settings
-from actrec_batch.errors import ActrecError, VideoError
+from actrec_batch.errors import ActrecError, QuarantineReason, QuarantineStage, VideoError
 from actrec_batch.events import DetectedEvent, EventParams, event_id, scores_to_events
 from actrec_batch.manifest import QuarantineRecord, read_manifest, write_quarantine
 from actrec_batch.model import DEFAULT_MODEL
+from actrec_batch.reconcile import reconcile
 from actrec_batch.storage import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
 
-STAGE = "infer"
+STAGE = QuarantineStage.INFER
 DEFAULT_SEGMENT_S = 300.0
 
-EVENTS_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("video_id", pa.string()),
-        ("video_key", pa.string()),
-        ("uri", pa.string()),
-        ("camera_id", pa.string()),
-        ("logical_date", pa.string()),
-        ("label", pa.string()),
-        ("start_s", pa.float64()),
-        ("end_s", pa.float64()),
-        ("start_ts", pa.timestamp("us", tz="UTC")),
-        ("end_ts", pa.timestamp("us", tz="UTC")),
-        ("confidence", pa.float64()),
-        ("model_name", pa.string()),
-        ("model_version", pa.string()),
-        ("model_sha256", pa.string()),
-        ("extractor_id", pa.string()),
-        ("content_id", pa.string()),
-        ("code_version", pa.string()),
-        # where the event ends: the same video and end_s, unless it spans files (actrec_batch.chains)
-        ("end_video_id", pa.string()),
-        ("end_offset_s", pa.float64()),
-    ]
-)
+# The published file of this older path has no run_id (its last column in tables.EVENTS_FILE).
+EVENTS_SCHEMA = tables.EVENTS_FILE.arrow_schema().remove(len(tables.EVENTS_FILE.columns) - 1)
 
 
 def events_key(date: dt.date, model_id: str) -> str:
@@ -287,7 +266,9 @@ def infer_date(
                         model, f, duration_s=row["duration_s"], segment_s=segment_s, uri=row["uri"]
                     )
         except Exception as exc:  # noqa: BLE001 - one bad video is quarantined, never the end of the run
-            reason = exc.reason if isinstance(exc, (VideoError, ActrecError)) else "infer_error"
+            reason = (
+                exc.reason if isinstance(exc, (VideoError, ActrecError)) else QuarantineReason.INFER_ERROR
+            )
             detail = (
                 str(exc) if isinstance(exc, ActrecError) else f"{row['uri']}: {type(exc).__name__}: {exc}"
             )
@@ -310,8 +291,13 @@ def infer_date(
     result.events = table.num_rows
     result.events_uri = store.uri(key)
     result.wall_s = time.perf_counter() - t0
-    if result.videos != result.videos_processed + len(result.quarantine):
-        raise ActrecError(f"inference of {date} does not reconcile", reason="reconcile")
+    reconcile(
+        f"inference of {date}",
+        result.videos,
+        result.videos_processed,
+        len(result.quarantine),
+        discovered_as="manifested",
+    )
     log.info(
         "infer %s: %d videos, %d events -> %s",
         date,

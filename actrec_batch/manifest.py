@@ -1,4 +1,4 @@
-"""The manifest and quarantine tables: stable pyarrow schemas and their Parquet files.
+"""The manifest and quarantine tables: their Parquet files (columns: :mod:`actrec_batch.tables`).
 
 A manifest row is one probed, readable video of a logical date. A quarantine row is one
 discovered object that cannot be processed, with a reason code. Both are written atomically
@@ -16,54 +16,31 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from actrec_batch import layout
+from actrec_batch import layout, tables
+from actrec_batch.errors import QuarantineReason, QuarantineStage
 from actrec_batch.storage import ObjectStore
 
-MANIFEST_SCHEMA = pa.schema(
-    [
-        ("video_id", pa.string()),
-        ("uri", pa.string()),
-        ("key", pa.string()),
-        ("camera_id", pa.string()),
-        ("logical_date", pa.string()),
-        ("content_id", pa.string()),
-        ("content_id_method", pa.string()),
-        ("size_bytes", pa.int64()),
-        ("etag", pa.string()),
-        ("container", pa.string()),
-        ("codec", pa.string()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("display_width", pa.int32()),
-        ("display_height", pa.int32()),
-        ("fps", pa.float64()),
-        ("fps_mode", pa.string()),
-        ("duration_s", pa.float64()),
-        ("frame_count", pa.int64()),
-        ("frame_count_exact", pa.bool_()),
-        ("rotation", pa.int32()),
-        ("creation_time", pa.timestamp("us", tz="UTC")),
-        ("has_audio", pa.bool_()),
-        ("labels_key", pa.string()),
-        ("probe_bytes_read", pa.int64()),
-    ]
-)
+MANIFEST_SCHEMA = tables.MANIFEST.arrow_schema()
+QUARANTINE_SCHEMA = tables.QUARANTINE_FILE.arrow_schema()
 
 
 @dataclass(frozen=True)
 class QuarantineRecord:
-    """One object that cannot be processed. ``reason`` is a short code (CONTRACTS.md)."""
+    """One object that cannot be processed. ``reason`` is a :class:`QuarantineReason` code (a
+    ``StrEnum``, so the plain string is accepted too); ``stage`` a :class:`QuarantineStage`."""
 
     uri: str
     key: str
     logical_date: str
-    stage: str
-    reason: str
+    stage: QuarantineStage | str
+    reason: QuarantineReason | str
     detail: str
     size_bytes: int | None = None
 
     @classmethod
-    def for_video(cls, row: Mapping[str, Any], stage: str, reason: str, detail: str) -> QuarantineRecord:
+    def for_video(
+        cls, row: Mapping[str, Any], stage: QuarantineStage | str, reason: QuarantineReason | str, detail: str
+    ) -> QuarantineRecord:
         """The record of a manifested video (a manifest row) that failed at ``stage``; ``detail`` is
         made one line of at most 500 characters."""
         return cls(
@@ -75,19 +52,6 @@ class QuarantineRecord:
             detail=" ".join(detail.split())[:500],
             size_bytes=row["size_bytes"],
         )
-
-
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("uri", pa.string()),
-        ("key", pa.string()),
-        ("logical_date", pa.string()),
-        ("stage", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("size_bytes", pa.int64()),
-    ]
-)
 
 
 def _to_parquet_bytes(table: pa.Table) -> bytes:

@@ -173,6 +173,7 @@ class PublishRecord(Record):
     started_at: str | None
     wall_s: float
     code_version: str
+    error: str | None = None  # why the run failed (its reconciliation), or None
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,8 @@ class RunFolder:
             code_version=published.code_version,
         )
         summary["video_s_per_wall_s"] = round(infer.video_seconds / max(wall, 1e-9), 2)
+        if published.error is not None:
+            summary["error"] = published.error
         if quality is not None:
             summary.update(quality_uri=self.uri(QualityRecord), f1=(quality.evaluation or {}).get("f1"))
         return summary

@@ -139,7 +139,7 @@ def decode_grid_frames(
 
     ``threads``: decoder threads (0: FFmpeg chooses, typically one per core; a Ray task passes the
     CPUs it reserved, so it does not take more than its share)."""
-    from actrec_batch.errors import VideoError
+    from actrec_batch.errors import QuarantineReason, VideoError
 
     if len(span) == 0:
         return np.empty((0, height or width or 0, width or height or 0, 3), dtype=np.uint8)
@@ -163,7 +163,9 @@ def decode_grid_frames(
         out[count] = rgb if rgb.shape == out.shape[1:] else _nearest_resize(rgb, out.shape[1:3])
         count += 1
     if count != len(span):
-        raise VideoError(f"{uri or source}: decoded {count} of {len(span)} grid frames", reason="truncated")
+        raise VideoError(
+            f"{uri or source}: decoded {count} of {len(span)} grid frames", reason=QuarantineReason.TRUNCATED
+        )
     return out
 
 

@@ -34,16 +34,17 @@ from typing import Any
 
 from actrec_batch import layout
 from actrec_batch.config import Settings
-from actrec_batch.errors import ActrecError, StorageError
+from actrec_batch.errors import ActrecError, QuarantineReason, QuarantineStage, StorageError
 from actrec_batch.manifest import QuarantineRecord, read_manifest, write_quarantine
 from actrec_batch.model.features import SegmentFeatures
 from actrec_batch.pipeline.cache import Checkpoints, FeatureCache, segment_name
 from actrec_batch.pipeline.work import DecodedUnit, Failure, UnitSpec, VideoIndex
+from actrec_batch.reconcile import reconcile
 from actrec_batch.storage import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
 
-STAGE = "infer"
+STAGE = QuarantineStage.INFER
 PROGRESS_EVERY_S = 10.0
 ACTOR_RESUBMITS = 3  # driver-side resubmissions of a batch after Ray's own actor-call retries
 _WAIT_S = 0.5
@@ -211,12 +212,13 @@ class InferenceJob:
         self.result.wall_s = time.perf_counter() - t0
         self._write_reports()
         r = self.result
-        if r.videos != r.videos_processed + len(r.quarantine):
-            raise ActrecError(
-                f"inference of {self.date} does not reconcile: {r.videos} manifested != "
-                f"{r.videos_processed} processed + {len(r.quarantine)} quarantined",
-                reason="reconcile",
-            )
+        reconcile(
+            f"inference of {self.date}",
+            r.videos,
+            r.videos_processed,
+            len(r.quarantine),
+            discovered_as="manifested",
+        )
         log.info(
             "infer %s (%s): %d videos, %d units (%d from checkpoints, %d cache hits, %d computed), %d events, "
             "%.1f s",
@@ -398,7 +400,7 @@ class InferenceJob:
     def _fail_assembly(self, video_ids: list[str], what: str, exc: Exception) -> None:
         for video_id in video_ids:
             detail = f"{self.videos[video_id]['uri']}: {what} failed: {type(exc).__name__}: {exc}"
-            self.fail_video(video_id, Failure("infer_error", detail))
+            self.fail_video(video_id, Failure(QuarantineReason.INFER_ERROR, detail))
 
     def _video_clips(self, units: list[UnitSpec], video_id: str) -> tuple[Any, Any]:
         """The video's clip centres ``[N]`` (seconds from its start) and embeddings ``[N, D]``."""
@@ -801,25 +803,26 @@ class _Scheduler:
             self.job.fail_video(
                 video_id,
                 Failure(
-                    "timeout",
+                    QuarantineReason.TIMEOUT,
                     f"{self.job.videos[video_id]['uri']}: {what} took over {self.timeout:g} s (unit_timeout_s)",
                 ),
             )
             self._drop_video(video_id)
 
 
-def _ray_failure(exc: Exception, uri: str, default: str = "decode_error") -> Failure:
+def _ray_failure(exc: Exception, uri: str, default: str = QuarantineReason.DECODE_ERROR) -> Failure:
     """A Failure for an exception Ray raised instead of a result."""
     import ray
 
     name = type(exc).__name__
     first = " ".join(str(exc).split())[:300]
     if isinstance(exc, ray.exceptions.TaskCancelledError):
-        return Failure("timeout", f"{uri}: cancelled after the unit timeout")
+        return Failure(QuarantineReason.TIMEOUT, f"{uri}: cancelled after the unit timeout")
     if isinstance(exc, ray.exceptions.WorkerCrashedError):
         return Failure(
-            "decode_crash", f"{uri}: the worker process died (native crash?) on every retry: {first}"
+            QuarantineReason.DECODE_CRASH,
+            f"{uri}: the worker process died (native crash?) on every retry: {first}",
         )
     if isinstance(exc, (ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError)):
-        return Failure("worker_lost", f"{uri}: {name}: {first}")
+        return Failure(QuarantineReason.WORKER_LOST, f"{uri}: {name}: {first}")
     return Failure(default, f"{uri}: {name}: {first}")

@@ -15,7 +15,9 @@ from typing import Any
 
 from actrec_batch import layout
 from actrec_batch.config import Settings
+from actrec_batch.errors import ReconcileError, RunStatus
 from actrec_batch.model import DEFAULT_MODEL
+from actrec_batch.reconcile import reconcile
 from actrec_batch.runs import (
     COST_PAGE_NAME,
     DiscoverRecord,
@@ -178,7 +180,8 @@ def record_run_stage(
     """The publish stage's record (the run's reconciliation, from what its stages left in the
     store), the run's ``runs`` row, and its summary (CONTRACTS.md keys), written and returned."""
     folder = RunFolder(store, date, run_id)
-    folder.write(publish_record(folder, published, cameras=cameras, started_at=started_at, wall_s=wall_s))
+    record = publish_record(folder, published, cameras=cameras, started_at=started_at, wall_s=wall_s)
+    folder.write(record)
     summary = folder.summary()
     row = {k: summary.get(k) for k in _RUN_COLUMNS}
     row.update(
@@ -191,8 +194,12 @@ def record_run_stage(
         model_version=published.model_version,
         cameras=",".join(cameras) or None,
     )
+    row["error"] = record.error
     warehouse.record_run(row)
-    return folder.write_summary()
+    summary = folder.write_summary()
+    if record.error is not None:  # recorded failed, with its counts; now fail the run
+        raise ReconcileError(record.error)
+    return summary
 
 
 def run_nightly(
@@ -246,11 +253,12 @@ def run_nightly(
         cost_stage(settings, store, date, run_id, warehouse=warehouse)
         quality_stage(store, date, run_id)
     except BaseException as exc:
-        row = {"run_id": run_id, "logical_date": date, "started_at": started_at, "status": "failed"}
+        row = {"run_id": run_id, "logical_date": date, "started_at": started_at, "status": RunStatus.FAILED}
         row.update(
             cameras=",".join(cameras) or None, error=" ".join(str(exc).split())[:2000] or type(exc).__name__
         )
-        _record_failed_run(warehouse, row, t0)
+        if not isinstance(exc, ReconcileError):  # record_run_stage recorded that one, with its counts
+            _record_failed_run(warehouse, row, t0)
         raise
     finally:
         warehouse.dispose()
@@ -284,8 +292,8 @@ def publish_record(
 ) -> PublishRecord:
     """The publish record of ``folder``'s run: ``published`` (an ``outputs.Published``) and the
     reconciliation of its infer record with the date's discovery quarantine (only ``cameras``'
-    records for a run over some cameras). ``status`` is ``failed`` when the videos do not
-    reconcile: discovered = processed + quarantined. ``wall_s`` defaults to the infer stage's."""
+    records for a run over some cameras). ``status`` is ``failed``, and ``error`` names the counts,
+    when the videos do not reconcile: discovered = processed + quarantined. ``wall_s`` defaults to the infer stage's."""
     from actrec_batch import __version__
     from actrec_batch.manifest import read_quarantine
 
@@ -299,10 +307,16 @@ def publish_record(
     discovered = infer.videos_manifested + len(discovery_quarantine)
     quarantine = [{"uri": q["uri"], "reason": q["reason"], "stage": "discover"} for q in discovery_quarantine]
     quarantine += [{"uri": q["uri"], "reason": q["reason"], "stage": "infer"} for q in infer.quarantine]
+    error = None
+    try:
+        reconcile(f"run {folder.run_id} of {folder.date}", discovered, infer.videos_processed, quarantined)
+    except ReconcileError as exc:
+        error = str(exc)
     return PublishRecord(
         run_id=folder.run_id,
         logical_date=folder.date.isoformat(),
-        status="success" if discovered == infer.videos_processed + quarantined else "failed",
+        status=RunStatus.SUCCESS if error is None else RunStatus.FAILED,
+        error=error,
         videos_discovered=discovered,
         videos_quarantined=quarantined,
         quarantine=quarantine,

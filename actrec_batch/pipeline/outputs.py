@@ -30,16 +30,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from actrec_batch import layout
-from actrec_batch.errors import ValidationFailed
-from actrec_batch.inference import EVENTS_SCHEMA, events_key
+from actrec_batch import layout, tables
+from actrec_batch.errors import QuarantineStage, ValidationFailed
+from actrec_batch.inference import events_key
 from actrec_batch.manifest import read_manifest, read_quarantine
 from actrec_batch.runs import InferRecord, RunFolder, ValidationRecord
 from actrec_batch.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
-STAGED_EVENTS_SCHEMA = EVENTS_SCHEMA.append(pa.field("run_id", pa.string()))
+STAGED_EVENTS_SCHEMA = tables.EVENTS_FILE.arrow_schema()
 # Sorted so that a camera's or a video's events are contiguous (row-group statistics then prune
 # camera and time filters); row groups of 128k rows keep the footer small and scans parallel.
 SORT_KEYS = [
@@ -49,7 +49,7 @@ SORT_KEYS = [
     ("label", "ascending"),
 ]
 ROW_GROUP_ROWS = 128 * 1024
-QUARANTINE_STAGES = ("discover", "infer")
+QUARANTINE_STAGES = tuple(QuarantineStage)
 
 
 def data_docs_prefix(date: dt.date, run_id: str) -> str:

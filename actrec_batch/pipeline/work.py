@@ -119,23 +119,25 @@ def _source(store_uri: str, key: str):
 
 
 def _failure(exc: Exception, uri: str) -> Failure:
-    from actrec_batch.errors import ActrecError
+    from actrec_batch.errors import ActrecError, QuarantineReason
 
     if isinstance(exc, ActrecError):
         return Failure(exc.reason, " ".join(str(exc).split())[:500])
-    return Failure("decode_error", f"{uri}: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}")
+    return Failure(
+        QuarantineReason.DECODE_ERROR, f"{uri}: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
+    )
 
 
 def check_frames_cover(times: np.ndarray, duration_s: float, uri: str) -> None:
     """Raise ``VideoError(truncated)`` when the frames stop well short of the manifest's duration."""
-    from actrec_batch.errors import VideoError
+    from actrec_batch.errors import QuarantineReason, VideoError
 
     covered = float(times[-1] - times[0]) if times.size else 0.0
     if covered < duration_s - max(1.0, 0.05 * duration_s):
         raise VideoError(
             f"{uri}: frames cover {covered:.1f} s but the manifest says {duration_s:.1f} s; "
             "the file changed or was cut after discovery",
-            reason="truncated",
+            reason=QuarantineReason.TRUNCATED,
         )
 
 

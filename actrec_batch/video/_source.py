@@ -16,7 +16,7 @@ import av
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from actrec_batch.errors import VideoError
+from actrec_batch.errors import QuarantineReason, VideoError
 
 VideoSource: TypeAlias = str | os.PathLike | BinaryIO
 """A local path, or a seekable binary file object positioned anywhere (it is read from offset 0)."""
@@ -94,8 +94,10 @@ class OpenVideo:
         if evidence is None and at_eof:
             evidence = "its last packet is cut off at the end of the file"
         if evidence is not None:
-            return VideoError(f"{self.label} is truncated ({evidence}); {what}{detail}", reason="truncated")
-        return VideoError(f"{self.label}: {what}{detail}", reason="decode_error")
+            return VideoError(
+                f"{self.label} is truncated ({evidence}); {what}{detail}", reason=QuarantineReason.TRUNCATED
+            )
+        return VideoError(f"{self.label}: {what}{detail}", reason=QuarantineReason.DECODE_ERROR)
 
 
 def _kind_from_magic(head: bytes) -> str | None:
@@ -211,11 +213,15 @@ def _classify_open_failure(reader: ByteReader, label: str, error: Exception) -> 
     head = reader.read_at(0, 16)
     kind = _kind_from_magic(head)
     if kind is None:
-        return VideoError(f"{label} is not a video file (unrecognised format: {error})", reason="not_a_video")
+        return VideoError(
+            f"{label} is not a video file (unrecognised format: {error})", reason=QuarantineReason.NOT_A_VIDEO
+        )
     evidence = structural_truncation(reader, kind, None)
     if evidence is not None:
-        return VideoError(f"{label} is truncated: {evidence}", reason="truncated")
-    return VideoError(f"{label} looks like {kind} but cannot be parsed: {error}", reason="decode_error")
+        return VideoError(f"{label} is truncated: {evidence}", reason=QuarantineReason.TRUNCATED)
+    return VideoError(
+        f"{label} looks like {kind} but cannot be parsed: {error}", reason=QuarantineReason.DECODE_ERROR
+    )
 
 
 def _pick_video_stream(container: InputContainer) -> VideoStream | None:
@@ -245,10 +251,11 @@ def open_video(
     label = describe_source(source, uri)
     reader = ByteReader(source, size_bytes)
     if reader.size == 0:
-        raise VideoError(f"{label} is empty (0 bytes)", reason="empty")
+        raise VideoError(f"{label} is empty (0 bytes)", reason=QuarantineReason.EMPTY)
     if max_bytes is not None and reader.size > max_bytes:
         raise VideoError(
-            f"{label} is {reader.size} bytes, over the limit of {max_bytes} bytes", reason="too_large"
+            f"{label} is {reader.size} bytes, over the limit of {max_bytes} bytes",
+            reason=QuarantineReason.TOO_LARGE,
         )
     if not isinstance(source, str | os.PathLike):
         source.seek(0)
@@ -263,18 +270,23 @@ def open_video(
     try:
         if container.format.name.endswith("_pipe") or container.format.name == "image2":
             raise VideoError(
-                f"{label} is a still image ({container.format.name}), not a video", reason="not_a_video"
+                f"{label} is a still image ({container.format.name}), not a video",
+                reason=QuarantineReason.NOT_A_VIDEO,
             )
         stream = _pick_video_stream(container)
         if stream is None and not container.streams:
-            raise VideoError(f"{label} is not a video file (no streams found)", reason="not_a_video")
+            raise VideoError(
+                f"{label} is not a video file (no streams found)", reason=QuarantineReason.NOT_A_VIDEO
+            )
         if stream is None:
             kinds = ", ".join(s.type for s in container.streams)
-            raise VideoError(f"{label} has no video stream (streams: {kinds})", reason="no_video_stream")
+            raise VideoError(
+                f"{label} has no video stream (streams: {kinds})", reason=QuarantineReason.NO_VIDEO_STREAM
+            )
         if stream.codec_context is None or stream.codec_context.codec is None:
             raise VideoError(
                 f"{label} has a video stream in a codec this FFmpeg build cannot decode",
-                reason="unsupported_codec",
+                reason=QuarantineReason.UNSUPPORTED_CODEC,
             )
         yield OpenVideo(container, stream, label, reader.size, reader)
     finally:

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from actrec_batch import tables
 from actrec_batch.errors import ConfigError
 from actrec_batch.warehouse import schema
 from actrec_batch.warehouse.core import Warehouse
@@ -22,22 +23,7 @@ from actrec_batch.warehouse.core import Warehouse
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
-SEARCH_COLUMNS = (
-    "event_id",
-    "logical_date",
-    "camera_id",
-    "label",
-    "start_s",
-    "end_s",
-    "start_ts",
-    "end_ts",
-    "confidence",
-    "video_id",
-    "uri",
-    "model_name",
-    "model_version",
-    "run_id",
-)
+SEARCH_COLUMNS = tables.SEARCH_COLUMNS
 
 
 @dataclass(frozen=True)

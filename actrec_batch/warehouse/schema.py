@@ -1,8 +1,9 @@
-"""The warehouse tables (CONTRACTS.md, "Warehouse"), as SQLAlchemy Core metadata.
+"""The warehouse tables (docs/reference.md, "Warehouse"), as SQLAlchemy Core metadata.
 
-This module and the Alembic migrations beside it are the only DDL in the project. The tables
-are the same on DuckDB and PostgreSQL; a migration that changes one changes this file too, and
-``tests/test_warehouse.py`` checks that a migrated database matches this metadata.
+The columns are declared in :mod:`actrec_batch.tables`; this module only makes them SQLAlchemy
+tables. The Alembic migrations beside it are the DDL's history: a migration that changes a table
+changes :mod:`actrec_batch.tables` too, and ``tests/test_schema_agreement.py`` checks that a
+migrated empty database matches this metadata, column by column, on DuckDB and PostgreSQL.
 
 - ``runs``: one row per pipeline run (a history: a rerun adds its own row, keyed by ``run_id``).
 - ``videos``: the processed videos of each date (replaced per date on every publish).
@@ -18,125 +19,51 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from actrec_batch import tables
+from actrec_batch.tables import COLUMNS, Table
+
+_TYPES = {
+    "String": lambda n: sa.String(n),
+    "Date": lambda n: sa.Date(),
+    "Double": lambda n: sa.Double(),
+    "Integer": lambda n: sa.Integer(),
+    "BigInteger": lambda n: sa.BigInteger(),
+    "Boolean": lambda n: sa.Boolean(),
+    "DateTime": lambda n: sa.DateTime(timezone=True),
+}
+
+
+def sql_type(name: str) -> sa.types.TypeEngine:
+    """The SQLAlchemy type of column ``name`` (:data:`actrec_batch.tables.COLUMNS`)."""
+    col = COLUMNS[name]
+    return _TYPES[col.kind.sql](col.length)
+
+
+def sa_table(spec: Table, metadata: sa.MetaData) -> sa.Table:
+    """``spec`` as a SQLAlchemy table of ``metadata``: columns, primary key and indexes."""
+    single_pk = len(spec.primary_key) == 1 and spec.pk_name is None
+    items: list[sa.SchemaItem] = [
+        sa.Column(
+            name,
+            sql_type(name),
+            primary_key=single_pk and name in spec.primary_key,
+            nullable=spec.nullable(name),
+        )
+        for name in spec.columns
+    ]
+    if spec.primary_key and not single_pk:
+        items.append(sa.PrimaryKeyConstraint(*spec.primary_key, name=spec.pk_name))
+    items += [sa.Index(name, *cols) for name, cols in spec.indexes]
+    return sa.Table(spec.name, metadata, *items)
+
+
 metadata = sa.MetaData()
-
-_ts = sa.DateTime(timezone=True)
-
-runs = sa.Table(
-    "runs",
-    metadata,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("logical_date", sa.Date, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("started_at", _ts),
-    sa.Column("finished_at", _ts),
-    sa.Column("model_name", sa.String(128)),
-    sa.Column("model_version", sa.String(64)),
-    sa.Column("model_sha256", sa.String(64)),
-    sa.Column("extractor_id", sa.String(128)),
-    sa.Column("code_version", sa.String(64)),
-    sa.Column("cameras", sa.String(1024)),  # comma-separated when the run was limited to some cameras
-    sa.Column("videos_discovered", sa.Integer),
-    sa.Column("videos_processed", sa.Integer),
-    sa.Column("videos_quarantined", sa.Integer),
-    sa.Column("events", sa.Integer),
-    sa.Column("video_seconds", sa.Double),
-    sa.Column("wall_s", sa.Double),
-    sa.Column("cost_usd", sa.Double),
-    sa.Column("events_uri", sa.String(2048)),
-    sa.Column("docs_uri", sa.String(2048)),
-    sa.Column("error", sa.String(2048)),
-)
-
-videos = sa.Table(
-    "videos",
-    metadata,
-    sa.Column("video_id", sa.String(64), primary_key=True),
-    sa.Column("uri", sa.String(2048), nullable=False),
-    sa.Column("content_id", sa.String(64), nullable=False),
-    sa.Column("camera_id", sa.String(256), nullable=False),
-    sa.Column("logical_date", sa.Date, nullable=False),
-    sa.Column("duration_s", sa.Double, nullable=False),
-    sa.Column("fps", sa.Double),
-    sa.Column("width", sa.Integer),
-    sa.Column("height", sa.Integer),
-    sa.Column("codec", sa.String(32)),
-    sa.Column("size_bytes", sa.BigInteger),
-    sa.Column("container", sa.String(64)),
-    sa.Column("recorded_at", _ts),  # the container's creation time, when it has one
-    sa.Column("run_id", sa.String(64)),
-    sa.Index("ix_videos_date_camera", "logical_date", "camera_id"),
-)
-
-quarantine = sa.Table(
-    "quarantine",
-    metadata,
-    sa.Column("run_id", sa.String(64)),
-    sa.Column("logical_date", sa.Date, nullable=False),
-    sa.Column("uri", sa.String(2048), nullable=False),
-    sa.Column("reason", sa.String(64), nullable=False),
-    sa.Column("detail", sa.String(2048)),
-    sa.Column("stage", sa.String(32), nullable=False),
-    sa.Column("camera_id", sa.String(256)),
-    sa.Column("size_bytes", sa.BigInteger),
-    sa.PrimaryKeyConstraint("logical_date", "uri", "stage", name="pk_quarantine"),
-)
-
-action_events = sa.Table(
-    "action_events",
-    metadata,
-    sa.Column("event_id", sa.String(64), primary_key=True),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("video_id", sa.String(64), nullable=False),
-    sa.Column("camera_id", sa.String(256), nullable=False),
-    sa.Column("logical_date", sa.Date, nullable=False),
-    sa.Column("label", sa.String(64), nullable=False),
-    sa.Column("start_s", sa.Double, nullable=False),
-    sa.Column("end_s", sa.Double, nullable=False),
-    sa.Column("start_ts", _ts),
-    sa.Column("end_ts", _ts),
-    sa.Column("confidence", sa.Double, nullable=False),
-    sa.Column("model_name", sa.String(128), nullable=False),
-    sa.Column("model_version", sa.String(64), nullable=False),
-    sa.Column("model_sha256", sa.String(64), nullable=False),
-    sa.Column("extractor_id", sa.String(128), nullable=False),
-    sa.Column("content_id", sa.String(64), nullable=False),
-    sa.Column("code_version", sa.String(64), nullable=False),
-    sa.Column("uri", sa.String(2048), nullable=False),
-    # Migration 0002: where the event ends. An event that spans files of a camera's chain starts in
-    # video_id at start_s and ends in end_video_id at end_offset_s (seconds from that video's start);
-    # its end_s is still measured from video_id's start. Otherwise end_video_id = video_id and
-    # end_offset_s = end_s. Never null (see the migration for why the columns are nullable).
-    sa.Column("end_video_id", sa.String(64)),
-    sa.Column("end_offset_s", sa.Double),
-    sa.Index("ix_action_events_label_ts", "label", "start_ts"),
-    sa.Index("ix_action_events_camera_ts", "camera_id", "start_ts"),
-    sa.Index("ix_action_events_date_model", "logical_date", "model_name", "model_version"),
-)
-
-active_models = sa.Table(
-    "active_models",
-    metadata,
-    sa.Column("logical_date", sa.Date, primary_key=True),
-    sa.Column("model_name", sa.String(128), nullable=False),
-    sa.Column("model_version", sa.String(64), nullable=False),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("activated_at", _ts, nullable=False),
-)
-
-job_costs = sa.Table(
-    "job_costs",
-    metadata,
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("component", sa.String(64), nullable=False),
-    sa.Column("resource", sa.String(64), nullable=False),
-    sa.Column("quantity", sa.Double, nullable=False),
-    sa.Column("unit", sa.String(32), nullable=False),
-    sa.Column("unit_price_usd", sa.Double, nullable=False),
-    sa.Column("pricing", sa.String(16), nullable=False),
-    sa.Column("cost_usd", sa.Double, nullable=False),
-    sa.PrimaryKeyConstraint("run_id", "component", "resource", "pricing", name="pk_job_costs"),
-)
+runs = sa_table(tables.RUNS, metadata)
+videos = sa_table(tables.VIDEOS, metadata)
+quarantine = sa_table(tables.QUARANTINE, metadata)
+action_events = sa_table(tables.ACTION_EVENTS, metadata)
+active_models = sa_table(tables.ACTIVE_MODELS, metadata)
+job_costs = sa_table(tables.JOB_COSTS, metadata)
 
 # The view, for SELECTs only: migration 0001 creates it (action_events joined to active_models);
 # metadata.create_all never sees it.
@@ -148,4 +75,4 @@ current_action_events = sa.Table(
 )
 
 # Columns of the published events Parquet that land in action_events, in table order.
-EVENT_COLUMNS = tuple(c.name for c in action_events.columns)
+EVENT_COLUMNS = tables.ACTION_EVENTS.columns
