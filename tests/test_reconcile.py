@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
-from actrec_batch.errors import ActrecError, ReconcileError, RunStatus
+from actrec_batch.errors import ActrecError, ReconcileError
 from actrec_batch.reconcile import reconcile
 from actrec_batch.storage import open_store
 from actrec_batch.warehouse import open_warehouse, schema
@@ -30,20 +29,34 @@ def test_reconcile_passes_when_the_counts_add_up_and_names_them_when_not():
 
 
 def test_a_run_that_does_not_reconcile_is_recorded_failed_and_raises(warehouse_url, tmp_path, monkeypatch):
+    from actrec_batch.manifest import write_quarantine
     from actrec_batch.pipeline import nightly
+    from actrec_batch.pipeline.outputs import Published
+    from actrec_batch.runs import InferRecord, RunFolder
 
     store = open_store(str(tmp_path / "store"))
-    summary = {
-        "run_id": "r1",
-        "logical_date": DATE.isoformat(),
-        "status": RunStatus.SUCCESS,
-        "videos_discovered": 7,
-        "videos_processed": 4,
-        "videos_quarantined": 2,
-        "events": 3,
-    }
-    monkeypatch.setattr(nightly, "run_summary", lambda *a, **k: dict(summary))
-    published = SimpleNamespace(model_name="reference", model_version="1")
+    write_quarantine(store, DATE, "discover", [])
+    # The job lost one of 7 manifested videos: 4 processed + 2 quarantined (no discovery quarantine).
+    RunFolder(store, DATE, "r1").write(
+        InferRecord(
+            run_id="r1",
+            logical_date=DATE.isoformat(),
+            model="reference",
+            videos_manifested=7,
+            videos_processed=4,
+            videos_quarantined=2,
+            events=3,
+        )
+    )
+    published = Published(
+        events_uri="file:///events",
+        events=3,
+        videos=4,
+        quarantined=2,
+        model_name="reference",
+        model_version="1",
+        docs_uri=None,
+    )
     wh = open_warehouse(warehouse_url, upgrade=True)
     try:
         with pytest.raises(
