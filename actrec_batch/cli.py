@@ -239,7 +239,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_train_head(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from actrec_batch.head_training import HeadTrainConfig, parse_dates, train_head
+    from actrec_batch.training import HeadTrainConfig, parse_dates, train_head
 
     dates = parse_dates(args.dates)
     cfg = HeadTrainConfig(

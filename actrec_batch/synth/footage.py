@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,22 @@ CONTAINER_EXT = {
 }
 _EVEN_SIZE_CODECS = frozenset({"h264", "hevc", "vp9", "mpeg4", "mjpeg"})
 _SCENE, _TIMELINE, _NOISE = 0, 1, 2  # SeedSequence purpose tags
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    """The arguments that decide a synth run's videos (:func:`plan_footage`, :func:`synth_footage`);
+    :func:`plan_footage` checks them."""
+
+    cameras: int = 2
+    minutes: float = 5.0
+    seed: int = 0
+    width: int = 320
+    height: int = 240
+    fps: float = 15.0
+    codec: str = "h264"
+    noise: float = 0.02
+    file_minutes: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -132,20 +148,9 @@ def _check(cond: bool, setting: str, fix: str) -> None:
         raise ConfigError(f"{setting}: {fix}")
 
 
-def plan_footage(
-    date: dt.date,
-    *,
-    cameras: int = 2,
-    minutes: float = 5.0,
-    seed: int = 0,
-    width: int = 320,
-    height: int = 240,
-    fps: float = 15.0,
-    codec: str = "h264",
-    noise: float = 0.02,
-    file_minutes: float = 5.0,
-) -> list[PlannedVideo]:
-    """Every video of a synth run, in order, without rendering anything.
+def plan_footage(date: dt.date, **params) -> list[PlannedVideo]:
+    """Every video of a synth run, in order, without rendering anything. ``params``: the fields of
+    :class:`SynthParams` (its defaults for the others).
 
     Each camera's ``minutes`` are one timeline, split into consecutive files of at most
     ``file_minutes`` (cut on frame boundaries).
@@ -153,6 +158,7 @@ def plan_footage(
     Raises:
         ConfigError: a bad argument (the message names it and the fix).
     """
+    cameras, minutes, seed, width, height, fps, codec, noise, file_minutes = astuple(SynthParams(**params))
     _check(isinstance(date, dt.date), "date", f"pass a datetime.date, got {date!r}")
     _check(isinstance(cameras, int) and cameras >= 1, "cameras", f"must be an integer >= 1, got {cameras!r}")
     _check(isinstance(seed, int) and seed >= 0, "seed", f"must be an integer >= 0, got {seed!r}")
@@ -281,22 +287,9 @@ def _files_name(files: Sequence[tuple[Path, range, dt.datetime | None]]) -> str:
     return files[0][0].name if len(files) == 1 else f"{files[0][0].name} +{len(files) - 1} files"
 
 
-def synth_footage(
-    store,
-    *,
-    date: dt.date,
-    cameras: int = 2,
-    minutes: float = 5.0,
-    seed: int = 0,
-    width: int = 320,
-    height: int = 240,
-    fps: float = 15.0,
-    codec: str = "h264",
-    noise: float = 0.02,
-    file_minutes: float = 5.0,
-    progress: bool = True,
-) -> SynthReport:
-    """Render and upload labelled synthetic footage for ``date`` into ``store``.
+def synth_footage(store, *, date: dt.date, progress: bool = True, **params) -> SynthReport:
+    """Render and upload labelled synthetic footage for ``date`` into ``store``; ``params``: the fields
+    of :class:`SynthParams`.
 
     Writes ``footage/date=D/camera=cam-NN/cam-NN_<UTC start>.<ext>`` and its
     ``.labels.json`` sidecar for every file; rerunning with the same arguments overwrites the same
@@ -308,18 +301,8 @@ def synth_footage(
         StorageError: the store refused a write.
     """
     t_start = time.perf_counter()
-    planned = plan_footage(
-        date,
-        cameras=cameras,
-        minutes=minutes,
-        seed=seed,
-        width=width,
-        height=height,
-        fps=fps,
-        codec=codec,
-        noise=noise,
-        file_minutes=file_minutes,
-    )
+    run = SynthParams(**params)
+    planned = plan_footage(date, **params)
     counts: Counter[str] = Counter({label: 0 for label in LABELS})
     footage_s = render_s = encode_s = 0.0
     n_events = 0
@@ -329,12 +312,12 @@ def synth_footage(
     with tempfile.TemporaryDirectory(prefix="actrec-synth-") as tmp:
         for videos in by_camera.values():
             files = [(Path(tmp) / v.name, v.frames, v.creation_time) for v in videos]
-            encoded = encode_files(videos[0].spec, files, codec=codec, progress=progress)
+            encoded = encode_files(videos[0].spec, files, codec=run.codec, progress=progress)
             for video, (local, r, e) in zip(videos, encoded, strict=True):
                 render_s, encode_s = render_s + r, encode_s + e
                 store.put_file(video.key, local)
                 local.unlink()
-                sidecar = labels_sidecar(video, seed=seed, codec=codec)
+                sidecar = labels_sidecar(video, seed=run.seed, codec=run.codec)
                 body = (json.dumps(sidecar, indent=1) + "\n").encode()
                 store.put_bytes(layout.sidecar_key(video.key), body)
                 footage_s += video.duration_s
