@@ -493,7 +493,7 @@ def cmd_model_pack(args: argparse.Namespace, settings: Settings) -> int:
     for flag, path in (("--backbone", args.backbone), ("--head", args.head)):
         if path and not Path(path).is_file():
             raise ConfigError(f"bad {flag} {path!r}: no such file")
-    from actrec_batch.model.video import save_video_model
+    from actrec_batch.model.video_saving import save_video_model
 
     card = save_video_model(
         Path(args.out),
