@@ -7,6 +7,7 @@ import copy
 import hashlib
 import json
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -29,6 +30,24 @@ _WEIGHTS_FILES = {
     "state_dict": ("extractor.safetensors", "head.safetensors"),
     "torchscript": ("extractor.pt", "head.pt"),
 }
+
+
+def sha256_hex(data: bytes) -> str:
+    """The sha256 of a weights file's bytes, as a card records it."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def draft_card(
+    identity: tuple[str, str, str, str | None],
+    labels: Sequence[str],
+    extractor: ExtractorSpec,
+    head: HeadSpec | None,
+    records: Mapping[str, dict | None],
+) -> ModelCard:
+    """A new bundle's card, before the checks its saver makes: ``identity`` is (name, version, format,
+    arch); ``records`` holds its ``postprocess``, ``training`` and ``metrics`` (copied; None: empty)."""
+    copied = {key: dict(records.get(key) or {}) for key in ("postprocess", "training", "metrics")}
+    return ModelCard(*identity, tuple(labels), extractor, head, **copied)
 
 
 def save_model(
@@ -66,28 +85,16 @@ def save_model(
         extractor_bytes, head_bytes = _safetensors_bytes(extractor), _safetensors_bytes(head)
     else:
         extractor_bytes, head_bytes = _torchscript_extractor_bytes(extractor), _torchscript_head_bytes(head)
-    draft = ModelCard(
-        name=name,
-        version=version,
-        format=format,
-        arch=arch,
-        labels=tuple(labels),
-        extractor=ExtractorSpec(
-            id=extractor_id,
-            version=extractor_version,
-            config=extractor.cfg.to_dict(),
-            weights=extractor_weights,
-            sha256=hashlib.sha256(extractor_bytes).hexdigest(),
-        ),
-        head=HeadSpec(
-            config=head.cfg.to_dict(),
-            weights=head_weights,
-            sha256=hashlib.sha256(head_bytes).hexdigest(),
-        ),
-        postprocess=dict(postprocess or {}),
-        training=dict(training or {}),
-        metrics=dict(metrics or {}),
+    extractor_spec = ExtractorSpec(
+        extractor_id,
+        extractor_version,
+        extractor.cfg.to_dict(),
+        extractor_weights,
+        sha256_hex(extractor_bytes),
     )
+    head_spec = HeadSpec(head.cfg.to_dict(), head_weights, sha256_hex(head_bytes))
+    records = {"postprocess": postprocess, "training": training, "metrics": metrics}
+    draft = draft_card((name, version, format, arch), labels, extractor_spec, head_spec, records)
     return _write_bundle(dest_dir, draft, head, extractor_bytes, head_bytes, "save_model")
 
 
@@ -210,22 +217,10 @@ def save_with_head(
         extractor_bytes = f.read()
     head = copy.deepcopy(head).cpu().eval()
     head_bytes = _safetensors_bytes(head)
-    draft = ModelCard(
-        name=name,
-        version=version,
-        format=base.card.format,
-        arch=base.card.arch,
-        labels=tuple(labels),
-        extractor=base.card.extractor,
-        head=HeadSpec(
-            config=head.cfg.to_dict(),
-            weights=base.card.head.weights,
-            sha256=hashlib.sha256(head_bytes).hexdigest(),
-        ),
-        postprocess=dict(postprocess or {}),
-        training=dict(training or {}),
-        metrics=dict(metrics or {}),
-    )
+    head_spec = HeadSpec(head.cfg.to_dict(), base.card.head.weights, sha256_hex(head_bytes))
+    records = {"postprocess": postprocess, "training": training, "metrics": metrics}
+    identity = (name, version, base.card.format, base.card.arch)
+    draft = draft_card(identity, labels, base.card.extractor, head_spec, records)
     return _write_bundle(dest_dir, draft, head, extractor_bytes, head_bytes, "save_with_head")
 
 

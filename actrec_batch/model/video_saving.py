@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import tempfile
@@ -17,6 +16,7 @@ from torch import nn
 from actrec_batch.model.card import CARD_FILE, ExtractorSpec, HeadSpec, ModelCard, ModelError
 from actrec_batch.model.loading import load_model
 from actrec_batch.model.reference import ReferenceHead
+from actrec_batch.model.saving import draft_card, sha256_hex
 from actrec_batch.model.video import (
     BACKBONE_FILES,
     HEAD_FILES,
@@ -81,30 +81,16 @@ def save_video_model(
     if head is not None:
         head_format, head_bytes, head_config = _head_file(head, sampling.embed_dim)
         files[HEAD_FILES[head_format]] = head_bytes
-        head_spec = HeadSpec(
-            config=head_config,
-            weights=HEAD_FILES[head_format],
-            sha256=hashlib.sha256(head_bytes).hexdigest(),
-            format=head_format,
-        )
-    card = ModelCard(
-        name=name,
-        version=version,
-        format=fmt,
-        arch=VIDEO_ARCH,
-        labels=tuple(labels),
-        extractor=ExtractorSpec(
-            id=extractor_id or name,
-            version=extractor_version,
-            config=sampling.to_dict(),
-            weights=BACKBONE_FILES[fmt],
-            sha256=hashlib.sha256(backbone_bytes).hexdigest(),
-        ),
-        head=head_spec,
-        postprocess=dict(postprocess or {}),
-        training=dict(training or {}),
-        metrics=dict(metrics or {}),
+        head_spec = HeadSpec(head_config, HEAD_FILES[head_format], sha256_hex(head_bytes), head_format)
+    extractor_spec = ExtractorSpec(
+        extractor_id or name,
+        extractor_version,
+        sampling.to_dict(),
+        BACKBONE_FILES[fmt],
+        sha256_hex(backbone_bytes),
     )
+    records = {"postprocess": postprocess, "training": training, "metrics": metrics}
+    card = draft_card((name, version, fmt, VIDEO_ARCH), labels, extractor_spec, head_spec, records)
     card_text = _card_text(card, Path(dest_dir) / CARD_FILE)
     given = {BACKBONE_FILES[fmt]: backbone, **({head_spec.weights: head} if head_spec else {})}
     _trial_load(files, card_text, {key: str(v) for key, v in given.items() if isinstance(v, str | Path)})

@@ -40,7 +40,7 @@ import logging
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,16 +68,20 @@ class HeadTrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
 
-    def train_config(self):
-        return replace(
-            TrainConfig(),
-            seed=self.seed,
-            head_refit_steps=self.steps,
-            head_refit_windows=self.windows,
-            head_refit_clips=self.window_clips,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-        )
+    def train_config(self) -> TrainConfig:
+        """The :class:`TrainConfig` whose stage 2 fits this head (see ``_AS_STAGE_2``)."""
+        return TrainConfig(**{theirs: getattr(self, ours) for ours, theirs in _AS_STAGE_2.items()})
+
+
+# HeadTrainConfig field -> the TrainConfig field of stage 2 it sets (the others keep their defaults)
+_AS_STAGE_2 = {
+    "seed": "seed",
+    "steps": "head_refit_steps",
+    "windows": "head_refit_windows",
+    "window_clips": "head_refit_clips",
+    "lr": "lr",
+    "weight_decay": "weight_decay",
+}
 
 
 # ------------------------------------------------------------------------------------- arguments
