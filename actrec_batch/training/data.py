@@ -116,7 +116,7 @@ def load_videos(
         return [[f.result() for f in fs] for fs in futures]
 
 
-def augment(frames: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+def augment_frames(frames: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Same random photometric + geometric transform on every frame of a window. uint8 -> float [0, 255]."""
     x = frames.permute(0, 3, 1, 2).float()  # [L, 3, H, W]
     _, _, h, w = x.shape
@@ -166,7 +166,7 @@ def _window_batch(
         clips = range(j0, j0 + n)
         span = v.grid.grid_span(clips)
         frames = torch.from_numpy(v.frames[span.start : span.stop])
-        frames = augment(frames, rng) if augment else frames.float()
+        frames = augment_frames(frames, rng) if augment else frames.float()
         target = torch.from_numpy(v.targets[j0 : j0 + n])
         has_context = span.start < j0 * ecfg.clip_hop  # frames[0] only serves as frames[1]'s predecessor
         post = (

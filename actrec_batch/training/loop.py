@@ -23,7 +23,7 @@ from actrec_batch.model.reference import (
 )
 from actrec_batch.synth.timeline import POSTURES
 from actrec_batch.training.config import TrainConfig
-from actrec_batch.training.data import VideoArrays, _window_batch, augment, reverse_map
+from actrec_batch.training.data import VideoArrays, _window_batch, augment_frames, reverse_map
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def train_postures(videos: list[VideoArrays], cfg: TrainConfig, *, progress: boo
         for _ in range(8):
             v = usable[rng.choice(len(usable), p=weights)]
             idx = rng.integers(0, len(v.frames), 8)
-            xs.append(augment(torch.from_numpy(v.frames[idx]), rng))
+            xs.append(augment_frames(torch.from_numpy(v.frames[idx]), rng))
             ys.append(torch.from_numpy(v.postures[idx]))
         loss = F.binary_cross_entropy_with_logits(posture(normalised_rgb(torch.cat(xs))), torch.cat(ys))
         _step(opt, sched, loss)
