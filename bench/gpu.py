@@ -125,7 +125,8 @@ import torch  # noqa: E402
 
 from actrec_batch.model import DEFAULT_MODEL  # noqa: E402
 from actrec_batch.model import features as F  # noqa: E402
-from actrec_batch.model.loading import load_model, select_device  # noqa: E402
+from actrec_batch.model.loading import load_model  # noqa: E402
+from actrec_batch.model.refs import select_device  # noqa: E402
 from actrec_batch.model.sampling import build_grid  # noqa: E402
 from actrec_batch.pipeline.work import DecodedUnit, Embedder, UnitSpec  # noqa: E402
 

@@ -221,7 +221,7 @@ def test_dag_test_runs_the_nightly_dag_end_to_end(airflow_home, tmp_path):
     # The rescore DAG: the same date with another version of the model, from the feature cache.
     import shutil
 
-    from actrec_batch.model.loading import SHIPPED_DIR
+    from actrec_batch.model.refs import SHIPPED_DIR
 
     version = DEFAULT_MODEL.split("@")[1]
     bundle = tmp_path / "reference-v9"  # the shipped default under a new version: same extractor

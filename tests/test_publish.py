@@ -28,7 +28,7 @@ from actrec_batch.config import load_settings
 from actrec_batch.errors import ValidationFailed
 from actrec_batch.evaluation import load_truth
 from actrec_batch.model import DEFAULT_MODEL
-from actrec_batch.model.loading import SHIPPED_DIR
+from actrec_batch.model.refs import SHIPPED_DIR
 from actrec_batch.pipeline.nightly import infer_stage, publish_stage, run_nightly, validate_stage
 from actrec_batch.runs import RunFolder, ValidationRecord
 from actrec_batch.storage import open_store

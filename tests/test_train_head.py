@@ -122,8 +122,8 @@ def test_the_new_head_is_close_to_the_shipped_head_on_the_held_out_videos(traine
     from actrec_batch.config import load_settings
     from actrec_batch.evaluation import GTEvent, PredEvent, evaluate
     from actrec_batch.events import EventParams, scores_to_events
-    from actrec_batch.head_training import labelled_footage
     from actrec_batch.model.features import head_scores
+    from actrec_batch.training.head_footage import labelled_footage
 
     root, env, out, first = trained
     settings = load_settings({"store": env["ACTREC_STORE"], "local_ray_cpus": 2}, env={})
@@ -174,7 +174,7 @@ def test_what_a_user_can_fix_is_one_line_and_exit_2(trained, args, needle):
 
 
 def test_dates_are_ranges_lists_or_both():
-    from actrec_batch.head_training import parse_dates
+    from actrec_batch.training.head import parse_dates
 
     d = dt.date.fromisoformat
     assert parse_dates("2026-09-01..2026-09-03,2026-09-07, 2026-09-02") == [
@@ -189,7 +189,7 @@ def test_dates_are_ranges_lists_or_both():
 def test_whole_videos_are_held_out_by_a_hash_of_their_key():
     import numpy as np
 
-    from actrec_batch.head_training import LabelledClips, choose_labels, split_videos
+    from actrec_batch.training.head import LabelledClips, choose_labels, split_videos
 
     def video(key: str, *labels: str) -> LabelledClips:
         events = [{"label": lb, "start_s": 1.0, "end_s": 2.0} for lb in labels]

@@ -98,7 +98,7 @@ def test_tiny_training_run_produces_a_verified_bundle(tmp_path):
 def _ramp_video(labels, label_of_clip):
     """A video whose grid frame k has pixel value k, with one label on every third clip."""
     from actrec_batch.model.sampling import build_grid
-    from actrec_batch.training import VideoArrays
+    from actrec_batch.training.data import VideoArrays
 
     e = TrainConfig().extractor
     grid = build_grid(
@@ -112,7 +112,7 @@ def _ramp_video(labels, label_of_clip):
 
 
 def test_time_reversed_windows_play_backwards_with_swapped_labels():
-    from actrec_batch.training import _window_batch, reverse_map
+    from actrec_batch.training.data import _window_batch, reverse_map
 
     labels = list(LABELS)
     cfg = TrainConfig(batch_windows=3, window_clips=5, time_reverse=1.0, event_centred=0.0)
@@ -143,7 +143,7 @@ def test_time_reversed_windows_play_backwards_with_swapped_labels():
 
 
 def test_falls_are_never_played_backwards():
-    from actrec_batch.training import _window_batch, reverse_map
+    from actrec_batch.training.data import _window_batch, reverse_map
 
     labels = list(LABELS)
     cfg = TrainConfig(batch_windows=8, window_clips=5, time_reverse=1.0, event_centred=0.0)
@@ -176,7 +176,7 @@ def test_posture_targets_follow_the_timeline_and_the_window_frames(tmp_path):
     from actrec_batch.storage import open_store
     from actrec_batch.synth import synth_footage
     from actrec_batch.synth.timeline import POSTURES
-    from actrec_batch.training import _window_batch, load_video, reverse_map
+    from actrec_batch.training.data import _window_batch, load_video, reverse_map
 
     store = open_store(str(tmp_path))
     report = synth_footage(
@@ -211,7 +211,7 @@ def _bidirectional_pair():
     import torch
 
     from actrec_batch.model.reference import ExtractorConfig, ReferenceExtractor
-    from actrec_batch.training import with_config
+    from actrec_batch.training.checkpoints import with_config
 
     torch.manual_seed(0)
     cfg = ExtractorConfig(
@@ -254,7 +254,7 @@ def test_bidirectional_embeddings_are_forward_plus_the_clip_read_backwards():
 
 
 def test_stage_two_sees_each_video_backwards_with_swapped_halves_and_labels():
-    from actrec_batch.training import head_sequences
+    from actrec_batch.training.loop import head_sequences
 
     labels = list(LABELS)
     video = _ramp_video(labels, "sit_down")
@@ -286,7 +286,9 @@ def test_posture_branch_learns_what_is_on_screen_and_joins_the_motion_extractor(
     import torch
 
     from actrec_batch.model.reference import ExtractorConfig, ReferenceExtractor, normalised_rgb
-    from actrec_batch.training import VideoArrays, train_postures, with_config
+    from actrec_batch.training.checkpoints import with_config
+    from actrec_batch.training.data import VideoArrays
+    from actrec_batch.training.loop import train_postures
 
     rng = np.random.default_rng(0)
     ecfg = ExtractorConfig(
@@ -335,7 +337,7 @@ def test_training_frames_of_an_avi_with_b_frames_match_a_sequential_decode(tmp_p
     from footage import write_video
 
     from actrec_batch.model.reference import ExtractorConfig
-    from actrec_batch.training import load_video
+    from actrec_batch.training.data import load_video
 
     key = "footage/date=2000-01-03/camera=c/b.avi"
     path = write_video(tmp_path / key, frames=60, fps=15.0, codec="h264")  # libx264: B-frames

@@ -52,7 +52,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train_head(args: argparse.Namespace, settings: Settings) -> int:
-    from actrec_batch.head_training import HeadTrainConfig, parse_dates, train_head
+    from actrec_batch.training import HeadTrainConfig, parse_dates, train_head
 
     dates = parse_dates(args.dates)
     cfg = HeadTrainConfig(
@@ -124,7 +124,7 @@ def cmd_model_pack(args: argparse.Namespace, settings: Settings) -> int:
     for flag, path in (("--backbone", args.backbone), ("--head", args.head)):
         if path and not Path(path).is_file():
             raise ConfigError(f"bad {flag} {path!r}: no such file")
-    from actrec_batch.model.video import save_video_model
+    from actrec_batch.model.video_saving import save_video_model
 
     card = save_video_model(
         Path(args.out),

@@ -34,7 +34,7 @@ what a still frame shows (``actrec_batch.synth.timeline.POSTURES``: a standing, 
 figure, a walking or running stride, a raised arm); its
 logits ride along in the frame codes, and each clip embedding ends with their means over the
 clip's first and second halves (``2 x postures`` values, scaled by ``POSTURE_GAIN``). It is trained
-apart from the motion encoder (``actrec_batch.training.train_postures``), on the synth timeline.
+apart from the motion encoder (``actrec_batch.training.loop.train_postures``), on the synth timeline.
 
 Inputs: frames are uint8 RGB ``[..., H, W, 3]``; the model normalises them itself.
 """

@@ -27,7 +27,6 @@ silently submitting to another cluster.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import datetime as dt
 import json
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actrec_batch.errors import ActrecError, ConfigError
+from actrec_batch.pipeline.ray_job_follow import JobFollower, last_line, request_stop
 
 if TYPE_CHECKING:
     from ray.job_submission import JobStatus, JobSubmissionClient
@@ -66,9 +66,6 @@ UPLOAD_EXCLUDES = [
 ]
 PASSED_ENV_PREFIXES = ("ACTREC_", "AWS_")
 KEPT_ENV = frozenset({"ACTREC_RAY_ADDRESS"})  # a driver inside the job uses Ray's RAY_ADDRESS
-LAST_LINES = 20  # log lines quoted in a failure message
-LINE_CHARS = 300  # ... each cut to this length
-UNREACHABLE_GRACE_S = 60.0  # the Jobs API may be unreachable this long (a dashboard restart) mid-job
 STOP_WAIT_S = 30.0  # after a stop request, wait this long for the job to reach STOPPED
 AGENT_WAIT_S = 30.0  # a fresh head refuses jobs ("No available agent") until its job agent is up
 
@@ -160,18 +157,7 @@ def stop_job(address: str, submission_id: str) -> bool:
     it). Returns True when the job was running, False when it had finished or does not exist.
     Raises ConfigError when the address cannot be used."""
     client = _client(address)
-    return _stop(client, submission_id)
-
-
-def _stop(client: JobSubmissionClient, submission_id: str) -> bool:
-    try:
-        stopped = bool(client.stop_job(submission_id))
-    except RuntimeError as exc:
-        if "does not exist" in str(exc):
-            return False
-        raise
-    log.info("ray job %s: stop requested (%s)", submission_id, "was running" if stopped else "not running")
-    return stopped
+    return request_stop(client, submission_id)
 
 
 def parse_summary(logs: str) -> dict | None:
@@ -226,12 +212,12 @@ def submit_infer_job(
         on_log(f"ray job {sid} on {address} exists ({existing}): following it instead of submitting again")
     else:
         sid = _submit(client, address, date, run_id, model, cameras, force, env, working_dir, sid, on_log)
-    follower = _Follower(client, sid, on_log, poll_s, stop_requested)
+    follower = JobFollower(client, sid, on_log, poll_s, stop_requested)
     try:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         status = asyncio.run(follower.run(deadline))
         if status is None:  # past the deadline
-            _stop(client, sid)
+            request_stop(client, sid)
             asyncio.run(follower.run(time.monotonic() + STOP_WAIT_S))
             follower.catch_up()
             raise ActrecError(
@@ -242,7 +228,7 @@ def submit_infer_job(
     except BaseException as exc:
         if not isinstance(exc, ActrecError) or exc.reason == "ray_unreachable":
             with contextlib.suppress(Exception):  # the error that got us here is the one to report
-                _stop(client, sid)
+                request_stop(client, sid)
         raise
     logs = follower.catch_up()
     if status == "SUCCEEDED":
@@ -297,7 +283,7 @@ def _submit(
                 time.sleep(1.0)
                 continue
             raise ActrecError(
-                f"cannot submit ray job {submission_id or ''} to {address}: {_last_line(str(exc))}",
+                f"cannot submit ray job {submission_id or ''} to {address}: {last_line(str(exc))}",
                 reason="ray_submit_failed",
             ) from None
 
@@ -309,108 +295,3 @@ def _status_or_none(client: JobSubmissionClient, submission_id: str) -> JobStatu
         if "does not exist" in str(exc):
             return None
         raise
-
-
-def _last_line(text: str) -> str:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return lines[-1][:LINE_CHARS] if lines else ""
-
-
-class _Follower:
-    """Streams a job's log lines to ``on_log`` while it polls the job's status.
-
-    Live lines come from ``tail_job_logs`` (a websocket). It replays the log from its start, so a
-    tail that drops (a dashboard restart) is reopened and skips the lines already shown. When the job
-    ends, :meth:`catch_up` reads the whole log once and shows whatever the tail had not reached: the
-    stored log is the source of truth, the websocket only makes it live.
-    """
-
-    def __init__(
-        self,
-        client: JobSubmissionClient,
-        submission_id: str,
-        on_log: Callable[[str], None],
-        poll_s: float,
-        stop_requested: Callable[[], bool] | None = None,
-    ) -> None:
-        self.client, self.sid, self.on_log, self.poll_s = client, submission_id, on_log, poll_s
-        self.stop_requested = stop_requested
-        self.stop_sent = False
-        self.shown = 0
-        self.recent: collections.deque[str] = collections.deque(maxlen=LAST_LINES)
-        self.unreachable_since: float | None = None
-
-    async def run(self, deadline: float | None) -> JobStatus | None:
-        """Follow until the job is terminal (returns its status) or ``deadline`` (monotonic seconds)
-        passes (returns None)."""
-        tail = asyncio.create_task(self._tail())
-        try:
-            while True:
-                status = await asyncio.to_thread(self._status)
-                if status is not None and status.is_terminal():
-                    return status
-                if deadline is not None and time.monotonic() >= deadline:
-                    return None
-                if self.stop_requested is not None and not self.stop_sent and self.stop_requested():
-                    self.stop_sent = True
-                    await asyncio.to_thread(_stop, self.client, self.sid)
-                if tail.done():
-                    if not tail.cancelled() and tail.exception() is not None:
-                        log.debug("ray job %s: log tail dropped (%s); reopening", self.sid, tail.exception())
-                    tail = asyncio.create_task(self._tail())
-                    await asyncio.sleep(self.poll_s)
-                else:
-                    await asyncio.wait({tail}, timeout=self.poll_s)
-        finally:
-            tail.cancel()
-            with contextlib.suppress(BaseException):
-                await tail
-
-    async def _tail(self) -> None:
-        seen, partial = 0, ""
-        async for chunk in self.client.tail_job_logs(self.sid):
-            *lines, partial = (partial + chunk).split("\n")
-            for line in lines:
-                seen += 1
-                if seen > self.shown:
-                    self._show(line)
-
-    def _status(self) -> JobStatus | None:
-        """The job's status; None while the Jobs API is briefly unreachable. Raises ActrecError
-        ``ray_unreachable`` after UNREACHABLE_GRACE_S of failures."""
-        import requests
-
-        try:
-            status = self.client.get_job_status(self.sid)
-        except (requests.RequestException, RuntimeError) as exc:
-            now = time.monotonic()
-            self.unreachable_since = self.unreachable_since or now
-            if now - self.unreachable_since > UNREACHABLE_GRACE_S:
-                raise ActrecError(
-                    f"ray job {self.sid}: the Ray Jobs API has not answered for {UNREACHABLE_GRACE_S:g} s "
-                    f"({_last_line(str(exc))})",
-                    reason="ray_unreachable",
-                ) from None
-            return None
-        self.unreachable_since = None
-        return status
-
-    def _show(self, line: str) -> None:
-        line = line.rstrip("\r")
-        self.shown += 1
-        self.recent.append(line)
-        self.on_log(line)
-
-    def catch_up(self) -> str:
-        """Show the log lines not shown yet; returns the whole log."""
-        logs = self.client.get_job_logs(self.sid)
-        lines = logs.split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        for line in lines[self.shown :]:
-            self._show(line)
-        return logs
-
-    def last_lines(self) -> str:
-        """The last LAST_LINES log lines as one line: ``a | b | c``."""
-        return " | ".join(ln[:LINE_CHARS] for ln in self.recent if ln.strip()) or "(no log lines)"

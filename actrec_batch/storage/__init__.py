@@ -16,7 +16,8 @@
 * Failures raise :class:`StorageError` with the reason ``invalid_key``, ``not_found``, ``io_error`` or
   ``bad_uri``, and a one-line message that names the key or the URI.
 
-The backends live in :mod:`~actrec_batch.storage.local` and :mod:`~actrec_batch.storage.s3`, the
+The backends live in :mod:`~actrec_batch.storage.local` and :mod:`~actrec_batch.storage.s3` (its ranged
+reader in :mod:`~actrec_batch.storage.ranged`), the
 interface in :mod:`~actrec_batch.storage.base`, and key and URI checks in
 :mod:`~actrec_batch.storage.keys`. Only :mod:`~actrec_batch.storage.s3` imports boto3 and botocore.
 """
@@ -36,13 +37,8 @@ from actrec_batch.storage.keys import (
     parse_s3_uri,
 )
 from actrec_batch.storage.local import LocalStore
-from actrec_batch.storage.s3 import (
-    DEFAULT_MULTIPART_THRESHOLD,
-    READ_AHEAD,
-    READ_BLOCK,
-    S3Store,
-    make_s3_client,
-)
+from actrec_batch.storage.ranged import READ_AHEAD, READ_BLOCK
+from actrec_batch.storage.s3 import DEFAULT_MULTIPART_THRESHOLD, S3Store, make_s3_client
 
 __all__ = [
     "DEFAULT_MULTIPART_THRESHOLD",

@@ -1,4 +1,5 @@
-"""The S3 backend: :class:`S3Store`, its client factory and the ranged reader behind ``open_read``.
+"""The S3 backend: :class:`S3Store` and its client factory (``open_read`` returns a
+:class:`~actrec_batch.storage.ranged.RangeReader`).
 
 This is the only module in the project that imports boto3 and botocore.
 """
@@ -6,13 +7,10 @@ This is the only module in the project that imports boto3 and botocore.
 from __future__ import annotations
 
 import builtins
-import errno
-import io
 import logging
 import os
 import tempfile
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -40,13 +38,11 @@ from actrec_batch.storage.keys import (
     escaped_key,
     normalize_key,
 )
+from actrec_batch.storage.ranged import RangeReader
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MULTIPART_THRESHOLD = 64 * MiB
-READ_AHEAD = 1 * MiB  # most bytes one small read may pull in by a ranged GET
-READ_BLOCK = 128 * 1024  # S3 readers cache the object in aligned blocks of this size
-READ_CACHE_BLOCKS = 64  # blocks an S3 reader keeps (8 MiB), least recently used evicted first
 
 _SPOOL_IN_MEMORY = 8 * MiB  # S3 open_write keeps smaller objects in memory, bigger ones in a temp file
 _MIN_PART = 5 * MiB  # S3's minimum size for every multipart part except the last
@@ -179,7 +175,7 @@ class S3Store(ObjectStore):
     def open_read(self, key: str) -> BinaryIO:
         info = self.stat(key)
         full = self._full(key)
-        return _S3RangeReader(
+        return RangeReader(
             lambda start, stop: self._get_range(full, start, stop, info.etag), info.size, self.uri(key)
         )
 
@@ -312,119 +308,6 @@ class S3Store(ObjectStore):
             f"S3 bucket {self.bucket!r} does not exist (store {self.root_uri}); create it or fix ACTREC_STORE",
             reason="not_found",
         )
-
-
-class _S3RangeReader(io.RawIOBase):
-    """A seekable reader over one S3 object that fetches it by ranged GETs through a block cache.
-
-    The object is read in aligned ``READ_BLOCK`` blocks, and a small read that misses the cache
-    fetches up to ``READ_AHEAD`` bytes of consecutive missing blocks in one GET, so the many
-    small reads of a demuxer (PyAV, for one) cost few requests. The last ``READ_CACHE_BLOCKS``
-    blocks are kept, so a demuxer that jumps between the header, the index at the end and the
-    first packets never fetches the same bytes twice. A seek costs nothing until the next read.
-    A read of at least ``READ_AHEAD`` bytes (a streaming hash, a download) bypasses the cache.
-    ``bytes_fetched`` counts the bytes received. ``size`` is the object's size, and ``name`` is its URI.
-    """
-
-    def __init__(self, fetch: Callable[[int, int], bytes], size: int, name: str) -> None:
-        super().__init__()
-        self._fetch = fetch  # (start, stop) -> bytes of [start, stop)
-        self.size = size
-        self.name = name
-        self.bytes_fetched = 0
-        self._pos = 0
-        self._blocks: OrderedDict[int, bytes] = OrderedDict()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        self._checkClosed()
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._checkClosed()
-        if whence == io.SEEK_SET:
-            position = offset
-        elif whence == io.SEEK_CUR:
-            position = self._pos + offset
-        elif whence == io.SEEK_END:
-            position = self.size + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
-        if position < 0:  # as a local file does
-            raise OSError(errno.EINVAL, f"negative seek position {position}")
-        self._pos = position
-        return position
-
-    def readinto(self, target) -> int:
-        self._checkClosed()
-        view = memoryview(target).cast("B")
-        wanted = max(0, min(len(view), self.size - self._pos))
-        if wanted >= READ_AHEAD:  # a big sequential read: fetch exactly that
-            chunk = self._fetch_range(self._pos, self._pos + wanted)
-            view[: len(chunk)] = chunk
-            self._pos += len(chunk)
-            return len(chunk)
-        done = 0
-        while done < wanted:
-            block = self._block(self._pos // READ_BLOCK)
-            offset = self._pos - (self._pos // READ_BLOCK) * READ_BLOCK
-            n = min(wanted - done, len(block) - offset)
-            view[done : done + n] = block[offset : offset + n]
-            done += n
-            self._pos += n
-        return done
-
-    def _block(self, index: int) -> bytes:
-        """Block ``index`` from the cache, fetching it and its missing successors on a miss."""
-        if index in self._blocks:
-            self._blocks.move_to_end(index)
-            return self._blocks[index]
-        last = index
-        while (
-            (last + 1 - index) * READ_BLOCK < READ_AHEAD
-            and (last + 1) * READ_BLOCK < self.size
-            and last + 1 not in self._blocks
-        ):
-            last += 1
-        start, stop = index * READ_BLOCK, min(self.size, (last + 1) * READ_BLOCK)
-        data = self._fetch_range(start, stop)
-        if len(data) != stop - start:
-            raise StorageError(
-                f"{self.name} returned {len(data)} bytes for range [{start}, {stop}); it changed while being read",
-                reason="io_error",
-            )
-        for i in range(index, last + 1):
-            self._blocks[i] = data[(i - index) * READ_BLOCK : (i - index + 1) * READ_BLOCK]
-        while len(self._blocks) > READ_CACHE_BLOCKS:
-            self._blocks.popitem(last=False)
-        return self._blocks[index]
-
-    def _fetch_range(self, start: int, stop: int) -> bytes:
-        data = self._fetch(start, stop)
-        self.bytes_fetched += len(data)
-        if not data:
-            raise StorageError(
-                f"{self.name} ended before byte {start}; it changed while being read", reason="io_error"
-            )
-        return data
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            size = max(0, self.size - self.tell())
-        buffer = bytearray(size)
-        return bytes(buffer[: self.readinto(buffer)])
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-    def close(self) -> None:
-        self._blocks.clear()
-        super().close()
 
 
 def _unquote_etag(etag: str | None) -> str | None:

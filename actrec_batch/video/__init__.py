@@ -15,7 +15,7 @@ element ``i`` of :func:`frame_timestamps` (presentation order).
 
 from actrec_batch.video._source import VideoSource
 from actrec_batch.video.clips import Clip, ClipIndex, sample_clips, stride_for_fps
-from actrec_batch.video.decode import DecodeStats, decode_clips, decode_frames, iter_frames
+from actrec_batch.video.decode import DecodeOptions, DecodeStats, decode_clips, decode_frames, iter_frames
 from actrec_batch.video.probe import VideoInfo, probe
 from actrec_batch.video.timing import FrameIndex, frame_index, frame_timestamps
 from actrec_batch.video.writer import VideoWriter
@@ -23,6 +23,7 @@ from actrec_batch.video.writer import VideoWriter
 __all__ = [
     "Clip",
     "ClipIndex",
+    "DecodeOptions",
     "DecodeStats",
     "FrameIndex",
     "VideoInfo",

@@ -18,14 +18,9 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from actrec_batch.video._source import OpenVideo
+from actrec_batch.video.packets import PacketNumbers, decode_packet, seconds_to_ticks, ticks_to_seconds
 from actrec_batch.video.probe import normalise_rotation
-from actrec_batch.video.timing import (
-    FrameIndex,
-    PacketNumbers,
-    decode_packet,
-    seconds_to_ticks,
-    ticks_to_seconds,
-)
+from actrec_batch.video.timing import FrameIndex
 
 SEEK_GAP_S = 2.0  # without a keyframe index, seek when the next wanted frame is further ahead
 SEEK_MIN_SAVING_FRAMES = 4  # with one, seek when it skips more frames than this

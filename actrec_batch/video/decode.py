@@ -18,7 +18,7 @@ from actrec_batch.video._source import OpenVideo, VideoSource, open_video
 from actrec_batch.video.clips import Clip, ClipIndex
 from actrec_batch.video.timing import FrameIndex, build_index, decoded_index, stores_pts
 
-__all__ = ["DecodeStats", "decode_clips", "decode_frames", "frame_to_rgb", "iter_frames"]
+__all__ = ["DecodeOptions", "DecodeStats", "decode_clips", "decode_frames", "frame_to_rgb", "iter_frames"]
 
 
 @dataclass
@@ -50,16 +50,38 @@ class DecodeStats:
     fallback: str | None = None
 
 
+@dataclass(frozen=True)
+class DecodeOptions:
+    """The keyword options of every decoder here (:func:`decode_frames`, :func:`decode_clips`,
+    :func:`iter_frames`).
+
+    Attributes:
+        width, height: output size in pixels after rotation; one ``None`` keeps the aspect ratio, both
+            ``None`` keep the native size. Scaling happens in libswscale.
+        threads: decoder threads (0: FFmpeg chooses).
+        stats: counters to update, see :class:`DecodeStats`.
+        uri: name used in error messages.
+        rotate: turn frames upright according to the display rotation.
+    """
+
+    width: int | None = None
+    height: int | None = None
+    threads: int = 0
+    stats: DecodeStats | None = None
+    uri: str | None = None
+    rotate: bool = True
+
+    def counters(self) -> DecodeStats:
+        """``stats``, or fresh counters when the caller passed none."""
+        return DecodeStats() if self.stats is None else self.stats
+
+
 def _targets(decoder: FrameDecoder, wanted: list[tuple[int, float]]) -> list[tuple[int, float, int]]:
     return [(index, seconds, decoder.key_of(seconds)) for index, seconds in wanted]
 
 
 def _decode_at(
-    decoder: FrameDecoder,
-    targets: Sequence[tuple[int, float, int]],
-    width: int | None,
-    height: int | None,
-    rotate: bool,
+    decoder: FrameDecoder, targets: Sequence[tuple[int, float, int]], opts: DecodeOptions
 ) -> Iterator[tuple[int, float, np.ndarray]]:
     """Yield ``(index, seconds, rgb)`` for each ``(index, seconds, key)`` target (keys non-decreasing).
 
@@ -83,7 +105,7 @@ def _decode_at(
                 continue
             if key > target:
                 raise OutOfStep(f"frame {index} at {seconds:.3f} s was not produced by the decoder")
-            rgb = frame_to_rgb(frame, width, height, rotate, decoder.reformatter)
+            rgb = frame_to_rgb(frame, opts.width, opts.height, opts.rotate, decoder.reformatter)
             break
         last = (target, rgb)
         decoder.stats.frames_returned += 1
@@ -91,12 +113,7 @@ def _decode_at(
 
 
 def _decode_wanted(
-    video: OpenVideo,
-    decoder: FrameDecoder,
-    wanted: list[tuple[int, float]],
-    width: int | None,
-    height: int | None,
-    rotate: bool,
+    video: OpenVideo, decoder: FrameDecoder, wanted: list[tuple[int, float]], opts: DecodeOptions
 ) -> Iterator[tuple[int, float, np.ndarray]]:
     """Decode ``(index, seconds)`` targets, recovering when the decoder is out of step with the index.
 
@@ -111,7 +128,7 @@ def _decode_wanted(
     done = 0
     while True:
         try:
-            for item in _decode_at(decoder, _targets(decoder, wanted[done:]), width, height, rotate):
+            for item in _decode_at(decoder, _targets(decoder, wanted[done:]), opts):
                 done += 1
                 yield item
             return
@@ -146,14 +163,9 @@ def decode_frames(
     source: VideoSource,
     frame_indices: Sequence[int],
     *,
-    width: int | None = None,
-    height: int | None = None,
     frame_times: Sequence[float] | np.ndarray | None = None,
     frame_index: FrameIndex | None = None,
-    threads: int = 0,
-    stats: DecodeStats | None = None,
-    uri: str | None = None,
-    rotate: bool = True,
+    **options,
 ) -> Iterator[tuple[int, float, np.ndarray]]:
     """Decode exactly the frames ``frame_indices``, in that order.
 
@@ -164,8 +176,6 @@ def decode_frames(
     Args:
         source: local path or seekable binary file object.
         frame_indices: non-decreasing frame numbers (repeats are yielded again).
-        width, height: output size in pixels after rotation; one ``None`` keeps the aspect
-            ratio, both ``None`` keep the native size. Scaling happens in libswscale.
         frame_times: the video's :func:`frame_timestamps`, if already known: frame ``i`` is
             the one on screen at ``frame_times[i]``. In containers that store presentation
             times (mp4, mov, Matroska) they locate the frames directly (if the decoder
@@ -174,10 +184,8 @@ def decode_frames(
             another frame's, so the index is built here first, as without them.
         frame_index: the video's :func:`frame_index`, if already known (preferred over
             ``frame_times``); otherwise it is built here (one pass over the file).
-        threads: decoder threads (0: FFmpeg chooses).
-        stats: counters to update, see :class:`DecodeStats`.
-        uri: name used in error messages.
-        rotate: turn frames upright according to the display rotation.
+        options: :class:`DecodeOptions` (``width``, ``height``, ``threads``, ``stats``, ``uri``,
+            ``rotate``).
 
     Yields:
         ``(index, pts_s, rgb)``: the frame number, its time in seconds and an ``(H, W, 3)``
@@ -193,19 +201,20 @@ def decode_frames(
         raise ValueError("frame_indices must be non-decreasing")
     if not wanted:
         return
-    stats = DecodeStats() if stats is None else stats
-    with open_video(source, uri=uri) as video:
+    opts = DecodeOptions(**options)
+    stats = opts.counters()
+    with open_video(source, uri=opts.uri) as video:
         if frame_index is not None:
-            decoder = FrameDecoder(video, frame_index, threads, stats)
+            decoder = FrameDecoder(video, frame_index, opts.threads, stats)
         else:
-            decoder = _decoder_for(video, frame_times, threads, stats)
+            decoder = _decoder_for(video, frame_times, opts.threads, stats)
         times = decoder.index.times_s if frame_index is not None or frame_times is None else frame_times
         if wanted[0] < 0 or wanted[-1] >= len(times):
             raise ValueError(
                 f"frame indices {wanted[0]}..{wanted[-1]} out of range: {video.label} has {len(times)}"
             )
         targets = [(i, float(times[i])) for i in wanted]
-        yield from _timed(stats, _decode_wanted(video, decoder, targets, width, height, rotate))
+        yield from _timed(stats, _decode_wanted(video, decoder, targets, opts))
 
 
 def _decoder_for(
@@ -225,17 +234,7 @@ def _decoder_for(
     return decoder
 
 
-def decode_clips(
-    source: VideoSource,
-    clips: Sequence[ClipIndex],
-    *,
-    width: int | None = None,
-    height: int | None = None,
-    threads: int = 0,
-    stats: DecodeStats | None = None,
-    uri: str | None = None,
-    rotate: bool = True,
-) -> Iterator[Clip]:
+def decode_clips(source: VideoSource, clips: Sequence[ClipIndex], **options) -> Iterator[Clip]:
     """Decode ``clips`` (from :func:`sample_clips`) and yield them in the given order.
 
     Every frame is decoded once even when clips overlap. Frames wait in memory only until the
@@ -244,10 +243,11 @@ def decode_clips(
     container stores presentation times (mp4, mov, Matroska); elsewhere the frame index is built
     first, as in :func:`decode_frames`.
 
-    Args and raises: as :func:`decode_frames`; ValueError also if two clips disagree about a
-    frame's timestamp.
+    Args (``options``: :class:`DecodeOptions`) and raises: as :func:`decode_frames`; ValueError also if
+    two clips disagree about a frame's timestamp.
     """
-    stats = DecodeStats() if stats is None else stats
+    opts = DecodeOptions(**options)
+    stats = opts.counters()
     times: dict[int, float] = {}
     uses: dict[int, int] = {}
     for clip in clips:
@@ -257,11 +257,11 @@ def decode_clips(
             uses[index] = uses.get(index, 0) + 1
     if not clips:
         return
-    with open_video(source, uri=uri) as video:
+    with open_video(source, uri=opts.uri) as video:
         ordered = sorted(times)
-        decoder = _decoder_for(video, [times[i] for i in ordered], threads, stats)
+        decoder = _decoder_for(video, [times[i] for i in ordered], opts.threads, stats)
         targets = [(i, times[i]) for i in ordered]
-        frames = _timed(stats, _decode_wanted(video, decoder, targets, width, height, rotate))
+        frames = _timed(stats, _decode_wanted(video, decoder, targets, opts))
         ready: dict[int, np.ndarray] = {}
         next_clip = 0
         for index, _, rgb in frames:
@@ -277,21 +277,13 @@ def decode_clips(
 
 
 def iter_frames(
-    source: VideoSource,
-    start_s: float,
-    end_s: float,
-    *,
-    width: int | None = None,
-    height: int | None = None,
-    threads: int = 0,
-    stats: DecodeStats | None = None,
-    uri: str | None = None,
-    rotate: bool = True,
+    source: VideoSource, start_s: float, end_s: float, **options
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Stream the frames whose time lies in ``[start_s, end_s)`` seconds, one at a time.
 
     Indexes the video (one pass over the file, see :func:`frame_index`), seeks to the keyframe
-    before ``start_s`` and decodes forward; only the current frame is held.
+    before ``start_s`` and decodes forward; only the current frame is held. ``options``:
+    :class:`DecodeOptions`.
 
     Yields:
         ``(pts_s, rgb)``: time in seconds and an ``(H, W, 3)`` uint8 RGB array.
@@ -299,14 +291,15 @@ def iter_frames(
     Raises:
         ValueError: a bad size. VideoError: as :func:`decode_frames`.
     """
-    stats = DecodeStats() if stats is None else stats
+    opts = DecodeOptions(**options)
+    stats = opts.counters()
     if end_s <= start_s:
         return
-    with open_video(source, uri=uri) as video:
+    with open_video(source, uri=opts.uri) as video:
         index = build_index(video)
-        decoder = FrameDecoder(video, index, threads, stats)
+        decoder = FrameDecoder(video, index, opts.threads, stats)
         decoder.rewind()
         first, stop = np.searchsorted(index.times_s, [start_s, end_s], side="left")
         targets = [(i, float(index.times_s[i])) for i in range(int(first), int(stop))]
-        frames = _decode_wanted(video, decoder, targets, width, height, rotate)
+        frames = _decode_wanted(video, decoder, targets, opts)
         yield from ((seconds, rgb) for _, seconds, rgb in _timed(stats, frames))

@@ -17,7 +17,7 @@ import numpy as np
 
 from actrec_batch.errors import VideoError
 from actrec_batch.video._source import OpenVideo, VideoSource, open_video
-from actrec_batch.video.timing import index_table
+from actrec_batch.video.packets import index_table
 
 HEAD_WINDOW_S = 2.0  # packets demuxed from the start to judge the frame rate mode
 _MAX_PACKETS_FOR_FIRST_FRAME = 600

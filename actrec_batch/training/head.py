@@ -26,7 +26,7 @@ a working model without training a backbone:
 6. **Save.** :func:`save_with_head` (``save_with_video_head`` for a ``video`` backbone): the
    backbone's weights file byte for byte (same sha256, so the new model shares the backbone's feature
    cache), the new head, a ``card.json`` with ``training`` (dates, videos, split, feature counters,
-   timings) and ``metrics``, and a ``MODEL_CARD.md`` that states them (:mod:`.head_card`).
+   timings) and ``metrics``, and a ``MODEL_CARD.md`` that states them (:mod:`.card`).
 
 What a user can fix (no labelled footage for a date, an unknown model, a bad ``--dates``, too little
 footage) raises :class:`ConfigError`: one line naming the object and the fix (exit 2).
@@ -40,20 +40,20 @@ import logging
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from actrec_batch import layout
 from actrec_batch.config import Settings, logical_date_range, parse_logical_date
-from actrec_batch.errors import ActrecError, ConfigError, StorageError
-from actrec_batch.head_card import MODEL_CARD_MD, model_card_markdown
-from actrec_batch.storage import ObjectStore, open_store
+from actrec_batch.errors import ConfigError
+from actrec_batch.training.card import MODEL_CARD_MD, model_card_markdown
+from actrec_batch.training.config import TrainConfig
+from actrec_batch.training.head_footage import LabelledClips, LabelledFootage, labelled_footage
+from actrec_batch.training.loop import HeadSequence, refit_head
+from actrec_batch.training.tune import tune_postprocess
 
 log = logging.getLogger(__name__)
-
-_COUNTERS = ("units_total", "units_skipped_checkpoint", "cache_hits", "units_computed", "frames_decoded")
 
 
 @dataclass(frozen=True)
@@ -68,42 +68,20 @@ class HeadTrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
 
-    def train_config(self):
-        from actrec_batch.training import TrainConfig
-
-        return replace(
-            TrainConfig(),
-            seed=self.seed,
-            head_refit_steps=self.steps,
-            head_refit_windows=self.windows,
-            head_refit_clips=self.window_clips,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-        )
+    def train_config(self) -> TrainConfig:
+        """The :class:`TrainConfig` whose stage 2 fits this head (see ``_AS_STAGE_2``)."""
+        return TrainConfig(**{theirs: getattr(self, ours) for ours, theirs in _AS_STAGE_2.items()})
 
 
-@dataclass
-class LabelledClips:
-    """One labelled video as the head sees it: its clips (centres and the backbone's embeddings,
-    from the feature cache) and its ground-truth events. Times are seconds from the first frame."""
-
-    key: str  # store key, footage/date=D/camera=C/<file>
-    date: dt.date
-    duration_s: float
-    events: list[dict]  # the sidecar's {"label", "start_s", "end_s"}
-    centers_s: np.ndarray  # [N]
-    hop_s: float
-    embeddings: np.ndarray  # [N, D] float32
-
-
-@dataclass
-class LabelledFootage:
-    """The labelled videos of some dates with their embeddings, and what filling the cache took."""
-
-    videos: list[LabelledClips] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)  # {"key", "reason", "detail"}
-    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTERS, 0))
-    ray_used: bool = False
+# HeadTrainConfig field -> the TrainConfig field of stage 2 it sets (the others keep their defaults)
+_AS_STAGE_2 = {
+    "seed": "seed",
+    "steps": "head_refit_steps",
+    "windows": "head_refit_windows",
+    "window_clips": "head_refit_clips",
+    "lr": "lr",
+    "weight_decay": "weight_decay",
+}
 
 
 # ------------------------------------------------------------------------------------- arguments
@@ -130,133 +108,6 @@ def default_name(out_dir: Path) -> str:
     """A model name from the bundle directory's name (``models/lobby`` -> ``lobby``)."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(out_dir).resolve().name).strip("-._")
     return name or "head"
-
-
-# ------------------------------------------------------------------------------------- footage
-
-
-def labelled_footage(
-    settings: Settings,
-    model_ref: str,
-    dates: list[dt.date],
-    *,
-    store: ObjectStore | None = None,
-    progress: bool = False,
-) -> LabelledFootage:
-    """The labelled videos of ``dates`` with the embeddings of ``model_ref``'s backbone (steps 1-2).
-
-    Raises ConfigError for a date without labelled footage; ActrecError ``bad_ground_truth`` for a
-    malformed sidecar.
-    """
-    from actrec_batch.pipeline.ray_backend import connect, disconnect
-
-    store = store or open_store(settings.store)
-    footage = LabelledFootage()
-    labelled = {date: _labelled_keys(store, date) for date in dates}  # every date checked before any work
-    kept_ray = False
-    try:
-        for n, (date, keys) in enumerate(labelled.items(), 1):
-            _embed_date(settings, model_ref, store, date, keys, footage, progress)
-            if footage.ray_used and not kept_ray and n < len(labelled):
-                # A job starts and stops its own Ray (~10 s) unless one is up: once a date had to
-                # compute, keep one for the dates left. A fully cached set never starts Ray.
-                kept_ray = connect(settings)
-    finally:
-        disconnect(kept_ray)
-    return footage
-
-
-def _embed_date(
-    settings: Settings,
-    model_ref: str,
-    store: ObjectStore,
-    date: dt.date,
-    keys: list[str],
-    footage: LabelledFootage,
-    progress: bool,
-) -> None:
-    """Add the labelled videos ``keys`` of ``date`` to ``footage``, with their embeddings."""
-    from actrec_batch.evaluation import load_truth
-    from actrec_batch.inference import join_segments
-    from actrec_batch.pipeline.job import InferenceJob, clip_hop_s
-
-    rows = _manifested(settings, store, date, keys)
-    truth: dict[str, list[dict]] = {k: [] for k in keys}
-    for g in load_truth(store, date, videos=keys):
-        truth[g.video].append({"label": g.label, "start_s": g.start_s, "end_s": g.end_s})
-    for key in sorted(set(keys) - {r["key"] for r in rows}):
-        footage.skipped.append({"key": key, "reason": "not_manifested", "detail": "discovery quarantined it"})
-    if not rows:
-        return
-    job = InferenceJob(
-        settings, date, model_ref=model_ref, store=store, progress=progress, video_keys=tuple(keys)
-    )
-    features = job.embed(head=False)
-    for name in _COUNTERS:
-        footage.counters[name] += int(getattr(job.result, name))
-    footage.ray_used |= job.result.ray_used
-    for video_id, failure in job.failed.items():
-        footage.skipped.append(
-            {"key": job.videos[video_id]["key"], "reason": failure.reason, "detail": failure.detail}
-        )
-    hop_s = clip_hop_s(job.model.card)
-    for video_id, parts in sorted(features.items(), key=lambda kv: job.videos[kv[0]]["key"]):
-        row = job.videos[video_id]
-        parts = [p for p in parts if len(p.clips)]
-        if not parts:
-            footage.skipped.append(
-                {"key": row["key"], "reason": "too_short", "detail": "shorter than one clip"}
-            )
-            continue
-        centers, embeddings = join_segments(parts)
-        footage.videos.append(
-            LabelledClips(
-                row["key"],
-                date,
-                float(row["duration_s"]),
-                truth[row["key"]],
-                centers,
-                hop_s,
-                np.ascontiguousarray(embeddings, dtype=np.float32),
-            )
-        )
-
-
-def _labelled_keys(store: ObjectStore, date: dt.date) -> list[str]:
-    from actrec_batch.evaluation import labelled_videos
-
-    try:
-        return labelled_videos(store, date)
-    except ActrecError as exc:
-        if exc.reason != "no_ground_truth":
-            raise
-        raise ConfigError(
-            f"no labelled footage for {date}: no *{layout.SIDECAR_SUFFIX} sidecar under "
-            f"{store.uri(layout.footage_prefix(date))}. Fix: write a sidecar beside each labelled video "
-            f"(see the README, 'Train a head on your own labels'), or leave {date} out of --dates"
-        ) from None
-
-
-def _manifested(settings: Settings, store: ObjectStore, date: dt.date, keys: list[str]) -> list[dict]:
-    """The manifest rows of ``keys``; discovery runs first when the manifest is missing or lacks one."""
-    from actrec_batch.manifest import read_manifest
-    from actrec_batch.pipeline.nightly import discover_stage
-
-    def rows() -> list[dict] | None:
-        try:
-            return read_manifest(store, date).to_pylist()
-        except StorageError as exc:
-            if exc.reason != "not_found":
-                raise
-            return None
-
-    manifest = rows()
-    if manifest is None or not set(keys) <= {r["key"] for r in manifest}:
-        log.info("train-head: discovering %s (its manifest is missing or lacks labelled videos)", date)
-        discover_stage(settings, date, store=store)
-        manifest = rows() or []
-    wanted = set(keys)
-    return [r for r in manifest if r["key"] in wanted]
 
 
 # ------------------------------------------------------------------------------------ split, fit
@@ -298,7 +149,6 @@ def fit_head(
 
     from actrec_batch.model import new_head
     from actrec_batch.model.sampling import targets_at
-    from actrec_batch.training import HeadSequence, refit_head
 
     sequences = []
     for v in train:
@@ -340,12 +190,8 @@ def train_head(
 ):
     """The whole ``actrec train-head`` (steps 1-6 of the module docstring). Returns (card, report,
     footage): the saved ModelCard, the held-out EvalReport, and the LabelledFootage it used."""
-    import torch
-
-    from actrec_batch.model import new_head, save_with_head
-    from actrec_batch.model.card import ModelError
+    from actrec_batch.model import save_with_head
     from actrec_batch.model.features import head_scores
-    from actrec_batch.training import tune_postprocess
 
     cfg = cfg or HeadTrainConfig()
     if not 0.0 < cfg.val_fraction < 1.0:
@@ -354,12 +200,6 @@ def train_head(
         )
     t0 = time.perf_counter()
     base = _backbone(model_ref, settings)
-    try:  # a bundle whose head cannot be rebuilt fails now, not after the embedding
-        new_head(base.card, base.card.labels or ("any",))  # a backbone bundle has no labels yet
-    except ModelError as exc:
-        raise ConfigError(
-            f"--model {model_ref}: {exc}. Fix: use a state_dict or video bundle (see the README)"
-        ) from None
     footage = labelled_footage(settings, model_ref, dates, progress=progress)
     t_embed = time.perf_counter()
     train, val = split_videos(footage.videos, cfg.val_fraction)
@@ -369,11 +209,46 @@ def train_head(
     scored = [(v, head_scores(head, v.embeddings, "cpu")) for v in val]
     params, report = tune_postprocess(scored, labels)
     t_tune = time.perf_counter()
+    timings = {
+        "embed_s": round(t_embed - t0, 1),
+        "fit_s": round(t_fit - t_embed, 1),
+        "tune_s": round(t_tune - t_fit, 1),
+        "total_s": round(time.perf_counter() - t0, 1),
+    }
     validation = report.to_json()
-    training = {
+    card = save_with_head(
+        base,
+        Path(out_dir),
+        head,
+        name=name or default_name(Path(out_dir)),
+        version=version,
+        labels=labels,
+        postprocess={"events": params.to_dict()},
+        training=_training_record(base.card, dates, cfg, footage, (train, val), labels, timings),
+        metrics={"validation": _held_out_metrics(validation)},
+    )
+    (Path(out_dir) / MODEL_CARD_MD).write_text(model_card_markdown(card), encoding="utf-8")
+    log.info("saved %s to %s: held-out F1@0.5 %.3f", card.model_id, out_dir, validation["f1"])
+    return card, report, footage
+
+
+def _training_record(
+    base_card,
+    dates: list[dt.date],
+    cfg: HeadTrainConfig,
+    footage: LabelledFootage,
+    split: tuple[list[LabelledClips], list[LabelledClips]],
+    labels: list[str],
+    timings: dict[str, float],
+) -> dict:
+    """The card's ``training``: the backbone, dates, config, split, footage, events, features, timings."""
+    import torch
+
+    train, val = split
+    return {
         "command": "train-head",
-        "base_model": base.card.model_id,
-        "base_weights_sha256": base.card.weights_sha256,
+        "base_model": base_card.model_id,
+        "base_weights_sha256": base_card.weights_sha256,
         "dates": [d.isoformat() for d in dates],
         "config": asdict(cfg),
         "videos": {
@@ -387,44 +262,28 @@ def train_head(
         },
         "events": {"train": _event_counts(train, labels), "validation": _event_counts(val, labels)},
         "features": {**footage.counters, "ray_used": footage.ray_used},
-        "timings": {
-            "embed_s": round(t_embed - t0, 1),
-            "fit_s": round(t_fit - t_embed, 1),
-            "tune_s": round(t_tune - t_fit, 1),
-            "total_s": round(time.perf_counter() - t0, 1),
-        },
+        "timings": timings,
         "torch": torch.__version__,
     }
-    metrics = {
-        "validation": {
-            **{k: validation[k] for k in ("precision", "recall", "f1", "per_class", "at_tiou")},
-            "median_boundary_error_s": validation["median_boundary_error_s"],
-            "gt_events": validation["gt_events"],
-            "videos": validation["videos"],
-        }
+
+
+def _held_out_metrics(validation: dict) -> dict:
+    """The card's ``metrics.validation`` from the held-out EvalReport's JSON."""
+    return {
+        **{k: validation[k] for k in ("precision", "recall", "f1", "per_class", "at_tiou")},
+        "median_boundary_error_s": validation["median_boundary_error_s"],
+        "gt_events": validation["gt_events"],
+        "videos": validation["videos"],
     }
-    card = save_with_head(
-        base,
-        Path(out_dir),
-        head,
-        name=name or default_name(Path(out_dir)),
-        version=version,
-        labels=labels,
-        postprocess={"events": params.to_dict()},
-        training=training,
-        metrics=metrics,
-    )
-    (Path(out_dir) / MODEL_CARD_MD).write_text(model_card_markdown(card), encoding="utf-8")
-    log.info("saved %s to %s: held-out F1@0.5 %.3f", card.model_id, out_dir, validation["f1"])
-    return card, report, footage
 
 
 def _backbone(model_ref: str, settings: Settings):
-    from actrec_batch.model import available_models, load_extractor
+    """The backbone bundle ``model_ref``, checked to take a new head. Raises ConfigError naming it."""
+    from actrec_batch.model import available_models, load_extractor, new_head
     from actrec_batch.model.card import ModelError
 
     try:  # a video backbone bundle without a head loads too
-        return load_extractor(model_ref, store_uri=settings.store, device="cpu")
+        base = load_extractor(model_ref, store_uri=settings.store, device="cpu")
     except ModelError as exc:
         if exc.reason != "model_not_found":
             raise
@@ -432,6 +291,13 @@ def _backbone(model_ref: str, settings: Settings):
         raise ConfigError(
             f"bad setting --model = {model_ref!r}: {exc}. Fix: name a bundle directory or one of: {known}"
         ) from None
+    try:  # a bundle whose head cannot be rebuilt fails now, not after the embedding
+        new_head(base.card, base.card.labels or ("any",))  # a backbone bundle has no labels yet
+    except ModelError as exc:
+        raise ConfigError(
+            f"--model {model_ref}: {exc}. Fix: use a state_dict or video bundle (see the README)"
+        ) from None
+    return base
 
 
 def _event_counts(videos: list[LabelledClips], labels: list[str]) -> dict[str, int]:

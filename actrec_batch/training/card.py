@@ -1,4 +1,4 @@
-"""``MODEL_CARD.md`` of a bundle written by ``actrec train-head`` (:mod:`actrec_batch.head_training`):
+"""``MODEL_CARD.md`` of a bundle written by ``actrec train-head`` (:mod:`actrec_batch.training.head`):
 what its head was fitted on and the figures measured on its held-out videos, from its ``card.json``."""
 
 from __future__ import annotations
