@@ -147,14 +147,12 @@ def test_settings_reference_table_lists_every_setting_by_group():
     assert positions == sorted(positions)
 
 
-def test_readme_settings_table_is_current():
-    """The README's table is generated; regenerate it with `python -m actrec_batch.config`."""
-    from pathlib import Path
+def test_generated_docs_are_current():
+    """README.md's settings table and docs/reference.md's settings and columns tables are generated;
+    regenerate them with `python -m actrec_batch.docs`."""
+    from actrec_batch import docs
 
-    from actrec_batch.config.reference import BEGIN, END, update_readme
-
-    readme = Path(__file__).parents[1] / "README.md"
-    assert BEGIN in readme.read_text() and END in readme.read_text()
-    assert update_readme(readme, check=True), (
-        "README.md's settings table is stale: run python -m actrec_batch.config"
-    )
+    for path, names in docs.FILES.items():
+        assert not docs.stale_blocks(path, names, write=False), (
+            f"{path.name}: generated blocks are stale: run python -m actrec_batch.docs"
+        )

@@ -217,8 +217,8 @@ def test_every_error_reason_is_documented(doc: str) -> None:
 def test_generated_blocks_are_marked_once(doc: str) -> None:
     """The settings and columns sections are regenerated between these markers."""
     for begin, end in (
-        ("<!-- BEGIN settings (generated) -->", "<!-- END settings -->"),
-        ("<!-- BEGIN columns (generated) -->", "<!-- END columns -->"),
+        ("<!-- BEGIN settings (generated: python -m actrec_batch.docs) -->", "<!-- END settings -->"),
+        ("<!-- BEGIN columns (generated: python -m actrec_batch.docs) -->", "<!-- END columns -->"),
     ):
         assert doc.count(begin) == 1 and doc.count(end) == 1, begin
         assert doc.index(begin) < doc.index(end), begin

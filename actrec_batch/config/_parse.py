@@ -107,6 +107,7 @@ def number_in(kind: type[int] | type[float], lo: float, hi: float) -> Parser:
             raise bad(spec, raw, f"it must be between {span}")
         return value
 
+    parse.valid = f"{lo} to {hi}" if kind is int else f"{lo:g} to {hi:g}"  # type: ignore[attr-defined]
     return parse
 
 
@@ -138,4 +139,5 @@ def choice(options: tuple[str, ...], upper: bool = False) -> Parser:
         return value
 
     parse.choices = options  # type: ignore[attr-defined]  # for --help and the settings table
+    parse.valid = ", ".join(options)  # type: ignore[attr-defined]
     return parse

@@ -112,7 +112,8 @@ class Settings:
     ray_address: str | None = setting(
         None,
         group="ray",
-        help="Ray cluster address ('auto', ray://host:10001); unset: a local Ray",
+        help="Ray cluster: 'auto', ray://host:10001 or host:port for a driver; http://host:8265 (a Ray Jobs "
+        "API address) makes the Airflow infer task submit a Ray job; unset or 'local': a local Ray on 127.0.0.1",
         fix="unset it for a local Ray, or use 'auto' / ray://host:10001",
         parse=_parse.ray_address,
     )
