@@ -1,6 +1,6 @@
 """Where everything lives in the object store, relative to the store root.
 
-The footage and published-events layouts are public (CONTRACTS.md). The rest is ours and
+The footage and published-events layouts are public (docs/reference.md#object-store-layout). The rest is ours and
 documented in the README:
 
 - ``footage/date=D/camera=C/<file>`` and ``<file>.labels.json`` sidecars (input)

@@ -290,7 +290,7 @@ class RunFolder:
     # ------------------------------------------------------------- the summary
 
     def summary(self, wall_s: float | None = None) -> dict[str, Any]:
-        """The run's summary (CONTRACTS.md's ``actrec run --json`` keys), assembled from its records.
+        """The run's summary (docs/reference.md#summaryjson: the ``actrec run --json`` keys), assembled from its records.
 
         Needs the infer and publish records (StorageError ``not_found`` otherwise). ``cost_usd`` is
         null until the cost record exists; ``quality_uri`` and ``f1`` appear with the quality record.

@@ -26,7 +26,7 @@ from actrec_batch.storage import StorageError, open_store
 DATE = dt.date(2026, 3, 14)
 ROUNDS = 8  # the old read-modify-write lost an update in about 3 rounds of 10 with this handshake
 LABELS = ["walk", "fall"]
-# CONTRACTS.md: `actrec run --json` keys
+# docs/reference.md#summaryjson: `actrec run --json` keys
 CONTRACT_KEYS = {
     "run_id",
     "logical_date",

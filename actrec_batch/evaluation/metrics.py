@@ -106,7 +106,7 @@ class EvalReport:
         return self.overall(self.tiou).f1
 
     def to_json(self) -> dict:
-        """The ``actrec eval --format json`` object (CONTRACTS.md keys plus details)."""
+        """The ``actrec eval --format json`` object (docs/reference.md#actrec-eval keys plus details)."""
         return {
             **self.overall(self.tiou).ratios(),
             "per_class": {

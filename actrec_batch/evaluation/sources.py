@@ -58,7 +58,7 @@ def labelled_videos(store: ObjectStore, date: dt.date, *, videos: Iterable[str] 
 
 def load_truth(store: ObjectStore, date: dt.date, *, videos: Iterable[str] | None = None) -> list[GTEvent]:
     """The ground-truth events of ``date`` from its footage's ``<video>.labels.json`` sidecars
-    (CONTRACTS.md), sorted by (video, start, end, label); ``GTEvent.video`` is the video's store key.
+    (docs/reference.md#object-store-layout), sorted by (video, start, end, label); ``GTEvent.video`` is the video's store key.
     ``videos`` restricts them to those video keys.
 
     Raises ``ActrecError`` with reason ``no_ground_truth`` when there are no sidecars, and

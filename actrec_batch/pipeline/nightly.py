@@ -178,7 +178,7 @@ def record_run_stage(
     wall_s: float | None = None,
 ) -> dict[str, Any]:
     """The publish stage's record (the run's reconciliation, from what its stages left in the
-    store), the run's ``runs`` row, and its summary (CONTRACTS.md keys), written and returned."""
+    store), the run's ``runs`` row, and its summary (docs/reference.md#summaryjson keys), written and returned."""
     folder = RunFolder(store, date, run_id)
     record = publish_record(folder, published, cameras=cameras, started_at=started_at, wall_s=wall_s)
     folder.write(record)
@@ -214,7 +214,7 @@ def run_nightly(
 ) -> dict[str, Any]:
     """The whole pipeline of one date, through the stage functions the DAG calls one task at a
     time: discover -> validate manifest -> infer -> validate events -> publish -> cost -> quality.
-    Returns the summary (CONTRACTS.md keys). The warehouse is migrated first, so an unreachable one
+    Returns the summary (docs/reference.md#summaryjson keys). The warehouse is migrated first, so an unreachable one
     fails before any work. Every run gets its ``runs`` row, a failed one too (then the error is
     raised again)."""
     from actrec_batch.pipeline.job import new_run_id

@@ -1,5 +1,5 @@
 """Labelled synthetic footage in the object store: ``footage/date=D/camera=C/<file>`` plus a
-``<file>.labels.json`` ground-truth sidecar beside each video (CONTRACTS.md).
+``<file>.labels.json`` ground-truth sidecar beside each video (docs/reference.md#object-store-layout).
 
 Random streams are derived with :class:`numpy.random.SeedSequence` from ``(seed, camera, file,
 purpose)``, so a camera's look depends only on ``(seed, camera)`` and its labels only on ``(seed,
@@ -155,7 +155,7 @@ def plan_footage(date: dt.date, params: SynthParams | None = None, **changes: An
 
 
 def labels_sidecar(video: PlannedVideo, *, seed: int, codec: str) -> dict:
-    """The ground-truth sidecar of ``video`` (CONTRACTS.md shape, plus provenance keys)."""
+    """The ground-truth sidecar of ``video`` (docs/reference.md#object-store-layout shape, plus provenance keys)."""
     return {
         "video": video.name,
         "fps": video.spec.timeline.fps,

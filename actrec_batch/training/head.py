@@ -4,7 +4,7 @@ A user with a pretrained backbone (any bundle that ``actrec run --model`` loads,
 bundle without a head, packed from their own TorchScript or ONNX network) and a few labelled hours gets
 a working model without training a backbone:
 
-1. **Footage.** For each date, the videos that have a ``<file>.labels.json`` sidecar (CONTRACTS.md),
+1. **Footage.** For each date, the videos that have a ``<file>.labels.json`` sidecar (docs/reference.md#object-store-layout),
    as the date's manifest lists them; discovery runs first when there is no manifest or it lacks a
    labelled video. A labelled video that discovery or decoding quarantined is left out, and the card
    says which and why.
