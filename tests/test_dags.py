@@ -124,27 +124,26 @@ def test_dagbag_has_no_import_errors_and_the_expected_shape(airflow_home):
 
 
 _PARSE = """
-import importlib.util, sys, time
-t0 = time.perf_counter()
+import importlib.util, sys
 spec = importlib.util.spec_from_file_location("dagfile", {path!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-elapsed = time.perf_counter() - t0
 heavy = sorted(m for m in ("torch", "ray", "av", "pandas", "pyarrow", "sqlalchemy", "great_expectations", "boto3") if m in sys.modules)
-print(elapsed, ",".join(heavy))
+print("heavy:" + ",".join(heavy))
 """
 
 
 @pytest.mark.parametrize("dag_file", ["actrec_nightly.py", "actrec_rescore.py"])
-def test_parsing_a_dag_imports_nothing_heavy_and_takes_under_a_second(airflow_home, dag_file):
-    # Airflow itself imports SQLAlchemy; what the DAG file adds on top of `import airflow.sdk` is measured.
+def test_parsing_a_dag_imports_nothing_heavy(airflow_home, dag_file):
+    # Airflow itself imports SQLAlchemy; what the DAG file adds on top of `import airflow.sdk` is
+    # checked. The parse time is measured by bench/suite_timings.py, not bounded here.
     code = "import airflow.sdk, sys\nbase = set(sys.modules)\n" + _PARSE.format(
         path=str(DAGS / dag_file)
     ).replace("if m in sys.modules", "if m in sys.modules and m not in base")
-    line = _python(code, _airflow_env(airflow_home)).stdout.strip().splitlines()[-1].split(" ")
-    elapsed, heavy = float(line[0]), (line[1] if len(line) > 1 else "")
+    line = _python(code, _airflow_env(airflow_home)).stdout.strip().splitlines()[-1]
+    assert line.startswith("heavy:"), line
+    heavy = line.removeprefix("heavy:")
     assert heavy == "", f"{dag_file} imports {heavy} at parse time"
-    assert elapsed < 1.0, f"{dag_file} took {elapsed:.2f} s to parse"
 
 
 _DAG_TEST = """

@@ -22,6 +22,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from handshake import run_together
 
 from actrec_batch import layout
 from actrec_batch.config import load_settings
@@ -305,7 +306,9 @@ def test_rescoring_with_a_new_version_adds_rows_and_switches_the_view(night, war
 
 
 _PUBLISH = """
-import pathlib, sys, time
+import pathlib, sys
+sys.path.insert(0, sys.argv[6])
+from handshake import overlap_date_loads, ready_then_wait_for_go
 from actrec_batch.config import load_settings
 from actrec_batch.pipeline.nightly import publish_stage
 from actrec_batch.storage import open_store
@@ -313,8 +316,8 @@ root, url, tmp, date, run_id = sys.argv[1:6]
 import datetime as dt
 settings = load_settings({"store": root, "warehouse_url": url}, env={})
 store = open_store(root)
-while not (pathlib.Path(tmp) / "go").exists():
-    time.sleep(0.01)
+ready_then_wait_for_go(pathlib.Path(tmp), run_id)
+overlap_date_loads(pathlib.Path(tmp), run_id)  # the first publish holds the date until the other waits on it
 print(publish_stage(settings, store, dt.date.fromisoformat(date), run_id).events)
 """
 
@@ -339,6 +342,7 @@ def test_two_processes_publishing_the_same_date_leave_one_consistent_set(night, 
                 str(tmp_path),
                 DATE.isoformat(),
                 run_id,
+                str(Path(__file__).parent),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -346,12 +350,11 @@ def test_two_processes_publishing_the_same_date_leave_one_consistent_set(night, 
         )
         for run_id in run_ids
     ]
-    import time
-
-    time.sleep(4.0)  # both have imported and wait at the start line
-    (tmp_path / "go").touch()
-    outs = [p.communicate(timeout=180) for p in procs]
+    outs = run_together(tmp_path, procs, run_ids)
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    assert (tmp_path / "overlapped").is_file(), (
+        "the two publishes never met: one was not blocked by the other"
+    )
     counts = _counts(warehouse_url)
     parquet = _published(root)
     assert counts["action_events"] == counts["current_action_events"] == parquet.num_rows == job.events
