@@ -238,7 +238,20 @@ def test_dag_test_runs_the_nightly_dag_end_to_end(airflow_home, tmp_path):
         current = (
             conn.execute(sa.text("SELECT DISTINCT model_version FROM current_action_events")).scalars().all()
         )
-        rescored = conn.execute(sa.text("SELECT cost_usd FROM runs WHERE model_version = '9'")).scalar_one()
+        rescored = conn.execute(
+            sa.text(
+                "SELECT run_id, logical_date, status, model_name, events, videos_processed, "
+                "videos_discovered, cost_usd FROM runs WHERE model_version = '9'"
+            )
+        ).one()
+        rescore_costs = conn.execute(
+            sa.text("SELECT COUNT(*) FROM job_costs WHERE run_id = :r"), {"r": rescored.run_id}
+        ).scalar_one()
     wh.dispose()
     assert versions == {version: q["action_events"], "9": q["action_events"]} and current == ["9"]
-    assert rescored is not None
+    # The rescore run's own row: the same date, the new model, every event of the date rescored.
+    assert rescored.run_id != run.run_id and rescored.logical_date == date and rescored.status == "success"
+    assert rescored.model_name == DEFAULT_MODEL.split("@")[0]
+    assert (rescored.events, rescored.videos_processed) == (q["action_events"], q["videos"])
+    assert rescored.videos_discovered == run.videos_discovered
+    assert rescore_costs >= 1 and rescored.cost_usd > 0

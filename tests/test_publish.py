@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -412,3 +413,69 @@ def test_cost_ledger_prices_reserved_hours_at_spot_or_on_demand_rates():
         (r["component"], r["resource"]) for r in rows
     }
     assert sum(r["cost_usd"] for r in rows) == pytest.approx(2 * 0.05 + 1 * 0.05 + 0.5 * 2.0)
+
+
+def _run_rows(url: str) -> list[dict]:
+    wh = open_warehouse(url)
+    with wh.connect() as conn:
+        rows = (
+            conn.execute(sa.text("SELECT * FROM runs WHERE logical_date = :d"), {"d": DATE}).mappings().all()
+        )
+    wh.dispose()
+    return [dict(r) for r in rows]
+
+
+def _actrec_in_process(args: list[str], root: Path, url: str, monkeypatch, capsys) -> tuple[int, list[str]]:
+    """``actrec ARGS`` run by ``main()`` in this process (so a monkeypatch reaches the pipeline);
+    returns the exit code and the command's error lines on stderr."""
+    from actrec_batch.cli import main
+
+    for name, value in _env(root, url).items():
+        monkeypatch.setenv(name, value)
+    rc = main(args)
+    return rc, [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith(f"actrec {args[0]}: ")]
+
+
+def test_a_run_that_does_not_reconcile_fails_loudly_with_the_numbers(
+    night, warehouse_url, tmp_path, monkeypatch, capsys
+):
+    """One processed video's record is lost on the way (monkeypatched): the run must fail, say
+    which counts disagree, record a failed ``runs`` row and publish nothing."""
+    from actrec_batch.pipeline.job import InferenceJob
+
+    root = tmp_path / "store"
+    shutil.copytree(night[0], root)  # units checkpointed: no Ray; the module's store stays clean
+    assemble = InferenceJob._assemble
+
+    def losing_a_record(self):
+        rows = assemble(self)
+        self.result.videos_processed -= 1
+        return rows
+
+    monkeypatch.setattr(InferenceJob, "_assemble", losing_a_record)
+    rc, errors = _actrec_in_process(
+        ["run", "--date", DATE.isoformat()], root, warehouse_url, monkeypatch, capsys
+    )
+    assert rc == 1 and len(errors) == 1, errors
+    # 2 good videos (and 1 quarantined at discovery): 1 processed is what is left after the loss.
+    numbers = r"does not reconcile: \d+ (discovered|manifested) != 1 processed \+ \d+ quarantined"
+    assert re.search(r"\[reconcil\w*\]: .*" + numbers, errors[0]), errors
+    [run] = _run_rows(warehouse_url)
+    assert run["status"] == "failed" and run["finished_at"] is not None
+    assert re.search(numbers, run["error"]), run["error"]
+    assert _counts(warehouse_url)["action_events"] == 0  # nothing of the failed run was published
+
+
+def test_a_failed_run_gets_its_runs_row_with_the_reason(night, warehouse_url, tmp_path, monkeypatch, capsys):
+    """Any failure of `actrec run` (here, a model that does not exist) leaves a ``runs`` row with
+    status failed and the error, beside the one-line error and exit code 1."""
+    root = tmp_path / "store"
+    shutil.copytree(night[0], root)
+    args = ["run", "--date", DATE.isoformat(), "--model", "no-such-model@9"]
+    rc, errors = _actrec_in_process(args, root, warehouse_url, monkeypatch, capsys)
+    assert rc == 1 and len(errors) == 1 and "no-such-model" in errors[0], errors
+    [run] = _run_rows(warehouse_url)
+    assert run["status"] == "failed" and run["finished_at"] is not None
+    assert "no-such-model" in run["error"] and run["error"] in errors[0]
+    assert (run["events"], run["videos_processed"]) == (None, None)  # nothing is claimed for it
+    assert _counts(warehouse_url)["action_events"] == 0

@@ -190,11 +190,19 @@ def test_loading_a_date_twice_replaces_it(warehouse_url, tmp_path):
     load(wh, events_table("2", n=3), "2", tmp_path)
     assert count(wh, "action_events") == 3
     with wh.connect() as conn:
-        row = conn.execute(sa.select(schema.action_events).limit(1)).mappings().one()
+        events = schema.action_events
+        query = sa.select(events).where(events.c.logical_date == DATE).order_by(events.c.start_s)
+        rows = conn.execute(query).mappings().all()
+    loaded = events_table("2", n=3).to_pylist()
+    # DOUBLE, not REAL: 0.5 + 1/6 and 0.5 + 2/6 come back to the last bit (a REAL keeps ~7 digits).
     assert (
-        row["confidence"] == pytest.approx(0.5, abs=1e-12) or 0 < row["confidence"] <= 1
-    )  # DOUBLE, not REAL
-    assert row["start_ts"] is None or row["start_ts"].tzinfo is not None
+        [r["confidence"] for r in rows]
+        == [e["confidence"] for e in loaded]
+        == [0.5 + i / 6 for i in range(3)]
+    )
+    # Time zone-aware timestamps, the same instants that went in.
+    assert all(r["start_ts"].tzinfo is not None for r in rows)
+    assert [r["start_ts"] for r in rows] == [e["start_ts"] for e in loaded]
     wh.dispose()
 
 
