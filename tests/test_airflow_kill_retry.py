@@ -3,13 +3,17 @@ the UI drives them:
 
 - a task whose first try fails is retried by the scheduler, and the run succeeds on the retry;
 - marking a running infer task failed (the UI's "Mark as failed") makes Airflow SIGTERM the task,
-  and the Ray operator's ``on_kill`` stops the Ray job it started on a real Ray head.
+  and the Ray operator's ``on_kill`` stops the Ray job it started on a real Ray head;
+- the same kill of an infer task that runs on a local Ray in the worker leaves no process behind:
+  neither the task's process nor its Ray.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 
+import psutil
 import pytest
 from airflow_server import AirflowServer
 from handshake import HANG_S
@@ -44,7 +48,18 @@ with DAG("harness_retry", schedule=None, start_date=START, catchup=False):
     flaky()
 
 with DAG("harness_kill", schedule=None, start_date=START, catchup=False):
-    RayInferOperator(task_id="infer", date="{date}", run_id="af-killed", force=True, poll_s=1.0, retries=0)
+    RayInferOperator(
+        task_id="infer",
+        date="{date}",
+        run_id="af-killed",
+        force=True,
+        ray_address="{ray_head}",
+        poll_s=1.0,
+        retries=0,
+    )
+
+with DAG("harness_kill_local", schedule=None, start_date=START, catchup=False):
+    RayInferOperator(task_id="infer", date="{date}", run_id="af-killed-local", force=True, retries=0)
 '''
 
 
@@ -56,16 +71,16 @@ def airflow(pg_url, ray_head, night, tmp_path_factory):  # noqa: F811 - fixtures
     dags, out = base / "dags", base / "out"
     dags.mkdir()
     out.mkdir()
-    (dags / "harness_kill_retry.py").write_text(DAGS.format(date=DATE.isoformat()))
+    (dags / "harness_kill_retry.py").write_text(DAGS.format(date=DATE.isoformat(), ray_head=ray_head))
     env = {
         "HARNESS_OUT": str(out),
         "ACTREC_STORE": str(night),
-        "ACTREC_RAY_ADDRESS": ray_head,
         "ACTREC_FAULT_SLOW": "120",
+        "ACTREC_LOCAL_RAY_CPUS": "1",
         "RAY_AUTH_MODE": "token",
     }
     with AirflowServer(pg_url, dags, env=env, home=base / "airflow") as af:
-        for dag_id in ("harness_retry", "harness_kill"):
+        for dag_id in ("harness_retry", "harness_kill", "harness_kill_local"):
             af.wait_dag(dag_id)
             af.unpause(dag_id)
         yield af, out
@@ -73,6 +88,33 @@ def airflow(pg_url, ray_head, night, tmp_path_factory):  # noqa: F811 - fixtures
 
 def _trigger(af: AirflowServer, dag_id: str) -> str:
     return af.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None})["dag_run_id"]
+
+
+def _mark_failed(af: AirflowServer, dag_id: str, run_id: str, task_id: str = "infer") -> None:
+    """The UI's "Mark as failed" on a running task instance."""
+    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+    af.api("PATCH", path, json={"new_state": "failed"})
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _local_ray_of_the_task(af: AirflowServer) -> list[psutil.Process]:
+    """The Ray processes under the scheduler (a LocalExecutor task's local Ray: GCS, raylet,
+    workers and the rest), with the task process that started them (the GCS server's parent)."""
+    found = []
+    for proc in psutil.Process(af.procs["scheduler"].pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            cmdline = " ".join(proc.cmdline())
+            if "ray" in proc.name() or "/ray/" in cmdline or cmdline.startswith("ray::"):
+                found.append(proc)
+                if "gcs_server" in cmdline:
+                    found.append(proc.parent())
+    return found
 
 
 def test_a_task_whose_first_try_fails_is_retried_by_the_scheduler(airflow):
@@ -100,11 +142,7 @@ def test_marking_the_infer_task_failed_stops_its_ray_job(airflow, ray_head):  # 
     _wait_for_log(
         client, ray_head, sid, "decode slots", running, f"run {run_id} ended before its job decoded"
     )
-    af.api(
-        "PATCH",
-        f"/dags/harness_kill/dagRuns/{run_id}/taskInstances/infer",
-        json={"new_state": "failed"},
-    )
+    _mark_failed(af, "harness_kill", run_id)
     deadline = time.monotonic() + HANG_S
     while client.get_job_status(sid) != "STOPPED":
         assert time.monotonic() < deadline, (
@@ -118,3 +156,24 @@ def test_marking_the_infer_task_failed_stops_its_ray_job(airflow, ray_head):  # 
     logs = af.task_logs("harness_kill", run_id, states=("failed",))
     assert f"ray job {sid} on {ray_head}: stopped" in logs, logs  # on_kill stopped it, nothing else
     assert not [j for j in client.list_jobs() if j.status == "RUNNING"]  # no job of the task left running
+
+
+def test_marking_a_local_infer_task_failed_leaves_no_process_behind(airflow):
+    af, _ = airflow
+    run_id = _trigger(af, "harness_kill_local")
+    deadline = time.monotonic() + HANG_S * 2
+    while "decode slots" not in af.task_logs("harness_kill_local", run_id, states=("running",)):
+        state = af.api("GET", f"/dags/harness_kill_local/dagRuns/{run_id}")["state"]
+        assert state in ("queued", "running"), af.task_logs("harness_kill_local", run_id)
+        assert time.monotonic() < deadline, "the local infer task never started decoding"
+        time.sleep(1)
+    procs = _local_ray_of_the_task(af)
+    names = sorted({p.name() for p in procs if _alive(p)})
+    assert any("raylet" in n for n in names) and any("gcs_server" in n for n in names), names
+    _mark_failed(af, "harness_kill_local", run_id)
+    deadline = time.monotonic() + HANG_S
+    while left := [p for p in procs if _alive(p)]:
+        assert time.monotonic() < deadline, f"still running {HANG_S:g} s after the kill: {left}"
+        time.sleep(1)
+    run = af.wait_run("harness_kill_local", run_id, timeout=HANG_S)
+    assert run["state"] == "failed"
