@@ -91,28 +91,34 @@ def main() -> int:
 
 @contextlib.contextmanager
 def _ray_head():
-    ray = str(Path(sys.executable).parent / "ray")
+    """A Ray head of this benchmark's own (tests/ray_head.py): never `ray stop`, which would stop
+    every Ray on the machine."""
+    import socket
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from ray_head import free_port, own_ray_head
+
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    port = 6400 + os.getpid() % 500
-    subprocess.run(
-        [
-            ray,
-            "start",
-            "--head",
-            f"--port={port}",
-            "--node-ip-address=127.0.0.1",
-            "--include-dashboard=false",
-            f"--temp-dir={temp}",
-            "--disable-usage-stats",
-        ],
-        env=ENV,
-        check=True,
-        capture_output=True,
-    )
+    port = free_port()
+    args = [
+        f"--port={port}",
+        "--node-ip-address=127.0.0.1",
+        "--include-dashboard=false",
+        f"--temp-dir={temp}",
+        "--disable-usage-stats",
+    ]
+    log = Path(temp) / "ray-start.log"
     try:
-        yield f"127.0.0.1:{port}"
+        with own_ray_head(args, env=ENV, log=log) as head:
+            deadline = time.monotonic() + 120
+            while True:  # until the head's GCS accepts connections
+                assert head.poll() is None, log.read_text()[-3000:]
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+                    break
+                assert time.monotonic() < deadline, f"the Ray head did not come up in 120 s: {log}"
+                time.sleep(0.5)
+            yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray, "stop", "--force"], env=ENV, capture_output=True)
         shutil.rmtree(temp, ignore_errors=True)
 
 

@@ -19,6 +19,8 @@ for _ in $(seq 1 100); do [[ -s $endpoint_file ]] && break; sleep 0.1; done
 export ACTREC_TEST_S3_ENDPOINT=$(cat "$endpoint_file")
 echo "==> S3 (moto) on $ACTREC_TEST_S3_ENDPOINT; PostgreSQL at ${ACTREC_TEST_PG_URL%%:*}://...@127.0.0.1"
 if [[ -n "${CI:-}" ]]; then export ACTREC_REQUIRE_SERVICES=1; fi
+# Under it nothing may skip: a skipped test (a missing service, a broken import) fails (tests/conftest.py).
+if [[ "${ACTREC_REQUIRE_SERVICES:-}" == 1 ]]; then echo "==> ACTREC_REQUIRE_SERVICES=1: a skipped test fails"; fi
 start=$(date +%s)
 set +e
 .venv/bin/python -m pytest "$@"

@@ -3,7 +3,10 @@
 - PostgreSQL: the cluster `make test` starts (``ACTREC_TEST_PG_URL``).
 - S3: moto's server over HTTP on 127.0.0.1 (``ACTREC_TEST_S3_ENDPOINT``, or one started here).
 
-Under CI (``ACTREC_REQUIRE_SERVICES=1``) a missing service fails the test instead of skipping it.
+Under CI (``ACTREC_REQUIRE_SERVICES=1``, set by scripts/run_tests.sh when ``CI`` is set) nothing may
+be skipped: a missing service fails its test, and so does any other skip (a ``pytest.skip``, a
+``skipif`` that holds, a module that cannot be collected), with the test and the reason named. A
+suite that skips what it cannot run passes by accident.
 """
 
 from __future__ import annotations
@@ -29,6 +32,31 @@ for _var, _val in (
 sys.path.insert(0, str(Path(__file__).parent))
 
 REQUIRE_SERVICES = os.environ.get("ACTREC_REQUIRE_SERVICES") == "1"
+
+
+def _skip_is_a_failure(report, what: str) -> None:
+    """Under ACTREC_REQUIRE_SERVICES=1, turn a skipped ``report`` into a failure naming ``what``."""
+    if not (REQUIRE_SERVICES and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    report.outcome = "failed"
+    report.longrepr = (
+        f"{what} was skipped ({reason.removeprefix('Skipped: ')}), but ACTREC_REQUIRE_SERVICES=1 "
+        "requires every test to run: install or start what it needs"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _skip_is_a_failure(outcome.get_result(), item.nodeid)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _skip_is_a_failure(outcome.get_result(), f"collecting {collector.nodeid}")
 
 
 def _missing(service: str, fix: str) -> None:

@@ -249,8 +249,15 @@ CHAIN_SEED = 13  # its camera walks from 11.7 s to 18.7 s: across the cut at 15 
 
 @pytest.fixture(scope="module")
 def chain_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, namespace="actrec-test")
+    import ray
+
+    ray.init(
+        address="local",
+        num_cpus=2,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        namespace="actrec-test",
+    )
     yield
     ray.shutdown()
 

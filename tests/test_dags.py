@@ -124,27 +124,26 @@ def test_dagbag_has_no_import_errors_and_the_expected_shape(airflow_home):
 
 
 _PARSE = """
-import importlib.util, sys, time
-t0 = time.perf_counter()
+import importlib.util, sys
 spec = importlib.util.spec_from_file_location("dagfile", {path!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-elapsed = time.perf_counter() - t0
 heavy = sorted(m for m in ("torch", "ray", "av", "pandas", "pyarrow", "sqlalchemy", "great_expectations", "boto3") if m in sys.modules)
-print(elapsed, ",".join(heavy))
+print("heavy:" + ",".join(heavy))
 """
 
 
 @pytest.mark.parametrize("dag_file", ["actrec_nightly.py", "actrec_rescore.py"])
-def test_parsing_a_dag_imports_nothing_heavy_and_takes_under_a_second(airflow_home, dag_file):
-    # Airflow itself imports SQLAlchemy; what the DAG file adds on top of `import airflow.sdk` is measured.
+def test_parsing_a_dag_imports_nothing_heavy(airflow_home, dag_file):
+    # Airflow itself imports SQLAlchemy; what the DAG file adds on top of `import airflow.sdk` is
+    # checked. The parse time is measured by bench/suite_timings.py, not bounded here.
     code = "import airflow.sdk, sys\nbase = set(sys.modules)\n" + _PARSE.format(
         path=str(DAGS / dag_file)
     ).replace("if m in sys.modules", "if m in sys.modules and m not in base")
-    line = _python(code, _airflow_env(airflow_home)).stdout.strip().splitlines()[-1].split(" ")
-    elapsed, heavy = float(line[0]), (line[1] if len(line) > 1 else "")
+    line = _python(code, _airflow_env(airflow_home)).stdout.strip().splitlines()[-1]
+    assert line.startswith("heavy:"), line
+    heavy = line.removeprefix("heavy:")
     assert heavy == "", f"{dag_file} imports {heavy} at parse time"
-    assert elapsed < 1.0, f"{dag_file} took {elapsed:.2f} s to parse"
 
 
 _DAG_TEST = """
@@ -239,7 +238,20 @@ def test_dag_test_runs_the_nightly_dag_end_to_end(airflow_home, tmp_path):
         current = (
             conn.execute(sa.text("SELECT DISTINCT model_version FROM current_action_events")).scalars().all()
         )
-        rescored = conn.execute(sa.text("SELECT cost_usd FROM runs WHERE model_version = '9'")).scalar_one()
+        rescored = conn.execute(
+            sa.text(
+                "SELECT run_id, logical_date, status, model_name, events, videos_processed, "
+                "videos_discovered, cost_usd FROM runs WHERE model_version = '9'"
+            )
+        ).one()
+        rescore_costs = conn.execute(
+            sa.text("SELECT COUNT(*) FROM job_costs WHERE run_id = :r"), {"r": rescored.run_id}
+        ).scalar_one()
     wh.dispose()
     assert versions == {version: q["action_events"], "9": q["action_events"]} and current == ["9"]
-    assert rescored is not None
+    # The rescore run's own row: the same date, the new model, every event of the date rescored.
+    assert rescored.run_id != run.run_id and rescored.logical_date == date and rescored.status == "success"
+    assert rescored.model_name == DEFAULT_MODEL.split("@")[0]
+    assert (rescored.events, rescored.videos_processed) == (q["action_events"], q["videos"])
+    assert rescored.videos_discovered == run.videos_discovered
+    assert rescore_costs >= 1 and rescored.cost_usd > 0

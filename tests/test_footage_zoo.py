@@ -19,6 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import ray
 from footage import (
     REJECTED_NAME,
     REJECTED_NAME_ESCAPED,
@@ -45,8 +46,6 @@ from actrec_batch.video import (
     probe,
     sample_clips,
 )
-
-ray = pytest.importorskip("ray")
 
 DATE = dt.date(2026, 11, 27)
 # Containers that store decode-order times only, with B-frames: indexed by a decoding pass.
@@ -238,6 +237,7 @@ def local_ray(s3_endpoint):
     from s3_server import s3_test_env
 
     ray.init(
+        address="local",  # a Ray of our own, never one another process started
         num_cpus=2,
         _node_ip_address="127.0.0.1",
         include_dashboard=False,

@@ -367,7 +367,9 @@ def test_unknown_device_is_a_config_error(preference: str) -> None:
     assert "\n" not in str(caught.value) and "cpu" in str(caught.value)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error for a machine without CUDA")
-def test_cuda_without_cuda_is_a_config_error() -> None:
+def test_cuda_without_cuda_is_a_config_error(monkeypatch) -> None:
+    monkeypatch.setattr(
+        torch.cuda, "is_available", lambda: False
+    )  # a machine without CUDA, even on a GPU box
     with pytest.raises(ConfigError, match="CUDA is not available"):
         select_device("cuda:1")

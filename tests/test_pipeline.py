@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import ray
 
 from actrec_batch import layout
 from actrec_batch.config import load_settings
@@ -27,8 +28,6 @@ from actrec_batch.pipeline.nightly import run_nightly
 from actrec_batch.storage import open_store
 from actrec_batch.synth import synth_footage
 
-ray = pytest.importorskip("ray")
-
 DATE = dt.date(2026, 11, 21)
 FAULT_DATE = dt.date(2026, 11, 22)
 
@@ -39,6 +38,7 @@ def local_ray(s3_endpoint):
 
     env = {"ACTREC_FAULT_CRASH": "crashme", "ACTREC_FAULT_HANG": "hangme", **s3_test_env(s3_endpoint)}
     ray.init(
+        address="local",  # a Ray of our own, never one another process started
         num_cpus=2,
         _node_ip_address="127.0.0.1",
         include_dashboard=False,

@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from handshake import run_together
 
 from actrec_batch import layout
 from actrec_batch.config import load_settings
@@ -305,7 +307,9 @@ def test_rescoring_with_a_new_version_adds_rows_and_switches_the_view(night, war
 
 
 _PUBLISH = """
-import pathlib, sys, time
+import pathlib, sys
+sys.path.insert(0, sys.argv[6])
+from handshake import overlap_date_loads, ready_then_wait_for_go
 from actrec_batch.config import load_settings
 from actrec_batch.pipeline.nightly import publish_stage
 from actrec_batch.storage import open_store
@@ -313,8 +317,8 @@ root, url, tmp, date, run_id = sys.argv[1:6]
 import datetime as dt
 settings = load_settings({"store": root, "warehouse_url": url}, env={})
 store = open_store(root)
-while not (pathlib.Path(tmp) / "go").exists():
-    time.sleep(0.01)
+ready_then_wait_for_go(pathlib.Path(tmp), run_id)
+overlap_date_loads(pathlib.Path(tmp), run_id)  # the first publish holds the date until the other waits on it
 print(publish_stage(settings, store, dt.date.fromisoformat(date), run_id).events)
 """
 
@@ -339,6 +343,7 @@ def test_two_processes_publishing_the_same_date_leave_one_consistent_set(night, 
                 str(tmp_path),
                 DATE.isoformat(),
                 run_id,
+                str(Path(__file__).parent),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -346,12 +351,11 @@ def test_two_processes_publishing_the_same_date_leave_one_consistent_set(night, 
         )
         for run_id in run_ids
     ]
-    import time
-
-    time.sleep(4.0)  # both have imported and wait at the start line
-    (tmp_path / "go").touch()
-    outs = [p.communicate(timeout=180) for p in procs]
+    outs = run_together(tmp_path, procs, run_ids)
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    assert (tmp_path / "overlapped").is_file(), (
+        "the two publishes never met: one was not blocked by the other"
+    )
     counts = _counts(warehouse_url)
     parquet = _published(root)
     assert counts["action_events"] == counts["current_action_events"] == parquet.num_rows == job.events
@@ -409,3 +413,69 @@ def test_cost_ledger_prices_reserved_hours_at_spot_or_on_demand_rates():
         (r["component"], r["resource"]) for r in rows
     }
     assert sum(r["cost_usd"] for r in rows) == pytest.approx(2 * 0.05 + 1 * 0.05 + 0.5 * 2.0)
+
+
+def _run_rows(url: str) -> list[dict]:
+    wh = open_warehouse(url)
+    with wh.connect() as conn:
+        rows = (
+            conn.execute(sa.text("SELECT * FROM runs WHERE logical_date = :d"), {"d": DATE}).mappings().all()
+        )
+    wh.dispose()
+    return [dict(r) for r in rows]
+
+
+def _actrec_in_process(args: list[str], root: Path, url: str, monkeypatch, capsys) -> tuple[int, list[str]]:
+    """``actrec ARGS`` run by ``main()`` in this process (so a monkeypatch reaches the pipeline);
+    returns the exit code and the command's error lines on stderr."""
+    from actrec_batch.cli import main
+
+    for name, value in _env(root, url).items():
+        monkeypatch.setenv(name, value)
+    rc = main(args)
+    return rc, [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith(f"actrec {args[0]}: ")]
+
+
+def test_a_run_that_does_not_reconcile_fails_loudly_with_the_numbers(
+    night, warehouse_url, tmp_path, monkeypatch, capsys
+):
+    """One processed video's record is lost on the way (monkeypatched): the run must fail, say
+    which counts disagree, record a failed ``runs`` row and publish nothing."""
+    from actrec_batch.pipeline.job import InferenceJob
+
+    root = tmp_path / "store"
+    shutil.copytree(night[0], root)  # units checkpointed: no Ray; the module's store stays clean
+    assemble = InferenceJob._assemble
+
+    def losing_a_record(self):
+        rows = assemble(self)
+        self.result.videos_processed -= 1
+        return rows
+
+    monkeypatch.setattr(InferenceJob, "_assemble", losing_a_record)
+    rc, errors = _actrec_in_process(
+        ["run", "--date", DATE.isoformat()], root, warehouse_url, monkeypatch, capsys
+    )
+    assert rc == 1 and len(errors) == 1, errors
+    # 2 good videos (and 1 quarantined at discovery): 1 processed is what is left after the loss.
+    numbers = r"does not reconcile: \d+ (discovered|manifested) != 1 processed \+ \d+ quarantined"
+    assert re.search(r"\[reconcil\w*\]: .*" + numbers, errors[0]), errors
+    [run] = _run_rows(warehouse_url)
+    assert run["status"] == "failed" and run["finished_at"] is not None
+    assert re.search(numbers, run["error"]), run["error"]
+    assert _counts(warehouse_url)["action_events"] == 0  # nothing of the failed run was published
+
+
+def test_a_failed_run_gets_its_runs_row_with_the_reason(night, warehouse_url, tmp_path, monkeypatch, capsys):
+    """Any failure of `actrec run` (here, a model that does not exist) leaves a ``runs`` row with
+    status failed and the error, beside the one-line error and exit code 1."""
+    root = tmp_path / "store"
+    shutil.copytree(night[0], root)
+    args = ["run", "--date", DATE.isoformat(), "--model", "no-such-model@9"]
+    rc, errors = _actrec_in_process(args, root, warehouse_url, monkeypatch, capsys)
+    assert rc == 1 and len(errors) == 1 and "no-such-model" in errors[0], errors
+    [run] = _run_rows(warehouse_url)
+    assert run["status"] == "failed" and run["finished_at"] is not None
+    assert "no-such-model" in run["error"] and run["error"] in errors[0]
+    assert (run["events"], run["videos_processed"]) == (None, None)  # nothing is claimed for it
+    assert _counts(warehouse_url)["action_events"] == 0

@@ -13,14 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
+from ray_head import dashboard_head_args, free_port, own_ray_head, wait_for_dashboard
 
 from actrec_batch.config import load_settings
 from actrec_batch.discovery import discover
 from actrec_batch.storage import open_store
 from actrec_batch.synth import synth_footage
-
-ray = pytest.importorskip("ray")
 
 REPO = Path(__file__).resolve().parents[1]
 DATE = dt.date(2026, 11, 19)
@@ -34,23 +32,12 @@ def test_ray_job_submit_runs_the_entrypoint_on_a_cluster(tmp_path):
 
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    port = 8265 + os.getpid() % 500
-    start = [
-        str(Path(sys.executable).parent / "ray"),
-        "start",
-        "--head",
-        "--port=0",
-        "--num-cpus=2",
-        "--node-ip-address=127.0.0.1",
-        "--include-dashboard=true",
-        "--dashboard-host=127.0.0.1",
-        f"--dashboard-port={port}",
-        f"--temp-dir={temp}",
-        "--disable-usage-stats",
-    ]
-    started = subprocess.run(start, env=env, capture_output=True, text=True)
-    assert started.returncode == 0, started.stderr[-3000:]
-    try:
+    port = free_port()
+    args = dashboard_head_args(port, temp)
+    log = Path(temp) / "ray-start.log"
+    # A head of this test's own, stopped by signalling it: never `ray stop`, which stops every Ray here.
+    with own_ray_head(args, env=env, log=log) as head:
+        wait_for_dashboard(head, f"http://127.0.0.1:{port}", log)
         submit = [
             str(Path(sys.executable).parent / "ray"),
             "job",
@@ -74,8 +61,4 @@ def test_ray_job_submit_runs_the_entrypoint_on_a_cluster(tmp_path):
         assert summary["videos_processed"] == 1 and summary["units_total"] == 1 and summary["ray_used"]
         assert store.exists(summary["staging_uri"][len(store.root_uri) + 1 :])
         print(f"ray job submit: {time.perf_counter() - t0:.1f} s")
-    finally:
-        subprocess.run(
-            [str(Path(sys.executable).parent / "ray"), "stop", "--force"], env=env, capture_output=True
-        )
-        shutil.rmtree(temp, ignore_errors=True)
+    shutil.rmtree(temp, ignore_errors=True)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import ray
+from ray.cluster_utils import Cluster
 
 from actrec_batch.config import load_settings
 from actrec_batch.discovery import discover
@@ -33,9 +35,6 @@ from actrec_batch.pipeline.cache import Checkpoints
 from actrec_batch.pipeline.job import InferenceJob
 from actrec_batch.storage import open_store
 from actrec_batch.synth import synth_footage
-
-ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
 
 DATE = dt.date(2026, 11, 23)
 SEGMENT_S = 6

@@ -11,12 +11,12 @@ import os
 import random
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from handshake import HANG_S
 
 from actrec_batch.errors import StorageError
 from actrec_batch.storage import (
@@ -99,8 +99,9 @@ def _tmp_leftovers(store: ObjectStore) -> list[Path]:
 
 def _tiny_mp4() -> bytes:
     """A 2 s, 64x48, 25 fps MPEG-4 video in an MP4 whose index ("moov") sits at the end."""
-    av = pytest.importorskip("av")
-    np = pytest.importorskip("numpy")
+    import av
+    import numpy as np
+
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as container:
         stream = container.add_stream("mpeg4", rate=25)
@@ -201,12 +202,10 @@ class TestObjectStoreContract:
 
     def test_list_paginates_past_1000_keys(self, store: ObjectStore) -> None:
         keys = [f"many/{i:05d}.json" for i in range(1205)]
-        started = time.monotonic()
-        _put_many(store, keys + ["many-sibling", "manyfold/x"])
+        _put_many(store, keys + ["many-sibling", "manyfold/x"])  # timed by bench/suite_timings.py
         assert [info.key for info in store.list("many/")] == keys
         assert store.delete_prefix("many/") == 1205
         assert [info.key for info in store.list()] == ["many-sibling", "manyfold/x"]
-        assert time.monotonic() - started < 15
 
     def test_list_dirs(self, store: ObjectStore) -> None:
         day = "footage/date=2026-11-24/"
@@ -256,7 +255,8 @@ class TestObjectStoreContract:
             assert reader.read() == data
 
     def test_open_read_serves_pyav(self, store: ObjectStore) -> None:
-        av = pytest.importorskip("av")
+        import av
+
         video = _tiny_mp4()
 
         store.put_bytes("footage/clip.mp4", video)
@@ -334,10 +334,22 @@ class TestObjectStoreContract:
         store.put_bytes("live/object", old)
         seen: set[bytes] = set()
         stop = threading.Event()
+        reads = [0]
+        read_done = threading.Condition()
 
         def read_repeatedly() -> None:
             while not stop.is_set():
                 seen.add(store.get_bytes("live/object"))
+                with read_done:
+                    reads[0] += 1
+                    read_done.notify_all()
+
+        def a_whole_read_while_half_written() -> None:
+            # Two more completed reads: the second began after this chunk was flushed, so a
+            # read really happened while the object was half-written (no sleep that hopes so).
+            with read_done:
+                after = reads[0] + 2
+                assert read_done.wait_for(lambda: reads[0] >= after, timeout=HANG_S), "the reader stalled"
 
         reader = threading.Thread(target=read_repeatedly)
         reader.start()
@@ -348,11 +360,12 @@ class TestObjectStoreContract:
                         for start in range(0, len(content), 64 * 1024):
                             out.write(content[start : start + 64 * 1024])
                             out.flush()
-                            time.sleep(0.005)
+                            a_whole_read_while_half_written()
         finally:
             stop.set()
             reader.join()
         assert seen <= {old, new} and seen
+        assert reads[0] >= 3 * 2 * 4 * 2  # every chunk of every write was read across
 
     def test_delete_and_delete_prefix(self, store: ObjectStore) -> None:
         keys = ["a/b/1", "a/b/c/2", "a/bc", "a/b-x", "a/keep/3"]

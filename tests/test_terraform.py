@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REQUIRE_SERVICES
 
 TF_DIR = Path(__file__).parents[1] / "infra" / "terraform"
 
@@ -30,9 +29,7 @@ def _mirror() -> str | None:
 def test_terraform_validates_offline(tmp_path):
     tf = shutil.which("terraform")
     if tf is None:
-        if REQUIRE_SERVICES:
-            pytest.fail("terraform is not installed")
-        pytest.skip("terraform is not installed")
+        pytest.skip("terraform is not installed")  # a failure under ACTREC_REQUIRE_SERVICES=1 (conftest)
     work = tmp_path / "tf"
     shutil.copytree(TF_DIR, work, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
     env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnxruntime  # noqa: F401 - dev dependencies, imported plainly: a broken install fails, never skips
+import onnxscript  # noqa: F401
 import pytest
 import sqlalchemy as sa
 import torch
@@ -42,9 +44,6 @@ from actrec_batch.storage import open_store
 from actrec_batch.synth import synth_footage
 from actrec_batch.video import frame_timestamps
 from actrec_batch.warehouse import open_warehouse
-
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
 
 DATE = dt.date(2026, 11, 9)
 ACTREC = str(Path(sys.executable).with_name("actrec"))

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from handshake import run_together
 
 from actrec_batch.errors import ConfigError
 from actrec_batch.warehouse import WarehouseError, open_warehouse, schema
@@ -189,11 +190,19 @@ def test_loading_a_date_twice_replaces_it(warehouse_url, tmp_path):
     load(wh, events_table("2", n=3), "2", tmp_path)
     assert count(wh, "action_events") == 3
     with wh.connect() as conn:
-        row = conn.execute(sa.select(schema.action_events).limit(1)).mappings().one()
+        events = schema.action_events
+        query = sa.select(events).where(events.c.logical_date == DATE).order_by(events.c.start_s)
+        rows = conn.execute(query).mappings().all()
+    loaded = events_table("2", n=3).to_pylist()
+    # DOUBLE, not REAL: 0.5 + 1/6 and 0.5 + 2/6 come back to the last bit (a REAL keeps ~7 digits).
     assert (
-        row["confidence"] == pytest.approx(0.5, abs=1e-12) or 0 < row["confidence"] <= 1
-    )  # DOUBLE, not REAL
-    assert row["start_ts"] is None or row["start_ts"].tzinfo is not None
+        [r["confidence"] for r in rows]
+        == [e["confidence"] for e in loaded]
+        == [0.5 + i / 6 for i in range(3)]
+    )
+    # Time zone-aware timestamps, the same instants that went in.
+    assert all(r["start_ts"].tzinfo is not None for r in rows)
+    assert [r["start_ts"] for r in rows] == [e["start_ts"] for e in loaded]
     wh.dispose()
 
 
@@ -356,21 +365,21 @@ def test_every_report_runs_on_both_engines(warehouse_url, tmp_path, name):
 
 _CONCURRENT_LOAD = textwrap.dedent(
     """
-    import sys, time, datetime as dt, pathlib
+    import sys, datetime as dt, pathlib
     sys.path.insert(0, {tests!r})
+    from handshake import overlap_date_loads, ready_then_wait_for_go
     from test_warehouse import events_table, DATE
     from actrec_batch.warehouse import open_warehouse
     wh = open_warehouse({url!r}, upgrade=True)
     table = events_table("2")
-    path = pathlib.Path({tmp!r}) / ("e-" + sys.argv[1] + ".parquet")
+    folder = pathlib.Path({tmp!r})
+    path = folder / ("e-" + sys.argv[1] + ".parquet")
     import pyarrow.parquet as pq
     pq.write_table(table, path)
-    go = pathlib.Path({tmp!r}) / "go"
-    while not go.exists():
-        time.sleep(0.01)
+    ready_then_wait_for_go(folder, sys.argv[1])
+    overlap_date_loads(folder, sys.argv[1])  # the first load holds the date until the other waits on it
     with wh.date_load(DATE) as dl:
         dl.replace_events("reference", "2", table, parquet_path=path)
-        time.sleep(1.0)  # hold the transaction open so the other process's load overlaps it
         dl.activate("reference", "2", "run-" + sys.argv[1], dt.datetime.now(dt.UTC))
     print("loaded", sys.argv[1])
     """
@@ -386,12 +395,9 @@ def test_two_processes_publishing_the_same_date_leave_one_set_of_rows(warehouse_
         )
         for i in (1, 2)
     ]
-    import time
-
-    time.sleep(3.0)  # both processes have imported and are waiting at the start line
-    (tmp_path / "go").touch()
-    outs = [p.communicate(timeout=120) for p in procs]
+    outs = run_together(tmp_path, procs, ["1", "2"])
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    assert (tmp_path / "overlapped").is_file(), "the two loads never met: one was not blocked by the other"
     wh = open_warehouse(warehouse_url)
     assert count(wh, "action_events") == 6
     assert count(wh, "active_models") == 1

@@ -1,0 +1,98 @@
+"""A Ray head of the caller's own on 127.0.0.1, for tests and benchmarks.
+
+``ray start --head --block`` runs in its own process group and is stopped by signalling that
+process (it drains, then stops its own processes); whatever of its group survives the grace period
+is killed. Never ``ray stop``: it stops every Ray on the machine, a parallel suite's included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+RAY = str(Path(sys.executable).parent / "ray")
+# Ports of the head's own: another Ray on this machine (a parallel suite) holds the defaults, and a
+# job agent that cannot bind 52365 leaves the head refusing jobs ("No available agent").
+AGENT_PORTS = (
+    "ray-client-server-port",
+    "dashboard-agent-listen-port",
+    "dashboard-agent-grpc-port",
+    "runtime-env-agent-port",
+    "metrics-export-port",
+)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the kernel picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dashboard_head_args(dashboard_port: int, temp: str | Path, num_cpus: int = 2) -> list[str]:
+    """``ray start --head`` arguments of a head with its Jobs API (dashboard) on
+    ``127.0.0.1:dashboard_port``, its files in ``temp``, and every agent on a free port."""
+    return [
+        "--port=0",
+        f"--num-cpus={num_cpus}",
+        "--node-ip-address=127.0.0.1",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard_port}",
+        f"--temp-dir={temp}",
+        "--disable-usage-stats",
+        *(f"--{name}={free_port()}" for name in AGENT_PORTS),
+    ]
+
+
+@contextlib.contextmanager
+def own_ray_head(
+    args: Sequence[str], *, env: Mapping[str, str], log: Path, grace_s: float = 60
+) -> Iterator[subprocess.Popen]:
+    """Run ``ray start --head --block <args>`` (writing its output to ``log``) for the ``with`` block;
+    yields the process. The caller waits for whatever it needs from the head (its address file, its
+    Jobs API) and should check ``poll()`` while it waits."""
+    with open(log, "w") as out:
+        head = subprocess.Popen(
+            [RAY, "start", "--head", "--block", *args],
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield head
+        finally:
+            if head.poll() is None:
+                head.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                head.wait(timeout=grace_s)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(head.pid, signal.SIGKILL)  # its own group only
+            head.wait()
+
+
+def wait_for_dashboard(head: subprocess.Popen, address: str, log: Path, timeout_s: float = 90) -> None:
+    """Until the head's dashboard (the Jobs API) at ``address`` (``http://127.0.0.1:PORT``) answers
+    HTTP at all; fails with the head's log if the head exits or ``timeout_s`` passes first."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never a proxy
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert head.poll() is None, f"the Ray head exited ({head.returncode}):\n{log.read_text()[-3000:]}"
+        try:
+            opener.open(f"{address}/api/version", timeout=5).close()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers (token auth may refuse this request): it is up
+        except OSError:
+            assert time.monotonic() < deadline, f"the Ray head at {address} did not answer in {timeout_s:g} s"
+            time.sleep(1)
