@@ -257,7 +257,8 @@ def run_nightly(
         row.update(
             cameras=",".join(cameras) or None, error=" ".join(str(exc).split())[:2000] or type(exc).__name__
         )
-        if not isinstance(exc, ReconcileError):  # record_run_stage recorded that one, with its counts
+        # A run that does not reconcile at publishing has its failed row, with its counts, already.
+        if not (isinstance(exc, ReconcileError) and RunFolder(store, date, run_id).has(PublishRecord)):
             _record_failed_run(warehouse, row, t0)
         raise
     finally:
