@@ -36,6 +36,7 @@ _SETTING_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--max-video-bytes", "max_video_bytes", "larger files are quarantined as 'too_large'"),
     ("--local-ray-cpus", "local_ray_cpus", "CPUs a local Ray may use (0: all); ignored with a Ray address"),
     ("--segment-s", "segment_s", "work-unit length in seconds of footage (default 300)"),
+    ("--runner", "runner", "ray (decode tasks and embedder actors on Ray) or local (this process)"),
     ("--unit-timeout", "unit_timeout_s", "seconds before a hung unit is quarantined as 'timeout'"),
     ("--decode-cpus", "decode_cpus", "CPUs reserved by each Ray decode task"),
     ("--task-retries", "task_retries", "Ray retries of a task, and restarts of an actor, whose worker died"),
@@ -281,42 +282,13 @@ def cmd_train_head(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_infer_local(args: argparse.Namespace, settings: Settings) -> int:
-    date = parse_logical_date(args.date)
-    from actrec_batch.inference import infer_date
-
-    result = infer_date(
-        settings,
-        date,
-        model_ref=args.model,
-        segment_s=args.segment_seconds,
-        device=args.device,
-        progress=not args.json and sys.stderr.isatty(),
-    )
-    out = result.to_json()
-    if args.json:
-        _print_json(out)
-    else:
-        print(
-            f"infer {out['logical_date']} with {out['model']}: {out['videos_processed']} videos "
-            f"({out['videos_quarantined']} quarantined), {out['events']} events, "
-            f"{out['video_s_per_wall_s']} video-s per wall-s -> {out['events_uri']}"
-        )
-    return 0
-
-
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     date = parse_logical_date(args.date)
     from actrec_batch.pipeline.nightly import run_nightly
+    from actrec_batch.pipeline.spec import RunSpec
 
-    summary = run_nightly(
-        settings,
-        date,
-        model_ref=args.model,
-        cameras=tuple(args.camera or ()),
-        force=args.force,
-        progress=not args.json,
-    )
+    spec = RunSpec(date, model_ref=args.model, cameras=tuple(args.camera or ()), force=args.force)
+    summary = run_nightly(settings, spec, progress=not args.json)
     if args.json:
         _print_json(summary)
     else:
@@ -327,18 +299,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_infer(args: argparse.Namespace, settings: Settings) -> int:
     date = parse_logical_date(args.date)
     from actrec_batch.pipeline.nightly import discover_stage, infer_stage
+    from actrec_batch.pipeline.spec import RunSpec
 
     if args.discover:
         discover_stage(settings, date, progress=not args.json)
-    result = infer_stage(
-        settings,
-        date,
-        model_ref=args.model,
-        cameras=tuple(args.camera or ()),
-        run_id=args.run_id,
-        force=args.force,
-        progress=not args.json,
+    spec = RunSpec(
+        date, model_ref=args.model, cameras=tuple(args.camera or ()), force=args.force, run_id=args.run_id
     )
+    result = infer_stage(settings, spec, progress=not args.json)
     out = result.to_json()
     if args.json:
         _print_json(out)
@@ -449,12 +417,12 @@ def _warehouse_predictions(settings: Settings, store, date: dt.date, version: st
 def cmd_rescore(args: argparse.Namespace, settings: Settings) -> int:
     days = logical_date_range(args.date_from, args.date_to)
     from actrec_batch.pipeline.nightly import run_nightly
+    from actrec_batch.pipeline.spec import RunSpec
 
     failed = 0
     for day in days:
-        summary = run_nightly(
-            settings, day, model_ref=args.model, progress=not args.json, discover_first=False
-        )
+        spec = RunSpec(day, model_ref=args.model)
+        summary = run_nightly(settings, spec, progress=not args.json, discover_first=False)
         failed += summary["status"] != "success"
         if args.json:
             _print_json(summary)
@@ -819,25 +787,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train_head)
 
     p = sub.add_parser(
-        "infer-local",
-        help="score a date's manifested videos in this process; write events Parquet",
-        description="Local stand-in for the Ray job: segments -> features -> head -> events, "
-        "written to events/date=D/events-<model>-<version>.parquet.",
-    )
-    p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="NAME@VERSION, a bundle directory or s3:// URI")
-    p.add_argument(
-        "--segment-seconds",
-        type=_positive(float, 5, 86400, "segment length"),
-        default=300.0,
-        help="work-unit length in seconds of footage",
-    )
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
-    _add_setting_flags(p)
-    p.set_defaults(func=cmd_infer_local)
-
-    p = sub.add_parser(
         "run",
         help="the whole nightly pipeline for one date, without Airflow",
         description="discover -> validate the manifest -> infer on Ray (feature cache, segment "
@@ -1015,7 +964,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+REMOVED_COMMANDS = {"infer-local": "actrec infer --runner local"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in REMOVED_COMMANDS:
+        print(f"actrec {argv[0]}: error: removed; use `{REMOVED_COMMANDS[argv[0]]}`", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -23,6 +23,7 @@ from actrec_batch.errors import ConfigError
 
 CONTENT_ID_METHODS = ("sha256", "fast")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+RUNNERS = ("ray", "local")
 _WAREHOUSE_SCHEMES = re.compile(r"^(duckdb|postgresql(\+psycopg2?)?|postgres|sqlite)://", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z0-9+]+://[^:/@]+:)(?P<pw>[^@]+)(?P<at>@)", re.IGNORECASE)
 
@@ -234,6 +235,14 @@ _SPECS: tuple[_Spec, ...] = (
         "use the work-unit length in seconds of footage, e.g. 300",
     ),
     _Spec(
+        "runner",
+        "--runner",
+        "ACTREC_RUNNER",
+        "ray",
+        _choice(RUNNERS),
+        "use ray (decode tasks and embedder actors on Ray) or local (this process, one unit at a time)",
+    ),
+    _Spec(
         "unit_timeout_s",
         "--unit-timeout",
         "ACTREC_UNIT_TIMEOUT_S",
@@ -363,6 +372,7 @@ class Settings:
     max_video_bytes: int = 64 * 2**30
     local_ray_cpus: int = 0
     segment_s: float = 300.0
+    runner: str = "ray"
     unit_timeout_s: float = 1800.0
     decode_cpus: float = 1.0
     task_retries: int = 3

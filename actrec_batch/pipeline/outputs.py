@@ -34,11 +34,42 @@ import pyarrow.parquet as pq
 
 from actrec_batch import layout
 from actrec_batch.errors import ValidationFailed
-from actrec_batch.inference import EVENTS_SCHEMA, events_key
 from actrec_batch.manifest import read_manifest, read_quarantine
 from actrec_batch.storage import ObjectStore
 
 log = logging.getLogger(__name__)
+
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("video_id", pa.string()),
+        ("video_key", pa.string()),
+        ("uri", pa.string()),
+        ("camera_id", pa.string()),
+        ("logical_date", pa.string()),
+        ("label", pa.string()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("start_ts", pa.timestamp("us", tz="UTC")),
+        ("end_ts", pa.timestamp("us", tz="UTC")),
+        ("confidence", pa.float64()),
+        ("model_name", pa.string()),
+        ("model_version", pa.string()),
+        ("model_sha256", pa.string()),
+        ("extractor_id", pa.string()),
+        ("content_id", pa.string()),
+        ("code_version", pa.string()),
+        # where the event ends: the same video and end_s, unless it spans files (actrec_batch.chains)
+        ("end_video_id", pa.string()),
+        ("end_offset_s", pa.float64()),
+    ]
+)
+
+
+def events_key(date: dt.date, model_id: str) -> str:
+    name, _, version = model_id.partition("@")
+    return f"events/date={date.isoformat()}/events-{name}-{version}.parquet"
+
 
 STAGED_EVENTS_SCHEMA = EVENTS_SCHEMA.append(pa.field("run_id", pa.string()))
 # Sorted so that a camera's or a video's events are contiguous (row-group statistics then prune
