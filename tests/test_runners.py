@@ -56,6 +56,8 @@ def test_local_and_ray_runners_write_byte_identical_events(template, tmp_path):
     assert local.units_computed == on_ray.units_computed == 6 and local.events > 0
     assert len(local.quarantine) == len(on_ray.quarantine) == 1
     events = layout.staging_events_key(DATE, RUN_ID)
+    assert local.staging_uri == local_store.uri(events)  # staged for validation; nothing published yet
+    assert not [o.key for o in local_store.list("events/")]
     assert local_store.get_bytes(events) == ray_store.get_bytes(events)
     quarantine = layout.quarantine_key(DATE, "infer")
     assert local_store.get_bytes(quarantine) == ray_store.get_bytes(quarantine)
