@@ -164,11 +164,12 @@ def run_demo(
         run_id = _latest_run_id(settings, date)
     else:
         from actrec_batch.pipeline.nightly import run_nightly
+        from actrec_batch.pipeline.spec import RunSpec
 
         print(
             f"[2/{steps}] actrec run: discover, validate, infer on a local Ray, validate, publish, cost, quality"
         )
-        run_id = run_nightly(settings, date, progress=True)["run_id"]
+        run_id = run_nightly(settings, RunSpec(date), progress=True)["run_id"]
     print(f"[{steps}/{steps}] summary")
     _print_summary(settings, store, date, run_id)
     print(f"done in {time.perf_counter() - t0:.1f} s.")

@@ -5,11 +5,11 @@ Sets (seeds outside the training range 1000-1999):
 - shifted: 2 cameras x 8 min (16 min), 512x288 @ 24 fps hevc, noise 0.06, seed 8 -- resolution,
   aspect, frame rate, codec and noise all differ from every training video.
 
-Usage: python bench/quality.py [--model reference@3] [--store DIR] [--quick] [--via infer-local|run]
+Usage: python bench/quality.py [--model reference@3] [--store DIR] [--quick] [--via local|ray]
 
-``--via run`` scores through the whole pipeline (``actrec run``: Ray, the feature cache, the events
-checks, the warehouse) instead of ``actrec infer-local``; ``actrec eval`` then reads the published
-events.
+Scores through the whole pipeline (``actrec run``: the feature cache, the events checks, the
+warehouse) on the runner ``--via`` names, this process (``local``, the default) or Ray;
+``actrec eval`` then reads the published events.
 Prints each command, then a table; writes bench/results/quality.json.
 """
 
@@ -104,9 +104,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quick", action="store_true", help="1 minute per camera instead of 8 (a smoke run)")
     p.add_argument(
         "--via",
-        choices=("infer-local", "run"),
-        default="infer-local",
-        help="score with `actrec infer-local` (default) or the whole pipeline, `actrec run`",
+        choices=("local", "ray"),
+        default="local",
+        help="the runner of `actrec run`: this process (local, the default) or Ray",
     )
     args = p.parse_args(argv)
     results = {}
@@ -122,10 +122,10 @@ def main(argv: list[str]) -> int:
                 _run(["synth", "--date", date, *synth_args, "--file-minutes", "8", "--quiet"], env)
                 _run(["discover", "--date", date], env)
             t0 = time.perf_counter()
-            command = [args.via, "--date", date, "--model", args.model, "--json"]
+            command = ["run", "--runner", args.via, "--date", date, "--model", args.model, "--json"]
             infer = json.loads(_run(command, env).strip().splitlines()[-1])
-            if args.via == "run":
-                infer["video_seconds"] = sum(v["duration_s"] for v in _labelled(env["ACTREC_STORE"], date))
+            # the seconds of the labelled footage (the run's summary counts the processed videos')
+            infer["video_seconds"] = sum(v["duration_s"] for v in _labelled(env["ACTREC_STORE"], date))
             wall = time.perf_counter() - t0
             report = json.loads(
                 _run(["eval", "--date", date, "--model", args.model, "--format", "json"], env)

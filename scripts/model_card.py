@@ -207,7 +207,7 @@ def render(bundle: Path, quality: dict | None, speed: dict | None) -> str:
                 "```",
                 f"actrec synth --date {res['date']} {args} --file-minutes 8",
                 f"actrec discover --date {res['date']}",
-                f"actrec infer-local --date {res['date']} --model {card['name']}@{card['version']}",
+                f"actrec run --runner local --date {res['date']} --model {card['name']}@{card['version']}",
                 f"actrec eval --date {res['date']} --model {card['name']}@{card['version']} --format json",
                 "```",
                 "(all four: `python bench/quality.py`)",

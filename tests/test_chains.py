@@ -306,12 +306,13 @@ def test_an_action_across_a_cut_is_one_event_with_both_ends_and_a_rerun_of_one_f
     from actrec_batch.model import read_card, resolve_model_ref
     from actrec_batch.pipeline.cache import Checkpoints, FeatureCache, segment_name
     from actrec_batch.pipeline.nightly import run_nightly
+    from actrec_batch.pipeline.spec import RunSpec
     from actrec_batch.storage import open_store
     from actrec_batch.warehouse import open_warehouse
 
     root, store = rolling_night
     settings = load_settings({"store": str(root), "segment_s": 20, "warehouse_url": warehouse_url}, env={})
-    first = run_nightly(settings, CHAIN_DATE)
+    first = run_nightly(settings, RunSpec(CHAIN_DATE))
     assert first["status"] == "success" and first["videos_processed"] == 2
     rows = _published(store)
     a, b = sorted(read_manifest(store, CHAIN_DATE).to_pylist(), key=lambda r: r["key"])
@@ -355,10 +356,10 @@ def test_an_action_across_a_cut_is_one_event_with_both_ends_and_a_rerun_of_one_f
     card = read_card(open_store(resolve_model_ref("reference@3")))
     store.delete(FeatureCache.for_model(store, card).key(b["content_id"], segment_name(20.0, 0)))
     Checkpoints.for_run(store, CHAIN_DATE, card, 20.0).clear([b["video_id"]])
-    again = run_nightly(settings, CHAIN_DATE)
+    again = run_nightly(settings, RunSpec(CHAIN_DATE))
     assert again["units_computed"] == 1 and again["units_skipped_checkpoint"] == 1
     assert _event_ids(_published(store)) == _event_ids(rows)
-    one_camera = run_nightly(settings, CHAIN_DATE, cameras=("cam-01",))
+    one_camera = run_nightly(settings, RunSpec(CHAIN_DATE, cameras=("cam-01",)))
     assert one_camera["status"] == "success" and _event_ids(_published(store)) == _event_ids(rows)
     with wh.connect() as conn:
         n = conn.execute(

@@ -251,6 +251,7 @@ def local_ray(s3_endpoint):
 @pytest.mark.parametrize("kind", ["local", "s3"])
 def test_a_night_of_the_zoo_is_processed_and_reconciles(local_ray, zoo, sampling, tmp_path, request, kind):
     from actrec_batch.pipeline.nightly import run_nightly
+    from actrec_batch.pipeline.spec import RunSpec
 
     store_uri = (
         str(tmp_path / "store") if kind == "local" else f"s3://{request.getfixturevalue('s3_bucket')}/z"
@@ -279,7 +280,7 @@ def test_a_night_of_the_zoo_is_processed_and_reconciles(local_ray, zoo, sampling
         {"store": store_uri, "warehouse_url": f"duckdb:///{tmp_path}/warehouse.duckdb"}, env={}
     )
 
-    summary = run_nightly(settings, DATE)
+    summary = run_nightly(settings, RunSpec(DATE))
 
     assert summary["status"] == "success"
     good = len(zoo) + len(ODD_CAMERAS) + 2  # + the damaged frame's file and the raw stream

@@ -23,7 +23,7 @@ from actrec_batch.config import load_settings
 from actrec_batch.discovery import discover
 from actrec_batch.model import DEFAULT_MODEL
 from actrec_batch.pipeline.cache import Checkpoints, FeatureCache, segment_name
-from actrec_batch.pipeline.job import InferenceJob, plan_units
+from actrec_batch.pipeline.job import InferenceJob, RunSpec, plan_units
 from actrec_batch.pipeline.nightly import run_nightly
 from actrec_batch.storage import open_store
 from actrec_batch.synth import synth_footage
@@ -79,7 +79,7 @@ def test_plan_units_covers_the_video_without_gaps():
 def test_cold_warm_rescore_and_corrupt_cache(local_ray, night, tmp_path):
     root, store = night
     settings = _settings(root)
-    found = run_nightly(settings, DATE)
+    found = run_nightly(settings, RunSpec(DATE))
     assert found["status"] == "success"
     assert found["videos_discovered"] == found["videos_processed"] + found["videos_quarantined"] == 2
     assert found["units_total"] == 6 and found["cache_misses"] == 6 and found["frames_decoded"] > 0
@@ -99,33 +99,31 @@ def test_cold_warm_rescore_and_corrupt_cache(local_ray, night, tmp_path):
 
     before = published()
     assert set(before) == {"cam-01", "cam-02"}
-    one = run_nightly(settings, DATE, cameras=("cam-01",), force=True)
+    one = run_nightly(settings, RunSpec(DATE, cameras=("cam-01",), force=True))
     assert one["videos_discovered"] == 1 and one["units_computed"] == 3 and published() == before
     from actrec_batch.model import read_card, resolve_model_ref
 
     card = read_card(open_store(resolve_model_ref(DEFAULT_MODEL)))
     assert len(Checkpoints.for_run(store, DATE, card, 20.0).committed()) == 6  # cam-02's markers were kept
 
-    # The same events as the single-process path, which scores each whole video in one go.
-    from actrec_batch.inference import infer_date
-
-    cold = InferenceJob(settings, DATE, model_ref=DEFAULT_MODEL, store=store)
-    local = infer_date(
-        load_settings({"store": str(root), "segment_s": 20}, env={}), DATE, store=store, segment_s=1e6
-    )
+    # The same events as the local runner in this process, which scores each whole video as one unit.
+    cold = InferenceJob(settings, RunSpec(DATE, model_ref=DEFAULT_MODEL), store=store)
+    whole = load_settings({"store": str(root), "segment_s": 86400, "runner": "local"}, env={})
+    local = InferenceJob(whole, RunSpec(DATE), store=store).run()
+    assert local.units_total == 2 and not local.ray_used
     ours = _staged(store, cold.run())
-    theirs = pq.read_table(io.BytesIO(store.get_bytes(local.events_uri.split("/store/", 1)[1]))).to_pylist()
+    theirs = pq.read_table(io.BytesIO(store.get_bytes(local.staging_uri.split("/store/", 1)[1]))).to_pylist()
     assert [e[:4] for e in ours] == [(r["event_id"], r["label"], r["start_s"], r["end_s"]) for r in theirs]
     np.testing.assert_allclose([e[4] for e in ours], [r["confidence"] for r in theirs], atol=2e-3)
 
     # Warm rerun: every unit comes from its checkpoint, nothing is decoded, Ray is not even started.
-    warm = InferenceJob(settings, DATE, model_ref=DEFAULT_MODEL, store=store).run()
+    warm = InferenceJob(settings, RunSpec(DATE, model_ref=DEFAULT_MODEL), store=store).run()
     assert warm.units_skipped_checkpoint == 6 and warm.frames_decoded == 0 and not warm.ray_used
     assert _staged(store, warm) == ours
 
     # A different head on the same extractor: cache hits, nothing decoded.
     bundle = _new_head_bundle(tmp_path / "rehead")
-    rescored = InferenceJob(settings, DATE, model_ref=str(bundle), store=store).run()
+    rescored = InferenceJob(settings, RunSpec(DATE, model_ref=str(bundle)), store=store).run()
     assert rescored.cache_hits == 6 and rescored.frames_decoded == 0 and not rescored.ray_used
     assert rescored.units_skipped_checkpoint == 0 and rescored.model_id == "rehead@1"
 
@@ -139,21 +137,21 @@ def test_cold_warm_rescore_and_corrupt_cache(local_ray, night, tmp_path):
     data = bytearray(store.get_bytes(first))
     data[len(data) // 2] ^= 0xFF
     store.put_bytes(first, bytes(data))
-    again = InferenceJob(settings, DATE, model_ref=DEFAULT_MODEL, store=store).run()
+    again = InferenceJob(settings, RunSpec(DATE, model_ref=DEFAULT_MODEL), store=store).run()
     assert again.cache_corrupt == 1 and again.units_computed == 1 and again.units_skipped_checkpoint == 5
     assert _staged(store, again) == ours
     assert cache.get(first) is not None  # rewritten whole
 
     # --force forgets the checkpoints and recomputes everything.
-    forced = InferenceJob(settings, DATE, model_ref=DEFAULT_MODEL, store=store, force=True).run()
+    forced = InferenceJob(settings, RunSpec(DATE, model_ref=DEFAULT_MODEL, force=True), store=store).run()
     assert forced.units_computed == 6 and forced.units_skipped_checkpoint == 0
     assert len(Checkpoints.for_run(store, DATE, card, 20.0).committed()) == 6
 
 
 def test_events_do_not_depend_on_the_segment_length(local_ray, night):
     root, store = night
-    a = InferenceJob(_settings(root, segment_s=20), DATE, model_ref=DEFAULT_MODEL, store=store).run()
-    b = InferenceJob(_settings(root, segment_s=13), DATE, model_ref=DEFAULT_MODEL, store=store).run()
+    a = InferenceJob(_settings(root, segment_s=20), RunSpec(DATE, model_ref=DEFAULT_MODEL), store=store).run()
+    b = InferenceJob(_settings(root, segment_s=13), RunSpec(DATE, model_ref=DEFAULT_MODEL), store=store).run()
     assert b.units_total == 10 and b.units_computed == 10  # other cuts: other units, other cache entries
     assert [e[:4] for e in _staged(store, a)] == [e[:4] for e in _staged(store, b)]
 
@@ -173,7 +171,7 @@ def test_bad_videos_are_quarantined_with_reasons_and_the_run_goes_on(local_ray, 
     discover(settings, FAULT_DATE, store=store)
     cut = store.get_bytes(keys[2])
     store.put_bytes(keys[2], cut[: len(cut) // 3])  # truncated after discovery: fails in the decode task
-    summary = run_nightly(settings, FAULT_DATE, discover_first=False)
+    summary = run_nightly(settings, RunSpec(FAULT_DATE), discover_first=False)
     assert summary["videos_discovered"] == 5 == summary["videos_processed"] + summary["videos_quarantined"]
     reasons = {(q["uri"].rsplit("/", 1)[1], q["stage"]): q["reason"] for q in summary["quarantine"]}
     truncated = keys[2].rsplit("/", 1)[1]
@@ -192,12 +190,12 @@ def test_a_night_on_s3_is_decoded_by_the_workers_through_ranged_reads(local_ray,
     store = open_store(store_uri)
     synth_footage(store, date=DATE, cameras=1, minutes=0.5, seed=5454, progress=False)
     settings = load_settings({"store": store_uri, "segment_s": 10}, env={})
-    summary = run_nightly(settings, DATE)
+    summary = run_nightly(settings, RunSpec(DATE))
     assert summary["status"] == "success" and summary["videos_processed"] == 1
     assert summary["units_total"] == 3 and summary["frames_decoded"] > 0 and summary["events"] > 0
     assert summary["events_uri"].startswith(store_uri + "/events/date=")
     assert store.exists(f"events/date={DATE}/events-{DEFAULT_MODEL.replace('@', '-')}.parquet")
-    again = run_nightly(settings, DATE)
+    again = run_nightly(settings, RunSpec(DATE))
     assert again["units_skipped_checkpoint"] == 3 and again["frames_decoded"] == 0
 
 

@@ -32,6 +32,7 @@ from actrec_batch.evaluation import load_truth
 from actrec_batch.model import DEFAULT_MODEL
 from actrec_batch.model.refs import SHIPPED_DIR
 from actrec_batch.pipeline.nightly import infer_stage, publish_stage, run_nightly, validate_stage
+from actrec_batch.pipeline.spec import RunSpec
 from actrec_batch.runs import RunFolder, ValidationRecord
 from actrec_batch.storage import open_store
 from actrec_batch.synth import synth_footage
@@ -219,11 +220,11 @@ def test_search_finds_the_ground_truth_falls(night, warehouse_url):
 def test_a_failed_validation_blocks_the_publish_and_keeps_the_old_data(night, warehouse_url):
     root, store = night
     settings = load_settings({"store": str(root), "warehouse_url": warehouse_url, "segment_s": 20}, env={})
-    run_nightly(settings, DATE, discover_first=False)
+    run_nightly(settings, RunSpec(DATE), discover_first=False)
     key = f"events/date=2026-11-05/events-reference-{VERSION}.parquet"
     before_bytes, before_counts = store.get_bytes(key), _counts(warehouse_url)
 
-    job = infer_stage(settings, DATE, store=store)  # a new run, all from checkpoints
+    job = infer_stage(settings, RunSpec(DATE), store=store)  # a new run, all from checkpoints
     staged_key = layout.staging_events_key(DATE, job.run_id)
     table = pq.read_table(io.BytesIO(store.get_bytes(staged_key)))
     conf = table.column("confidence").to_pylist()
@@ -249,7 +250,7 @@ def test_a_failed_validation_blocks_the_publish_and_keeps_the_old_data(night, wa
 def test_rescoring_with_a_new_version_adds_rows_and_switches_the_view(night, warehouse_url, tmp_path):
     root, store = night
     settings = load_settings({"store": str(root), "warehouse_url": warehouse_url, "segment_s": 20}, env={})
-    first = run_nightly(settings, DATE, discover_first=False)
+    first = run_nightly(settings, RunSpec(DATE), discover_first=False)
     bundle = tmp_path / "reference-v9"  # the shipped default under a new version: same extractor
     shutil.copytree(Path(SHIPPED_DIR) / f"reference-v{VERSION}", bundle)
     card = json.loads((bundle / "card.json").read_text())
@@ -328,7 +329,7 @@ def test_two_processes_publishing_the_same_date_leave_one_consistent_set(night, 
     settings = load_settings({"store": str(root), "warehouse_url": warehouse_url, "segment_s": 20}, env={})
     run_ids = []
     for _ in range(2):  # two validated runs of the same date, published at the same moment
-        job = infer_stage(settings, DATE, store=store)
+        job = infer_stage(settings, RunSpec(DATE), store=store)
         validate_stage(store, DATE, job.run_id)
         run_ids.append(job.run_id)
     open_warehouse(warehouse_url, upgrade=True).dispose()
@@ -380,7 +381,7 @@ def test_quality_of_unlabelled_footage_reports_event_statistics_only(night, tmp_
         sidecar.unlink()
     store = open_store(str(copy))
     settings = load_settings({"store": str(copy), "segment_s": 20}, env={})
-    job = infer_stage(settings, DATE, store=store)  # from checkpoints: no Ray
+    job = infer_stage(settings, RunSpec(DATE), store=store)  # from checkpoints: no Ray
     report = quality_stage(store, DATE, job.run_id)
     assert report["evaluation"] is None
     assert report["events"]["count"] == job.events > 0
@@ -441,18 +442,18 @@ def test_a_run_that_does_not_reconcile_fails_loudly_with_the_numbers(
 ):
     """One processed video's record is lost on the way (monkeypatched): the run must fail, say
     which counts disagree, record a failed ``runs`` row and publish nothing."""
-    from actrec_batch.pipeline.job import InferenceJob
+    from actrec_batch.pipeline.stages.assemble import AssembleStage
 
     root = tmp_path / "store"
     shutil.copytree(night[0], root)  # units checkpointed: no Ray; the module's store stays clean
-    assemble = InferenceJob._assemble
+    assemble = AssembleStage.process
 
     def losing_a_record(self):
         rows = assemble(self)
-        self.result.videos_processed -= 1
+        self.state.result.videos_processed -= 1
         return rows
 
-    monkeypatch.setattr(InferenceJob, "_assemble", losing_a_record)
+    monkeypatch.setattr(AssembleStage, "process", losing_a_record)
     rc, errors = _actrec_in_process(
         ["run", "--date", DATE.isoformat()], root, warehouse_url, monkeypatch, capsys
     )

@@ -32,7 +32,7 @@ from actrec_batch.config import load_settings
 from actrec_batch.discovery import discover
 from actrec_batch.model import DEFAULT_MODEL, read_card, resolve_model_ref
 from actrec_batch.pipeline.cache import Checkpoints
-from actrec_batch.pipeline.job import InferenceJob
+from actrec_batch.pipeline.job import InferenceJob, RunSpec
 from actrec_batch.storage import open_store
 from actrec_batch.synth import synth_footage
 
@@ -92,7 +92,7 @@ def test_two_worker_nodes_lost_mid_run_and_the_events_are_a_clean_runs(cluster, 
     )
     try:
         clean_root = _copy(footage, tmp_path / "clean")
-        clean = InferenceJob(_settings(clean_root), DATE, model_ref=DEFAULT_MODEL).run()
+        clean = InferenceJob(_settings(clean_root), RunSpec(DATE, model_ref=DEFAULT_MODEL)).run()
         total = clean.units_total
         assert total == 20 and clean.units_computed == total
 
@@ -117,7 +117,7 @@ def test_two_worker_nodes_lost_mid_run_and_the_events_are_a_clean_runs(cluster, 
             )
             removed.append(_markers(store))
 
-        job = InferenceJob(_settings(root), DATE, model_ref=DEFAULT_MODEL)
+        job = InferenceJob(_settings(root), RunSpec(DATE, model_ref=DEFAULT_MODEL))
         killer = threading.Thread(target=preempt, daemon=True)
         killer.start()
         run = job.run()

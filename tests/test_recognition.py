@@ -17,9 +17,9 @@ import pytest
 
 from actrec_batch.config import load_settings
 from actrec_batch.discovery import discover
-from actrec_batch.inference import score_video, video_events
 from actrec_batch.manifest import read_manifest
 from actrec_batch.model import DEFAULT_MODEL, load_model
+from actrec_batch.pipeline.scoring import score_video, video_events
 from actrec_batch.storage import open_store
 from actrec_batch.synth import synth_footage
 from actrec_batch.video import probe
@@ -69,14 +69,14 @@ def test_events_do_not_depend_on_where_a_video_is_cut(night):
     )
 
 
-def test_infer_local_then_eval_json(night):
+def test_run_on_the_local_runner_then_eval_json(night):
     settings, _, rows = night
     # Its own warehouse: the default (./.actrec/warehouse.duckdb) may hold `make demo`'s events of
     # the same date, which `actrec eval` would score against this footage's ground truth.
     warehouse = f"duckdb:///{os.path.dirname(settings.store)}/warehouse.duckdb"
     env = {**os.environ, "ACTREC_STORE": settings.store, "ACTREC_WAREHOUSE_URL": warehouse}
     infer = subprocess.run(
-        [sys.executable, "-m", "actrec_batch", "infer-local", "--date", str(DATE), "--json"],
+        [sys.executable, "-m", "actrec_batch", "run", "--runner", "local", "--date", str(DATE), "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -84,6 +84,7 @@ def test_infer_local_then_eval_json(night):
     )
     assert infer.returncode == 0, infer.stderr
     out = json.loads(infer.stdout.strip().splitlines()[-1])
+    assert out["status"] == "success" and not out["ray_used"]  # validated and published, without Ray
     assert out["videos_processed"] == len(rows) and out["events"] > 0
     assert out["videos_discovered"] == out["videos_processed"] + out["videos_quarantined"]
     ev = subprocess.run(
@@ -104,18 +105,30 @@ def test_infer_local_then_eval_json(night):
     assert report["f1"] >= 0.3, report
 
 
+def test_the_old_infer_local_command_names_the_new_one():
+    old = subprocess.run(
+        [sys.executable, "-m", "actrec_batch", "infer-local", "--date", str(DATE), "--segment-seconds", "9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert old.returncode == 2 and old.stdout == ""
+    [line] = old.stderr.splitlines()
+    assert "actrec infer --runner local" in line
+
+
 def test_a_video_that_breaks_after_discovery_is_quarantined_not_fatal(tmp_path):
-    from actrec_batch.inference import infer_date
     from actrec_batch.manifest import read_quarantine
+    from actrec_batch.pipeline.job import InferenceJob, RunSpec
 
     store = open_store(str(tmp_path / "store"))
     synth_footage(store, date=DATE, cameras=2, minutes=0.3, seed=4343, progress=False)
-    settings = load_settings({"store": str(tmp_path / "store")}, env={})
+    settings = load_settings({"store": str(tmp_path / "store"), "runner": "local"}, env={})
     discover(settings, DATE, store=store)
     broken = read_manifest(store, DATE).to_pylist()[0]
     data = store.get_bytes(broken["key"])
     store.put_bytes(broken["key"], data[: len(data) // 3])  # truncated after the manifest was written
-    result = infer_date(settings, DATE, store=store)
+    result = InferenceJob(settings, RunSpec(DATE), store=store).run()
     assert result.videos == 2 and result.videos_processed == 1
     [q] = result.quarantine
     assert q.key == broken["key"] and q.reason in {"truncated", "decode_error"} and q.stage == "infer"

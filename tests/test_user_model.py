@@ -26,7 +26,6 @@ import sqlalchemy as sa
 import torch
 from torch import nn
 
-from actrec_batch.inference import score_video
 from actrec_batch.manifest import read_manifest
 from actrec_batch.model import (
     ModelError,
@@ -40,6 +39,7 @@ from actrec_batch.model.features import embed_range
 from actrec_batch.model.reference import HeadConfig, ReferenceHead
 from actrec_batch.model.sampling import build_grid, decode_grid_frames
 from actrec_batch.pipeline.cache import FeatureCache, segment_name
+from actrec_batch.pipeline.scoring import score_video
 from actrec_batch.storage import open_store
 from actrec_batch.synth import synth_footage
 from actrec_batch.video import frame_timestamps

@@ -25,15 +25,10 @@ def removed_command(argv: list[str]) -> str | None:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     date = parse_logical_date(args.date)
     from actrec_batch.pipeline.nightly import run_nightly
+    from actrec_batch.pipeline.spec import RunSpec
 
-    summary = run_nightly(
-        settings,
-        date,
-        model_ref=args.model,
-        cameras=tuple(args.camera or ()),
-        force=args.force,
-        progress=not args.json,
-    )
+    spec = RunSpec(date, model_ref=args.model, cameras=tuple(args.camera or ()), force=args.force)
+    summary = run_nightly(settings, spec, progress=not args.json)
     if args.json:
         print_json(summary)
     else:
@@ -44,18 +39,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_infer(args: argparse.Namespace, settings: Settings) -> int:
     date = parse_logical_date(args.date)
     from actrec_batch.pipeline.nightly import discover_stage, infer_stage
+    from actrec_batch.pipeline.spec import RunSpec
 
     if args.discover:
         discover_stage(settings, date, progress=not args.json)
-    result = infer_stage(
-        settings,
-        date,
-        model_ref=args.model,
-        cameras=tuple(args.camera or ()),
-        run_id=args.run_id,
-        force=args.force,
-        progress=not args.json,
+    spec = RunSpec(
+        date, model_ref=args.model, cameras=tuple(args.camera or ()), force=args.force, run_id=args.run_id
     )
+    result = infer_stage(settings, spec, progress=not args.json)
     out = result.to_json()
     if args.json:
         print_json(out)
@@ -90,11 +81,12 @@ def run_text(s: dict) -> str:
 def cmd_rescore(args: argparse.Namespace, settings: Settings) -> int:
     days = logical_date_range(args.date_from, args.date_to)
     from actrec_batch.pipeline.nightly import run_nightly
+    from actrec_batch.pipeline.spec import RunSpec
 
     failed = 0
     for day in days:
         summary = run_nightly(
-            settings, day, model_ref=args.model, progress=not args.json, discover_first=False
+            settings, RunSpec(day, model_ref=args.model), progress=not args.json, discover_first=False
         )
         failed += summary["status"] != "success"
         if args.json:

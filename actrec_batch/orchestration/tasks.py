@@ -70,17 +70,13 @@ def validate_manifest(date: str, run_id: str | None = None) -> dict[str, Any]:
 def infer_local(date: str, run_id: str, model: str, cameras: list[str], force: bool) -> dict[str, Any]:
     """The infer stage in this process, on a local Ray (or ``ray_address``'s cluster as a driver)."""
     from actrec_batch.pipeline.nightly import infer_stage
+    from actrec_batch.pipeline.spec import RunSpec
 
     settings = _settings()
-    result = infer_stage(
-        settings,
-        dt.date.fromisoformat(date),
-        model_ref=model,
-        cameras=tuple(cameras),
-        run_id=run_id,
-        force=force,
-        store=_store(settings),
+    spec = RunSpec(
+        dt.date.fromisoformat(date), model_ref=model, cameras=tuple(cameras), force=force, run_id=run_id
     )
+    result = infer_stage(settings, spec, store=_store(settings))
     return infer_result(date, result.run_id)
 
 
@@ -174,8 +170,10 @@ def rescore_dates(date_from: str, date_to: str) -> list[str]:
 def rescore(date: str, model: str) -> dict[str, Any]:
     """One date rescored with ``model`` from the feature cache: the nightly pipeline without discovery."""
     from actrec_batch.pipeline.nightly import run_nightly
+    from actrec_batch.pipeline.spec import RunSpec
 
-    summary = run_nightly(_settings(), dt.date.fromisoformat(date), model_ref=model, discover_first=False)
+    spec = RunSpec(dt.date.fromisoformat(date), model_ref=model)
+    summary = run_nightly(_settings(), spec, discover_first=False)
     keys = (
         "run_id",
         "logical_date",

@@ -16,7 +16,7 @@ from typing import Any
 from actrec_batch import layout
 from actrec_batch.config import Settings
 from actrec_batch.errors import ReconcileError, RunStatus
-from actrec_batch.model import DEFAULT_MODEL
+from actrec_batch.pipeline.spec import RunSpec
 from actrec_batch.reconcile import reconcile
 from actrec_batch.runs import (
     COST_PAGE_NAME,
@@ -49,29 +49,13 @@ def discover_stage(
 
 
 def infer_stage(
-    settings: Settings,
-    date: dt.date,
-    *,
-    model_ref: str = DEFAULT_MODEL,
-    cameras: tuple[str, ...] = (),
-    run_id: str | None = None,
-    force: bool = False,
-    store: ObjectStore | None = None,
-    progress: bool = False,
+    settings: Settings, spec: RunSpec, *, store: ObjectStore | None = None, progress: bool = False
 ):
+    """The inference of ``spec``'s run (:class:`~actrec_batch.pipeline.job.InferenceJob`), on the
+    settings' runner; its events go to the run's staging area."""
     from actrec_batch.pipeline.job import InferenceJob
 
-    job = InferenceJob(
-        settings,
-        date,
-        model_ref=model_ref,
-        store=store,
-        run_id=run_id,
-        progress=progress,
-        force=force,
-        cameras=cameras,
-    )
-    return job.run()
+    return InferenceJob(settings, spec, store=store, progress=progress).run()
 
 
 def validate_manifest_stage(store: ObjectStore, date: dt.date, run_id: str | None = None) -> dict[str, Any]:
@@ -203,41 +187,23 @@ def record_run_stage(
 
 
 def run_nightly(
-    settings: Settings,
-    date: dt.date,
-    *,
-    model_ref: str = DEFAULT_MODEL,
-    cameras: tuple[str, ...] = (),
-    force: bool = False,
-    progress: bool = False,
-    discover_first: bool = True,
+    settings: Settings, spec: RunSpec, *, progress: bool = False, discover_first: bool = True
 ) -> dict[str, Any]:
     """The whole pipeline of one date, through the stage functions the DAG calls one task at a
     time: discover -> validate manifest -> infer -> validate events -> publish -> cost -> quality.
-    Returns the summary (docs/reference.md#summaryjson keys). The warehouse is migrated first, so an unreachable one
-    fails before any work. Every run gets its ``runs`` row, a failed one too (then the error is
+    Returns the summary (docs/reference.md#summaryjson keys). The warehouse is migrated first, so an
+    unreachable one fails before any work. Every run gets its ``runs`` row, a failed one too (then the error is
     raised again)."""
-    from actrec_batch.pipeline.job import new_run_id
-
     t0 = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC)
     store = open_store(settings.store)
-    run_id = new_run_id(date)
+    date, cameras, run_id = spec.date, spec.cameras, spec.run_id
     warehouse = warehouse_stage(settings)
     try:
         if discover_first:
             discover_stage(settings, date, store=store, progress=progress, run_id=run_id)
             validate_manifest_stage(store, date, run_id)
-        infer_stage(
-            settings,
-            date,
-            model_ref=model_ref,
-            cameras=cameras,
-            run_id=run_id,
-            force=force,
-            store=store,
-            progress=progress,
-        )
+        infer_stage(settings, spec, store=store, progress=progress)
         validate_stage(store, date, run_id)
         published = publish_stage(settings, store, date, run_id, cameras, warehouse=warehouse)
         record_run_stage(

@@ -32,7 +32,6 @@ import pyarrow.parquet as pq
 
 from actrec_batch import layout, tables
 from actrec_batch.errors import QuarantineStage, ValidationFailed
-from actrec_batch.inference import events_key
 from actrec_batch.manifest import read_manifest, read_quarantine
 from actrec_batch.runs import InferRecord, RunFolder, ValidationRecord
 from actrec_batch.storage import ObjectStore
@@ -40,6 +39,15 @@ from actrec_batch.storage import ObjectStore
 log = logging.getLogger(__name__)
 
 STAGED_EVENTS_SCHEMA = tables.EVENTS_FILE.arrow_schema()
+# The published events file: the staged columns without run_id (the last one).
+EVENTS_SCHEMA = STAGED_EVENTS_SCHEMA.remove(STAGED_EVENTS_SCHEMA.get_field_index("run_id"))
+
+
+def events_key(date: dt.date, model_id: str) -> str:
+    name, _, version = model_id.partition("@")
+    return f"events/date={date.isoformat()}/events-{name}-{version}.parquet"
+
+
 # Sorted so that a camera's or a video's events are contiguous (row-group statistics then prune
 # camera and time filters); row groups of 128k rows keep the footer small and scans parallel.
 SORT_KEYS = [

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from actrec_batch.config import Settings
-from actrec_batch.errors import ConfigError
-from actrec_batch.pipeline.work import FAULT_ENV, Embedder, decode_unit, index_video
+from actrec_batch.errors import ConfigError, QuarantineReason
+from actrec_batch.pipeline.messages import ActorLost, CallFailed
+from actrec_batch.pipeline.stages.decode import decode_threads
+from actrec_batch.pipeline.stages.embed import placement, resolve_cpus, resolve_gpus
+from actrec_batch.pipeline.work import FAULT_ENV, Embedder, Failure, decode_unit, failure_of, index_video
 
 log = logging.getLogger(__name__)
 
-CPU_ACTOR_CPUS = 0.0  # "auto" for a CPU actor: no logical CPU held, so decode tasks keep every core
 MAX_CALLS_PER_ACTOR = 2  # calls queued on one actor: one running, one ready behind it
 
 
@@ -49,10 +51,7 @@ class Resources:
 
 def plan_resources(settings: Settings, cluster_cpus: float, cluster_gpus: float) -> Resources:
     """Size the actor pool and the decode fan-out. Raises ConfigError when they cannot fit."""
-    gpus = settings.actor_gpus
-    if gpus == "auto":
-        gpus = 1.0 if cluster_gpus >= 1 else 0.0
-    gpus = float(gpus)
+    gpus = resolve_gpus(settings.actor_gpus, cluster_gpus)
     if gpus > 0 and cluster_gpus < gpus:
         raise ConfigError(
             f"bad setting actor_gpus = {gpus:g} (--actor-gpus / ACTREC_ACTOR_GPUS): the Ray cluster has "
@@ -61,10 +60,7 @@ def plan_resources(settings: Settings, cluster_cpus: float, cluster_gpus: float)
     actors = settings.inference_actors
     if actors == 0:
         actors = max(1, int(cluster_gpus // gpus)) if gpus > 0 else max(1, int(cluster_cpus // 8))
-    actor_cpus = settings.actor_cpus
-    if actor_cpus == "auto":
-        actor_cpus = 1.0 if gpus > 0 else CPU_ACTOR_CPUS
-    actor_cpus = float(actor_cpus)
+    actor_cpus = resolve_cpus(settings.actor_cpus, gpus)
     left = cluster_cpus - actors * actor_cpus
     if left < settings.decode_cpus:
         raise ConfigError(
@@ -192,8 +188,7 @@ class RayBackend:
             "max_restarts": r.retries,
             "max_task_retries": r.retries,
         }
-        threads = max(1, int(r.actor_cpus)) if r.actor_gpus == 0 else 0
-        device = None if r.actor_gpus > 0 else "cpu"
+        device, threads = placement(r.actor_gpus, r.actor_cpus)
         self._made = 0
 
         def new_actor():
@@ -224,7 +219,7 @@ class RayBackend:
         return self._index.remote(self.store_uri, video["key"], video["uri"], float(video["duration_s"]))
 
     def decode(self, spec, index_ref):
-        threads = max(1, int(self.res.decode_cpus))  # no more decoder threads than reserved CPUs
+        threads = decode_threads(self.res.decode_cpus)
         return self._decode.remote(self.store_uri, spec, index_ref, self.sampling, threads)
 
     def free_actor(self) -> int | None:
@@ -281,6 +276,50 @@ class RayBackend:
             }
             for n in ray.nodes()
         ]
+
+    def wait(self, refs: list, timeout: float) -> list:
+        """The first of ``refs`` to finish within ``timeout`` seconds (or none)."""
+        import ray
+
+        done, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        return done
+
+    def task_result(self, ref, uri: str):
+        """An index or decode task's result; a Failure when its worker died past its retries."""
+        import ray
+
+        try:
+            return ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - the worker died past its retries
+            return self.failure(exc, uri, QuarantineReason.DECODE_ERROR)
+
+    def embed_result(self, ref) -> list | ActorLost | CallFailed:
+        """An embed call's units, or why it has none: its actor is unavailable, or the call raised."""
+        import ray
+
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayActorError as exc:
+            return ActorLost(type(exc).__name__, dead=isinstance(exc, ray.exceptions.ActorDiedError))
+        except Exception as exc:  # noqa: BLE001 - the scheduler splits the batch
+            return CallFailed(exc)
+
+    def failure(self, exc: Exception, uri: str, default: str) -> Failure:
+        """A Failure for an exception Ray raised instead of a result."""
+        import ray
+
+        name = type(exc).__name__
+        first = " ".join(str(exc).split())[:300]
+        if isinstance(exc, ray.exceptions.TaskCancelledError):
+            return Failure(QuarantineReason.TIMEOUT, f"{uri}: cancelled after the unit timeout")
+        if isinstance(exc, ray.exceptions.WorkerCrashedError):
+            return Failure(
+                QuarantineReason.DECODE_CRASH,
+                f"{uri}: the worker process died (native crash?) on every retry: {first}",
+            )
+        if isinstance(exc, (ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError)):
+            return Failure(QuarantineReason.WORKER_LOST, f"{uri}: {name}: {first}")
+        return failure_of(exc, uri, default)
 
     def cancel(self, ref) -> None:
         import ray

@@ -11,11 +11,14 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from actrec_batch.errors import QuarantineReason
 
 # Fault injection for the test suite only: a unit of a video whose key contains the value of
 # ACTREC_FAULT_CRASH dies with SIGSEGV (as a native decoder crash would), ACTREC_FAULT_HANG sleeps
@@ -82,20 +85,28 @@ def _store(uri: str):
     return open_store(uri)
 
 
+def _ray():
+    """The ray module when this process uses Ray (a Ray worker always has it imported), else None:
+    the local runner never imports Ray."""
+    return sys.modules.get("ray")
+
+
 def _attempt() -> int:
     """How many times Ray has retried the current task (0 outside Ray)."""
+    ray = _ray()
+    if ray is None:
+        return 0
     try:
-        import ray
-
         return int(ray._private.worker.global_worker.core_worker.get_current_task_attempt_number())
     except Exception:  # noqa: BLE001 - not in a Ray task, or a Ray without the call
         return 0
 
 
 def _node_id() -> str:
+    ray = _ray()
+    if ray is None:
+        return "local"
     try:
-        import ray
-
         return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
     except Exception:  # noqa: BLE001
         return "local"
@@ -126,6 +137,12 @@ def _failure(exc: Exception, uri: str) -> Failure:
     return Failure(
         QuarantineReason.DECODE_ERROR, f"{uri}: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
     )
+
+
+def failure_of(exc: Exception, uri: str, default: str = QuarantineReason.DECODE_ERROR) -> Failure:
+    """A Failure with reason ``default`` for an exception that escaped a stage (not a video error)."""
+    first = " ".join(str(exc).split())[:300]
+    return Failure(default, f"{uri}: {type(exc).__name__}: {first}")
 
 
 def check_frames_cover(times: np.ndarray, duration_s: float, uri: str) -> None:
@@ -236,9 +253,8 @@ def decode_unit(
 
 def _resolve(frames: list) -> list[np.ndarray]:
     """Arrays from a list that may hold Ray ObjectRefs (nested refs are not resolved by Ray)."""
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - ray is a core dependency
+    ray = _ray()
+    if ray is None:  # not under Ray: no refs
         return frames
     refs = [i for i, f in enumerate(frames) if isinstance(f, ray.ObjectRef)]
     if refs:

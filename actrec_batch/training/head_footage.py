@@ -85,8 +85,8 @@ def _embed_date(
 ) -> None:
     """Add the labelled videos ``keys`` of ``date`` to ``footage``, with their embeddings."""
     from actrec_batch.evaluation import load_truth
-    from actrec_batch.inference import join_segments
-    from actrec_batch.pipeline.job import InferenceJob, clip_hop_s
+    from actrec_batch.pipeline.job import InferenceJob, RunSpec, clip_hop_s
+    from actrec_batch.pipeline.scoring import join_segments
 
     rows = _manifested(settings, store, date, keys)
     truth: dict[str, list[dict]] = {k: [] for k in keys}
@@ -96,9 +96,8 @@ def _embed_date(
         footage.skipped.append({"key": key, "reason": "not_manifested", "detail": "discovery quarantined it"})
     if not rows:
         return
-    job = InferenceJob(
-        settings, date, model_ref=model_ref, store=store, progress=progress, video_keys=tuple(keys)
-    )
+    spec = RunSpec(date, model_ref=model_ref, video_keys=tuple(keys))
+    job = InferenceJob(settings, spec, store=store, progress=progress)
     features = job.embed(head=False)
     for name in _COUNTERS:
         footage.counters[name] += int(getattr(job.result, name))

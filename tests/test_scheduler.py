@@ -1,0 +1,259 @@
+"""The Ray runner's scheduler without Ray: a fake backend answers its index, decode and embed
+submissions in order, on a fake clock, so every path (failures, timeouts, a lost embedder, a
+split batch) and every state transition is exercised in milliseconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from actrec_batch.errors import ActrecError
+from actrec_batch.pipeline.messages import (
+    UNIT_TRANSITIONS,
+    ActorLost,
+    CallFailed,
+    DecodeTask,
+    EmbedCall,
+    IndexTask,
+    UnitState,
+    VideoState,
+)
+from actrec_batch.pipeline.progress import Progress
+from actrec_batch.pipeline.scheduler import Scheduler
+from actrec_batch.pipeline.stages.plan import plan_units
+from actrec_batch.pipeline.work import DecodedUnit, EmbeddedUnit, Failure, UnitSpec, VideoIndex
+
+DATE = dt.date(2026, 11, 21)
+HANG = object()  # a task that never finishes
+
+
+def _video(name: str, duration_s: float = 30.0) -> dict[str, Any]:
+    return {
+        "video_id": name,
+        "key": f"{name}.mp4",
+        "uri": f"mem://{name}.mp4",
+        "content_id": name,
+        "duration_s": duration_s,
+    }
+
+
+@dataclass
+class FakeSink:
+    videos: dict[str, dict[str, Any]]
+    spec: Any = field(default_factory=lambda: SimpleNamespace(date=DATE))
+    failed: dict[str, Failure] = field(default_factory=dict)
+    result: Any = field(default_factory=lambda: SimpleNamespace(retries=0))
+    indexed: list[str] = field(default_factory=list)
+    done: list[tuple[str, int]] = field(default_factory=list)
+
+    def fail_video(self, video_id: str, failure: Failure) -> None:
+        self.failed.setdefault(video_id, failure)
+
+    def index_done(self, video_id: str, index: VideoIndex) -> None:
+        self.indexed.append(video_id)
+
+    def embedded(self, unit: DecodedUnit, out: EmbeddedUnit | None) -> None:
+        if out is None:
+            self.fail_video(unit.spec.video_id, Failure("infer_error", "came back without features"))
+        elif unit.spec.video_id not in self.failed:
+            self.done.append((unit.spec.video_id, unit.spec.index))
+
+
+class FakeBackend:
+    """Submissions get increasing refs; wait() returns the oldest finished one, or lets the fake
+    clock run out the timeout when every pending task hangs."""
+
+    def __init__(
+        self, *, actors: int = 1, bad_index=(), bad_decode=(), hang=(), lost=0, dead=False, bad_embed=()
+    ):
+        self.now = 0.0
+        self.results: dict[int, Any] = {}
+        self.next = 0
+        self.calls = [0] * actors
+        self.bad_index, self.bad_decode, self.hang = set(bad_index), set(bad_decode), set(hang)
+        self.lost, self.dead, self.bad_embed = lost, dead, set(bad_embed)
+        self.cancelled: list[int] = []
+        self.replaced: list[tuple[int, int]] = []
+        self.batches: list[int] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def _ref(self, value: Any) -> int:
+        self.next += 1
+        self.results[self.next] = value
+        return self.next
+
+    def index(self, video):
+        if video["video_id"] in self.bad_index:
+            return self._ref(Failure("unreadable", f"{video['uri']}: bad"))
+        return self._ref(VideoIndex(frames=None, wall_s=0.1, cpu_s=0.1, attempt=0, node_id="n"))
+
+    def decode(self, spec: UnitSpec, index_ref):
+        if spec.video_id in self.hang:
+            return self._ref(HANG), None
+        if spec.video_id in self.bad_decode:
+            return self._ref(Failure("decode_error", f"{spec.uri}: bad")), None
+        unit = DecodedUnit(
+            spec, range(spec.index * 4, spec.index * 4 + 4), np.zeros(4), False, 8, 0.1, 0.1, 0, "n"
+        )
+        return self._ref(unit), f"frames-{spec.video_id}-{spec.index}"
+
+    def free_actor(self):
+        best = min(range(len(self.calls)), key=lambda i: self.calls[i])
+        return best if self.calls[best] < 2 else None
+
+    def embed(self, actor, units, frame_refs):
+        self.calls[actor] += 1
+        self.batches.append(len(units))
+        if self.lost:
+            self.lost -= 1
+            return self._ref(ActorLost("ActorUnavailableError", dead=self.dead)), 0
+        if (
+            len(units) > 1
+            and any(u.spec.video_id in self.bad_embed for u in units)
+            or (len(units) == 1 and units[0].spec.video_id in self.bad_embed)
+        ):
+            return self._ref(CallFailed(RuntimeError("boom"))), 0
+        out = [EmbeddedUnit(u.spec, u.clips, u.centers_s, np.zeros((4, 2)), 0.1, 0, "n") for u in units]
+        return self._ref(out), 0
+
+    def embed_done(self, actor, generation):
+        self.calls[actor] -= 1
+
+    def replace_actor(self, actor, generation):
+        self.replaced.append((actor, generation))
+
+    def cancel(self, ref):
+        self.cancelled.append(ref)
+
+    def wait(self, refs, timeout):
+        for ref in sorted(refs):
+            if self.results[ref] is not HANG:
+                return [ref]
+        self.now += timeout
+        return []
+
+    def task_result(self, ref, uri):
+        return self.results.pop(ref)
+
+    def embed_result(self, ref):
+        return self.results.pop(ref)
+
+    def failure(self, exc, uri, default):
+        return Failure(default, f"{uri}: {type(exc).__name__}: {exc}")
+
+
+def _run(backend: FakeBackend, videos=("a", "b"), **res) -> tuple[Scheduler, FakeSink]:
+    rows = {v: _video(v) for v in videos}
+    todo = [u for row in rows.values() for u in plan_units(row, 10.0)]
+    sink = FakeSink(rows)
+    plan = SimpleNamespace(
+        **{"decode_slots": 2, "max_inflight_units": 3, "batch_frames": 64, "retries": 1, **res}
+    )
+    progress = Progress(DATE, len(todo), 60.0, enabled=False)
+    s = Scheduler(
+        sink,
+        backend,
+        todo,
+        plan,
+        timeout_s=30.0,
+        clip_hop=2,
+        progress=progress,
+        clock=backend.clock,
+        sleep=backend.sleep,
+    )
+    s.run()
+    return s, sink
+
+
+def test_every_unit_is_embedded_within_the_inflight_cap():
+    backend = FakeBackend()
+    s, sink = _run(backend)
+    assert sorted(sink.done) == [(v, k) for v in "ab" for k in range(3)]
+    assert set(s.unit_state.values()) == {UnitState.DONE}
+    assert set(s.video_state.values()) == {VideoState.SUBMITTED}
+    assert sink.indexed == ["a", "b"] and not sink.failed
+    assert 1 <= s.peak_units_inflight <= 3 and s.units_inflight == 0
+    assert not s.pending and not s.decoded and not s.retry
+
+
+def test_a_video_that_fails_to_index_or_decode_is_dropped_and_the_others_finish():
+    s, sink = _run(FakeBackend(bad_index={"a"}, bad_decode={"b"}), videos=("a", "b", "c"))
+    assert sink.failed["a"].reason == "unreadable" and sink.failed["b"].reason == "decode_error"
+    assert s.video_state == {"a": VideoState.FAILED, "b": VideoState.FAILED, "c": VideoState.SUBMITTED}
+    assert all(s.unit_state[("a", k)] is UnitState.FAILED for k in range(3))
+    assert all(s.unit_state[("b", k)] is UnitState.FAILED for k in range(3))
+    assert sorted(sink.done) == [("c", k) for k in range(3)]
+
+
+def test_a_hung_decode_times_out_on_the_clock_and_is_cancelled():
+    backend = FakeBackend(hang={"a"})
+    s, sink = _run(backend)
+    assert (
+        sink.failed["a"].reason == "timeout" and "took over 30 s (unit_timeout_s)" in sink.failed["a"].detail
+    )
+    assert backend.cancelled and backend.now >= 30.0
+    assert s.video_state["a"] is VideoState.FAILED and s.video_state["b"] is VideoState.SUBMITTED
+    assert sorted(sink.done) == [("b", k) for k in range(3)]
+
+
+@pytest.mark.parametrize("dead", [False, True])
+def test_a_lost_embedder_is_retried_after_a_backoff_and_replaced_when_dead(dead):
+    backend = FakeBackend(lost=2, dead=dead)
+    s, sink = _run(backend)
+    assert sorted(sink.done) == [(v, k) for v in "ab" for k in range(3)] and not sink.failed
+    assert sink.result.retries == 2 and backend.now >= 1.0  # a backoff of 1 s, then 2 s
+    assert (len(backend.replaced) == 2) is dead
+
+
+def test_an_embedder_lost_past_its_resubmissions_fails_the_run():
+    with pytest.raises(ActrecError, match="lost past its 1 restarts") as err:
+        _run(FakeBackend(lost=100))
+    assert err.value.reason == "actor_lost"
+
+
+def test_a_failing_batch_is_split_and_only_the_unit_that_fails_alone_is_quarantined():
+    backend = FakeBackend(bad_embed={"a"})
+    s, sink = _run(backend, batch_frames=10_000, max_inflight_units=6, decode_slots=6)  # batches of several
+    assert max(backend.batches) > 1
+    assert sink.failed["a"].reason == "infer_error" and "RuntimeError: boom" in sink.failed["a"].detail
+    assert sorted(sink.done) == [("b", k) for k in range(3)]
+    assert s.video_state["a"] is VideoState.FAILED
+    assert {s.unit_state[("a", k)] for k in range(3)} == {UnitState.FAILED}
+
+
+def test_a_move_outside_the_transition_table_is_a_bookkeeping_error():
+    s, _ = _run(FakeBackend(), videos=("a",))
+    spec = plan_units(_video("a"), 10.0)[0]
+    with pytest.raises(ActrecError, match="cannot go done -> decoding") as err:
+        s._move(spec, UnitState.DECODING)
+    assert err.value.reason == "internal"
+    terminal = {state for state, nxt in UNIT_TRANSITIONS.items() if not nxt}
+    assert terminal == {UnitState.DONE, UnitState.FAILED}
+
+
+def test_messages_are_typed_dataclasses():
+    import dataclasses
+
+    for cls in (IndexTask, DecodeTask, EmbedCall, ActorLost, CallFailed):
+        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+
+
+def test_the_job_and_the_scheduler_import_without_ray():
+    code = (
+        "import sys, actrec_batch.pipeline.job, actrec_batch.pipeline.scheduler, actrec_batch.pipeline.runners\n"
+        "assert 'ray' not in sys.modules, 'ray imported'"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
