@@ -69,14 +69,27 @@ def test_events_do_not_depend_on_where_a_video_is_cut(night):
     )
 
 
-def test_run_on_the_local_runner_then_eval_json(night):
+def test_infer_on_the_local_runner_publishes_then_eval_json(night):
+    """`actrec infer --runner local --publish`, what replaced `actrec infer-local`: in this process,
+    staged, validated and published like every run."""
     settings, _, rows = night
     # Its own warehouse: the default (./.actrec/warehouse.duckdb) may hold `make demo`'s events of
     # the same date, which `actrec eval` would score against this footage's ground truth.
     warehouse = f"duckdb:///{os.path.dirname(settings.store)}/warehouse.duckdb"
     env = {**os.environ, "ACTREC_STORE": settings.store, "ACTREC_WAREHOUSE_URL": warehouse}
     infer = subprocess.run(
-        [sys.executable, "-m", "actrec_batch", "run", "--runner", "local", "--date", str(DATE), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "actrec_batch",
+            "infer",
+            "--runner",
+            "local",
+            "--publish",
+            "--date",
+            str(DATE),
+            "--json",
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -114,7 +127,7 @@ def test_the_old_infer_local_command_names_the_new_one():
     )
     assert old.returncode == 2 and old.stdout == ""
     [line] = old.stderr.splitlines()
-    assert "actrec infer --runner local" in line
+    assert "actrec infer --runner local --publish" in line
 
 
 def test_a_video_that_breaks_after_discovery_is_quarantined_not_fatal(tmp_path):

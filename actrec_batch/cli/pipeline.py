@@ -9,10 +9,9 @@ from actrec_batch.cli.base import ALL_GROUPS, add_json, command, print_json
 from actrec_batch.config import Settings, logical_date_range, parse_logical_date
 from actrec_batch.model import DEFAULT_MODEL
 
-INFERENCE_GROUPS = ("store", "ray", "decode")
 REMOVED = {
-    "infer-local": "actrec infer-local was removed: use `actrec infer --runner local --date D` (it writes to "
-    "staging, validates and publishes like every run). Fix: run actrec infer --runner local",
+    "infer-local": "actrec infer-local was removed: it wrote events without validation. Fix: run "
+    "`actrec infer --runner local --publish --date D` (in this process; validated and published like every run)",
 }
 
 
@@ -28,7 +27,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from actrec_batch.pipeline.spec import RunSpec
 
     spec = RunSpec(date, model_ref=args.model, cameras=tuple(args.camera or ()), force=args.force)
-    summary = run_nightly(settings, spec, progress=not args.json)
+    return _print_run(run_nightly(settings, spec, progress=not args.json), args)
+
+
+def _print_run(summary: dict, args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
@@ -38,14 +40,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_infer(args: argparse.Namespace, settings: Settings) -> int:
     date = parse_logical_date(args.date)
-    from actrec_batch.pipeline.nightly import discover_stage, infer_stage
+    from actrec_batch.pipeline.nightly import discover_stage, infer_stage, run_nightly
     from actrec_batch.pipeline.spec import RunSpec
 
-    if args.discover:
-        discover_stage(settings, date, progress=not args.json)
     spec = RunSpec(
         date, model_ref=args.model, cameras=tuple(args.camera or ()), force=args.force, run_id=args.run_id
     )
+    if args.publish:  # the run from here on, as `actrec run` does it
+        return _print_run(
+            run_nightly(settings, spec, progress=not args.json, discover_first=args.discover), args
+        )
+    if args.discover:
+        discover_stage(settings, date, progress=not args.json)
     result = infer_stage(settings, spec, progress=not args.json)
     out = result.to_json()
     if args.json:
@@ -123,13 +129,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         sub,
         "infer",
         cmd_infer,
-        groups=INFERENCE_GROUPS,
+        groups=ALL_GROUPS,
         help="the inference stage alone (what ray_jobs/nightly_inference.py runs)",
-        description="Read the date's manifest, compute or reuse every unit's features on Ray, and "
-        "write the run's events to its staging area and its metrics to runs/date=D/run=<id>/.",
+        description="Read the date's manifest, compute or reuse every unit's features (on Ray, or in "
+        "this process with --runner local), and write the run's events to its staging area and its "
+        "metrics to runs/date=D/run=<id>/. With --publish: then validate, publish, cost and quality, "
+        "as `actrec run` does.",
     )
     p.add_argument("--run-id", help="run id to use (default: a new one)")
     p.add_argument("--discover", action="store_true", help="run discovery first (writes the manifest)")
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="go on as a whole run: validate the staged events, publish them, cost and quality",
+    )
     _add_run_args(p)
 
     p = command(
