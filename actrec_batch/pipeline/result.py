@@ -12,7 +12,7 @@ from actrec_batch.manifest import QuarantineRecord
 
 @dataclass
 class JobResult:
-    """What one inference run did. ``to_json()`` has the CONTRACTS.md summary keys it owns."""
+    """What one inference run did. ``to_json()`` has the summary keys it owns (docs/reference.md#inferjson)."""
 
     run_id: str
     logical_date: dt.date
