@@ -66,7 +66,8 @@ def test_the_makefile_and_the_ray_image_install_through_the_install_script():
     assert "scripts/install.sh dev" in recipe and "pip install" not in recipe
     dockerfile = (ROOT / "infra" / "docker" / "Dockerfile.ray").read_text()
     assert re.search(r"^FROM (python:3\.11-slim|rayproject/ray:\S+)", dockerfile, re.M), dockerfile[:400]
-    [run] = [block for block in dockerfile.split("\nRUN ") if "install.sh" in block]
+    runs = re.findall(r"^RUN (?:.*\\\n)*.*$", dockerfile, re.M)  # each RUN with its continuation lines
+    [run] = [block for block in runs if "install.sh" in block]
     assert re.search(r"bash scripts/install\.sh worker \"?\$wheel", run)
     assert "pip install" not in dockerfile  # no second recipe beside the script
     assert "COPY constraints.txt" in dockerfile and "dist/actrec_batch-" in dockerfile
@@ -147,3 +148,14 @@ def test_the_airflow_side_task_modules_import_no_torch_or_ray():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_airflow_sides_jobs_api_client_sends_the_token_as_rays_client_does(tmp_path):
+    from actrec_batch.pipeline.ray_rest import auth_headers
+
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    assert auth_headers({"RAY_AUTH_TOKEN": "t"}) == {}  # no token mode: no header
+    assert auth_headers({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "t"}) == {"Authorization": "Bearer t"}
+    by_path = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
+    assert auth_headers(by_path) == {"Authorization": "Bearer from-file"}

@@ -184,7 +184,9 @@ print(json.dumps({{"out": out, "file": actrec_batch.__file__}}))
 """
 
 
-def test_the_infer_task_submits_a_ray_job_that_runs_the_installed_package(venv, outside, tmp_path):
+def test_the_infer_task_submits_a_ray_job_that_runs_the_installed_package(
+    venv, outside, tmp_path, monkeypatch
+):
     store_root = tmp_path / "store"
     store = open_store(str(store_root))
     synth_footage(store, date=DATE, cameras=1, minutes=0.3, seed=2323, progress=False)
@@ -198,6 +200,8 @@ def test_the_infer_task_submits_a_ray_job_that_runs_the_installed_package(venv, 
     log = Path(temp) / "ray-start.log"
     saved = ray_head.RAY
     ray_head.RAY = str(venv / "bin" / "ray")  # the head (and so every job) runs the venv's Python
+    # ... from outside the checkout: a job's `python -m` puts its working folder (the head's) on sys.path
+    monkeypatch.chdir(outside)
     try:
         with own_ray_head(dashboard_head_args(port, temp), env=env, log=log) as head:
             wait_for_dashboard(head, address, log)

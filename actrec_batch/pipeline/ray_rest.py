@@ -79,6 +79,8 @@ class JobsApiClient:
             raise JobsApiUnreachable(f"Failed to connect to Ray at address: {self.address}.") from None
         if r.status_code != 200 or "ray_version" not in r.json():
             self._raise(r)
+        # The version answers without a token; a job lookup (404 for this id) checks the token now.
+        self._request("GET", "/api/jobs/actrec-token-check")
 
     def get_address(self) -> str:
         return self.address
