@@ -21,14 +21,10 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+# scripts/install.sh is the one install recipe (the Ray node image and the Airflow requirements use it too).
+$(STAMP): pyproject.toml constraints.txt scripts/install.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "==> installing into $(VENV) (pinned by constraints.txt)"
-	@start=$$(date +%s); \
-	set -o pipefail; \
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' 2>&1 \
-	  | { grep -v 'is ignored: it is neither a file nor a directory' || true; } && \
-	echo "==> install took $$(( $$(date +%s) - start )) s"
+	PYTHON=$(BIN)/python bash scripts/install.sh dev
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -110,7 +110,7 @@ def _wait_for_log(client, address: str, sid: str, text: str, alive, about: objec
 def test_entrypoint_and_env_for_the_job():
     cmd = infer_entrypoint(date=DATE, run_id="r 1", model="m@1", cameras=("cam-a", "cam-b"), force=True)
     assert cmd == (
-        "python ray_jobs/nightly_inference.py --date 2026-11-21 --run-id 'r 1' --model m@1 "
+        "python -m actrec_batch.ray_job --date 2026-11-21 --run-id 'r 1' --model m@1 "
         "--camera cam-a --camera cam-b --force --json"
     )
     env = job_env(

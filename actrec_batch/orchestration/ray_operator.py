@@ -40,6 +40,10 @@ class RayInferOperator(BaseOperator):
     come from ``params`` or an upstream task's XCom. ``submission_id`` defaults to
     ``actrec-<run_id>-try<try number>``: a retry submits a new job, and a rerun of the same try
     follows the job already there instead of starting another.
+
+    The job runs ``python -m actrec_batch.ray_job`` from the package installed on the Ray nodes
+    (``job_python``: their interpreter); no checkout is needed. ``working_dir`` (development) uploads
+    a checkout with the job instead.
     """
 
     template_fields: Sequence[str] = (
@@ -50,6 +54,7 @@ class RayInferOperator(BaseOperator):
         "force",
         "ray_address",
         "submission_id",
+        "working_dir",
     )
     ui_color = "#d6e4f0"
 
@@ -63,6 +68,8 @@ class RayInferOperator(BaseOperator):
         force: bool | str = False,
         ray_address: str | None = None,
         submission_id: str | None = None,
+        working_dir: str | None = None,
+        job_python: str = "python",
         poll_s: float = 2.0,
         **kwargs: Any,
     ) -> None:
@@ -74,6 +81,8 @@ class RayInferOperator(BaseOperator):
         self.force = force
         self.ray_address = ray_address
         self.submission_id = submission_id
+        self.working_dir = working_dir  # development: upload this checkout instead of the nodes' package
+        self.job_python = job_python  # the nodes' interpreter that has actrec_batch installed
         self.poll_s = poll_s
         self._job: tuple[str, str] | None = None  # (address, submission id) of the job this try runs
         self._killed = False
@@ -106,6 +115,8 @@ class RayInferOperator(BaseOperator):
             cameras=tuple(cameras),
             force=force,
             submission_id=sid,
+            working_dir=self.working_dir or None,
+            python=self.job_python,
             on_log=lambda line: self.log.info("%s", line),
             poll_s=self.poll_s,
             stop_requested=lambda: self._killed,  # a kill during the submission itself

@@ -3,24 +3,27 @@
 This is what the Airflow infer task does when ``ACTREC_RAY_ADDRESS`` is a Jobs API address
 (``http://head:8265``); without one the task runs the inference in-process on a local Ray.
 
-* The entrypoint is ``python ray_jobs/nightly_inference.py --date D --run-id R --model M
-  [--camera C ...] [--force] --json`` (that is ``actrec infer``). It prints its JSON summary as the
-  last line of stdout, which :func:`submit_infer_job` reads back from the job's logs.
-* The project checkout is uploaded as the job's ``working_dir`` (Ray puts it first on
-  ``PYTHONPATH``, so the cluster runs this code), without virtualenvs, caches, git data or tests.
+* The entrypoint is ``python -m actrec_batch.ray_job --date D --run-id R --model M [--camera C ...]
+  [--force] --json`` (that is ``actrec infer``), run by the package installed on the cluster's nodes
+  (``scripts/install.sh worker``): no source tree is uploaded. It prints its JSON summary as the last
+  line of stdout, which :func:`submit_infer_job` reads back from the job's logs.
+* The Airflow side talks to the Jobs API over HTTP (:mod:`.ray_rest`) and imports no Ray, torch or
+  av. For development, ``working_dir=`` a checkout (:func:`project_root`) uploads that code with the
+  job (Ray puts it first on ``PYTHONPATH``), without virtualenvs, caches, git data or tests; that
+  upload goes through Ray's own client, so it needs Ray installed.
 * Settings travel as ``env_vars``: every ``ACTREC_*`` and ``AWS_*`` variable. Their names are
   logged, never their values. ``ACTREC_RAY_ADDRESS`` stays behind: inside a job, Ray's own
   ``RAY_ADDRESS`` names the cluster, and a driver cannot use a Jobs API address.
 
 Authentication. A cluster started with ``ray start`` while a token exists (``~/.ray/auth_token``,
-``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``) uses token authentication. Ray's
-``JobSubmissionClient`` sends ``Authorization: Bearer <token>`` only when this process runs with
-``RAY_AUTH_MODE=token``, and it reads the token from those same places. Ray reads the mode once per
+``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``) uses token authentication. The client here (and Ray's
+``JobSubmissionClient``) sends ``Authorization: Bearer <token>`` only when this process runs with
+``RAY_AUTH_MODE=token``, and reads the token from those same places. Ray reads the mode once per
 process, so set it in the worker's environment (not midway through a process that already used
 Ray). Without it the cluster answers 401, reported here as a :class:`ConfigError`.
 
-Ray's client also prefers ``RAY_API_SERVER_ADDRESS`` or ``RAY_ADDRESS`` from the environment to the
-address it is given. A different address there is reported as a :class:`ConfigError` instead of
+With a ``working_dir``, Ray's client also prefers ``RAY_API_SERVER_ADDRESS`` or ``RAY_ADDRESS`` from
+the environment to the address it is given. A different address there is reported as a :class:`ConfigError` instead of
 silently submitting to another cluster.
 """
 
@@ -43,12 +46,17 @@ from actrec_batch.errors import ActrecError, ConfigError
 from actrec_batch.pipeline.ray_job_follow import JobFollower, last_line, request_stop
 
 if TYPE_CHECKING:
-    from ray.job_submission import JobStatus, JobSubmissionClient
+    from ray.job_submission import JobSubmissionClient
+
+    from actrec_batch.pipeline.ray_rest import JobsApiClient, JobStatus
+
+    JobsClient = JobsApiClient | JobSubmissionClient
 
 log = logging.getLogger(__name__)
 
 SETTING = "ray_address (--ray-address / ACTREC_RAY_ADDRESS)"
-ENTRYPOINT = "ray_jobs/nightly_inference.py"
+ENTRYPOINT_MODULE = "actrec_batch.ray_job"  # the installed package's entrypoint (python -m)
+CHECKOUT_MARKER = "ray_jobs/nightly_inference.py"  # what makes a folder a project checkout
 # Not uploaded with the working directory (Ray also honours the checkout's .gitignore).
 UPLOAD_EXCLUDES = [
     "/.venv/",
@@ -87,10 +95,17 @@ def is_jobs_api_address(address: str | None) -> bool:
 
 
 def infer_entrypoint(
-    *, date: dt.date, run_id: str, model: str, cameras: tuple[str, ...] = (), force: bool = False
+    *,
+    date: dt.date,
+    run_id: str,
+    model: str,
+    cameras: tuple[str, ...] = (),
+    force: bool = False,
+    python: str = "python",
 ) -> str:
-    """The job's shell command, quoted."""
-    argv = ["python", ENTRYPOINT, "--date", date.isoformat(), "--run-id", run_id, "--model", model]
+    """The job's shell command, quoted. ``python`` is the interpreter on the nodes that has the
+    package installed (default: the first ``python`` on their PATH)."""
+    argv = [python, "-m", ENTRYPOINT_MODULE, "--date", date.isoformat(), "--run-id", run_id, "--model", model]
     for camera in cameras:
         argv += ["--camera", camera]
     if force:
@@ -110,28 +125,35 @@ def job_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def project_root() -> Path:
-    """The checkout that holds ``ray_jobs/`` (the default working directory). Raises ConfigError."""
+    """The checkout this package runs from, for a development ``working_dir``. Raises ConfigError
+    when it runs from an installed wheel (which needs no working_dir)."""
     root = Path(__file__).resolve().parents[2]
-    if not (root / ENTRYPOINT).is_file():
+    if not (root / CHECKOUT_MARKER).is_file():
         raise ConfigError(
-            f"cannot submit to the Ray Jobs API: {root} has no {ENTRYPOINT} (actrec_batch is not run from "
-            "a project checkout). Fix: pass working_dir= the checkout's root"
+            f"bad working_dir: actrec_batch runs from {root}, which is not a project checkout (no "
+            f"{CHECKOUT_MARKER}). Fix: submit without a working_dir (the nodes run their installed "
+            "package), or pass working_dir= a checkout's root"
         )
     return root
 
 
-def _client(address: str) -> JobSubmissionClient:
-    """A Jobs API client for ``address``. Raises ConfigError when it cannot be used."""
+def _client(address: str, *, upload: bool = False) -> JobsClient:
+    """A Jobs API client for ``address``: HTTP only (:class:`.ray_rest.JobsApiClient`, no Ray
+    import), or Ray's own ``JobSubmissionClient`` when a ``working_dir`` is to be uploaded
+    (``upload``). Raises ConfigError when it cannot be used."""
     if not is_jobs_api_address(address):
         raise ConfigError(
             f"bad setting {SETTING} = {address!r}: the Ray Jobs API needs an http(s) address. "
             "Fix: use http://head:8265 (the head's dashboard port), or unset it to run in-process"
         )
-    from ray.exceptions import AuthenticationError
-    from ray.job_submission import JobSubmissionClient
-
+    if upload:
+        from ray.exceptions import AuthenticationError
+        from ray.job_submission import JobSubmissionClient as make
+    else:
+        from actrec_batch.pipeline.ray_rest import JobsApiAuthError as AuthenticationError
+        from actrec_batch.pipeline.ray_rest import JobsApiClient as make
     try:
-        client = JobSubmissionClient(address)
+        client = make(address)
     except ConnectionError:
         raise ConfigError(
             f"bad setting {SETTING} = {address!r}: cannot reach the Ray Jobs API there. Fix: start the "
@@ -182,6 +204,7 @@ def submit_infer_job(
     force: bool = False,
     env: Mapping[str, str] | None = None,
     working_dir: str | None = None,
+    python: str = "python",
     submission_id: str | None = None,
     on_log: Callable[[str], None] = print,
     poll_s: float = 2.0,
@@ -189,6 +212,10 @@ def submit_infer_job(
     stop_requested: Callable[[], bool] | None = None,
 ) -> SubmittedJob:
     """Run one date's inference as a Ray job on the cluster at ``address`` and wait for it.
+
+    The job runs ``python -m actrec_batch.ray_job`` from the package installed on the nodes
+    (``python``: their interpreter). ``working_dir`` (development) uploads a checkout with the job
+    instead, through Ray's client.
 
     Each line the job logs (its driver's stdout and stderr, Ray's set-up lines included) goes to
     ``on_log`` while it runs. With a ``submission_id`` the call is idempotent: a job of that id that
@@ -205,13 +232,17 @@ def submit_infer_job(
     ``ray_job_failed`` or ``ray_job_stopped`` (a FAILED or STOPPED job: the message names the job,
     the address and its last log lines), ``timeout``, ``ray_submit_failed`` or ``ray_unreachable``.
     """
-    client = _client(address)
+    client = _client(address, upload=working_dir is not None)
     sid = submission_id
     existing = _status_or_none(client, sid) if sid else None
     if existing is not None:
         on_log(f"ray job {sid} on {address} exists ({existing}): following it instead of submitting again")
     else:
-        sid = _submit(client, address, date, run_id, model, cameras, force, env, working_dir, sid, on_log)
+        entrypoint = infer_entrypoint(
+            date=date, run_id=run_id, model=model, cameras=cameras, force=force, python=python
+        )
+        metadata = {"actrec_run_id": run_id, "actrec_date": date.isoformat(), "actrec_model": model}
+        sid = _submit(client, address, entrypoint, metadata, env, working_dir, sid, on_log)
     follower = JobFollower(client, sid, on_log, poll_s, stop_requested)
     try:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -243,31 +274,27 @@ def submit_infer_job(
 
 
 def _submit(
-    client: JobSubmissionClient,
+    client: JobsClient,
     address: str,
-    date: dt.date,
-    run_id: str,
-    model: str,
-    cameras: tuple[str, ...],
-    force: bool,
+    entrypoint: str,
+    metadata: dict[str, str],
     env: Mapping[str, str] | None,
     working_dir: str | None,
     submission_id: str | None,
     on_log: Callable[[str], None],
 ) -> str:
-    entrypoint = infer_entrypoint(date=date, run_id=run_id, model=model, cameras=cameras, force=force)
     env_vars = job_env(env)
     runtime_env: dict[str, Any] = {
-        "working_dir": str(working_dir or project_root()),
-        "excludes": UPLOAD_EXCLUDES,
         # The driver's ray.init passes ACTREC_FAULT_* on again (ray_backend.connect); Ray refuses a
         # job whose driver repeats one of the job's env var keys unless told to merge them.
         "env_vars": {**env_vars, "RAY_OVERRIDE_JOB_RUNTIME_ENV": "1"},
     }
-    metadata = {"actrec_run_id": run_id, "actrec_date": date.isoformat(), "actrec_model": model}
+    if working_dir is not None:  # development: this checkout's code instead of the nodes' package
+        runtime_env.update(working_dir=str(working_dir), excludes=UPLOAD_EXCLUDES)
+    code = f"working_dir {working_dir}" if working_dir is not None else "the nodes' installed package"
     on_log(
         f"submitting ray job {submission_id or '(new id)'} to {address}: {entrypoint} "
-        f"(working_dir {runtime_env['working_dir']}; env {', '.join(sorted(env_vars)) or 'none'}, values not shown)"
+        f"({code}; env {', '.join(sorted(env_vars)) or 'none'}, values not shown)"
     )
     deadline = time.monotonic() + AGENT_WAIT_S
     while True:
@@ -288,7 +315,7 @@ def _submit(
             ) from None
 
 
-def _status_or_none(client: JobSubmissionClient, submission_id: str) -> JobStatus | None:
+def _status_or_none(client: JobsClient, submission_id: str) -> JobStatus | None:
     try:
         return client.get_job_status(submission_id)
     except RuntimeError as exc:

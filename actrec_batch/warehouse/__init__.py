@@ -4,7 +4,7 @@
 - :mod:`~actrec_batch.warehouse.core`: :class:`Warehouse` over DuckDB or PostgreSQL, migrations,
   locked per-date loads;
 - :mod:`~actrec_batch.warehouse.queries`: search over ``current_action_events`` and the report
-  queries in ``sql/``.
+  queries in ``actrec_batch/sql/``.
 """
 
 from actrec_batch.warehouse.core import DateLoad, Warehouse, WarehouseError, open_warehouse

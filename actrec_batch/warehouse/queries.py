@@ -1,5 +1,6 @@
 """Reading the warehouse: event search over ``current_action_events`` and the report queries of
-``sql/`` (one statement per file, ``:name`` bind parameters).
+``actrec_batch/sql/`` (one statement per file, ``:name`` bind parameters). They ship in the wheel as
+package data and are read through :mod:`importlib.resources`; the checkout's ``sql/`` links there.
 
 Every value a user gives reaches the database as a bound parameter, never as SQL text: a label
 such as ``fall'; DROP TABLE runs; --`` is just a label that matches nothing.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,7 +21,7 @@ from actrec_batch.errors import ConfigError
 from actrec_batch.warehouse import schema
 from actrec_batch.warehouse.core import Warehouse
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = resources.files("actrec_batch") / "sql"  # package data: found from an installed wheel too
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 SEARCH_COLUMNS = tables.SEARCH_COLUMNS
@@ -120,18 +121,18 @@ def when(row: dict[str, Any]) -> str:
     return f"{row['logical_date']} +{row['start_s']:.1f}s into video"
 
 
-# ---------------------------------------------------------------- reports (sql/)
+# ---------------------------------------------------------------- reports (actrec_batch/sql/)
 
 
 def report_names() -> list[str]:
-    return sorted(p.stem for p in SQL_DIR.glob("*.sql"))
+    return sorted(p.name[: -len(".sql")] for p in SQL_DIR.iterdir() if p.name.endswith(".sql"))
 
 
 def report_sql(name: str) -> str:
     path = SQL_DIR / f"{name}.sql"
     if not path.is_file():
         raise ConfigError(f"bad report {name!r}: no {path}. Fix: use one of {', '.join(report_names())}")
-    return path.read_text()
+    return path.read_text(encoding="utf-8")
 
 
 def report_params(name: str) -> list[str]:

@@ -1,0 +1,1 @@
+actrec_batch/sql
