@@ -90,6 +90,16 @@ class Settings:
         fix="pass a local path, file:///abs/path or s3://bucket/prefix",
         parse=_parse.store_uri,
     )
+    aws_conn_id: str | None = setting(
+        "aws_default",
+        group="store",
+        help="Airflow tasks only: the AWS connection whose login/password (access key and secret) and "
+        "extra aws_session_token, region_name and endpoint_url the tasks' S3 clients use, over the "
+        "standard chain; 'none': no connection. A missing aws_default is skipped; any other missing id "
+        "is an error",
+        fix="use the id of an Airflow AWS connection, or none for the standard AWS credential chain",
+        parse=_parse.optional_str,
+    )
     # ---------------------------------------------------------------- warehouse
     warehouse_url: str = setting(
         "duckdb:///./.actrec/warehouse.duckdb",
@@ -99,6 +109,14 @@ class Settings:
         fix="pass duckdb:///path.duckdb or postgresql+psycopg://user:pass@host:5432/db",
         parse=_parse.warehouse_url,
         secret=True,
+    )
+    warehouse_conn_id: str | None = setting(
+        None,
+        group="warehouse",
+        help="Airflow tasks only: a Postgres connection (host, port, login, password, schema = "
+        "database, extra sslmode/options/...) that gives the warehouse URL when warehouse_url is not set",
+        fix="use the id of an Airflow Postgres connection, or unset it",
+        parse=_parse.optional_str,
     )
     # ---------------------------------------------------------------- ray
     runner: str = setting(
@@ -116,6 +134,14 @@ class Settings:
         "API address) makes the Airflow infer task submit a Ray job; unset or 'local': a local Ray on 127.0.0.1",
         fix="unset it for a local Ray, or use 'auto' / ray://host:10001",
         parse=_parse.ray_address,
+    )
+    ray_conn_id: str | None = setting(
+        None,
+        group="ray",
+        help="Airflow tasks only: a Ray connection (host, port, schema http, https or ray; its password a "
+        "Ray auth token) that gives the Ray address when ray_address is not set",
+        fix="use the id of an Airflow Ray connection, or unset it",
+        parse=_parse.optional_str,
     )
     local_ray_cpus: int = setting(
         0,

@@ -1,8 +1,8 @@
-"""What the DAGs' tasks call: one function per task, Airflow-free, JSON in and JSON out.
+"""What the DAGs' tasks call: one function per task, JSON in and JSON out.
 
 Each function takes the footage date as ``YYYY-MM-DD`` and the pipeline run id (both from XCom
 or the task context), reads its settings from the environment (``ACTREC_*``, as every command
-does), calls one stage of :mod:`actrec_batch.pipeline.nightly`, and returns a small dict of ids,
+does) completed from Airflow Connections (:mod:`~actrec_batch.orchestration.connections`), calls one stage of :mod:`actrec_batch.pipeline.nightly`, and returns a small dict of ids,
 counts and URIs for XCom, never data. Every function is idempotent for its date and run id: a
 retry or a cleared task replaces what the previous try wrote.
 
@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 from typing import Any
 
-from actrec_batch.config import Settings, load_settings
+from actrec_batch.config import Settings
 
 
 def footage_date(data_interval_start: dt.datetime) -> str:
@@ -32,7 +32,11 @@ def pipeline_run_id(dag_id: str, dag_run_id: str, date: str) -> str:
 
 
 def _settings() -> Settings:
-    return load_settings({})
+    """The ``ACTREC_*`` settings completed from Airflow Connections (store credentials, warehouse,
+    Ray address; :mod:`actrec_batch.orchestration.connections`)."""
+    from actrec_batch.orchestration.connections import task_settings
+
+    return task_settings()
 
 
 def _store(settings: Settings):

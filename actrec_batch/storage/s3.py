@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
@@ -68,17 +68,30 @@ _ACCESS_CODES = frozenset(
 )
 
 
+_CLIENT_KWARGS: dict[str, Any] = {}  # set by configure_clients(): an Airflow connection's, in memory
+
+
+def configure_clients(**kwargs: Any) -> None:
+    """Make the S3 clients this process creates from now on use ``kwargs``: boto3 Session arguments
+    (keys, ``aws_session_token``, ``region_name``, ``profile_name``) and ``endpoint_url``, over the
+    standard chain and ``AWS_ENDPOINT_URL``. Held in memory only, never in the environment (which a
+    Ray job could inherit). No arguments: the standard chain again."""
+    _CLIENT_KWARGS.clear()
+    _CLIENT_KWARGS.update({k: v for k, v in kwargs.items() if v})
+
+
 def make_s3_client():
-    """A boto3 S3 client from the standard credential chain that honours ``AWS_ENDPOINT_URL``.
+    """A boto3 S3 client from the standard credential chain that honours ``AWS_ENDPOINT_URL`` (or
+    from what :func:`configure_clients` set).
 
     It retries up to 5 times in "standard" mode and pools 32 connections, enough for the transfer
     manager's threads.
     """
     config = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32)
+    kwargs = dict(_CLIENT_KWARGS)
+    endpoint = kwargs.pop("endpoint_url", None) or os.environ.get("AWS_ENDPOINT_URL") or None
     try:
-        return boto3.session.Session().client(
-            "s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, config=config
-        )
+        return boto3.session.Session(**kwargs).client("s3", endpoint_url=endpoint, config=config)
     except BotoCoreError as exc:
         raise StorageError(
             f"cannot create an S3 client: {exc}; {_CREDENTIALS_HINT}", reason="io_error"
