@@ -6,7 +6,8 @@ with token authentication (issue [8/11], Deliver 5):
   with one executor slot (parallelism 1) another DAG's task runs while the job goes on;
 - the triggerer sees the job end, ``execute_complete`` writes the job's log to the task log, and
   the run succeeds;
-- the finished task instance has its "Ray job" and "Data Docs" links.
+- the finished task instance has its "Ray job" and "Data Docs" links;
+- marking a deferred task failed stops its Ray job (the trigger's ``on_kill``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 from airflow_server import AirflowServer
 from handshake import HANG_S
+from ray.job_submission import JobSubmissionClient
 from test_ray_jobs_api import DATE, client_token_auth, night, ray_head  # noqa: F401 - fixtures
 
 from actrec_batch.pipeline.outputs import data_docs_prefix
@@ -43,6 +45,18 @@ with DAG("harness_deferred", schedule=None, start_date=START, catchup=False):
         retries=0,
         deferrable=True,
         pool="actrec_inference",
+    )
+
+with DAG("harness_deferred_kill", schedule=None, start_date=START, catchup=False):
+    RayInferOperator(
+        task_id="infer",
+        date="{date}",
+        run_id="af-deferred-kill",
+        force=True,
+        ray_address="{ray_head}",
+        poll_s=1.0,
+        retries=0,
+        deferrable=True,
     )
 
 with DAG("harness_other", schedule=None, start_date=START, catchup=False):
@@ -121,7 +135,7 @@ def test_a_deferred_infer_task_frees_its_slot_and_succeeds(pg_url, ray_head, nig
             lambda: (af.api("GET", "/monitor/health")["triggerer"] or {}).get("status") == "healthy",
         )
         af.create_pool("actrec_inference", 1, "actrec inference")
-        for dag_id in ("harness_deferred", "harness_other"):
+        for dag_id in ("harness_deferred", "harness_deferred_kill", "harness_other"):
             af.wait_dag(dag_id)
             af.unpause(dag_id)
         run_id = af.api("POST", "/dags/harness_deferred/dagRuns", json={"logical_date": None})["dag_run_id"]
@@ -159,3 +173,16 @@ def test_a_deferred_infer_task_frees_its_slot_and_succeeds(pg_url, ray_head, nig
         links = af.api("GET", f"/dags/harness_deferred/dagRuns/{run_id}/taskInstances/infer/links")
         docs = open_store(str(night)).uri(data_docs_prefix(DATE, "af-deferred") + "index.html")
         assert links["extra_links"] == {"Ray job": f"{ray_head}/#/jobs/{SID}", "Data Docs": docs}, links
+
+        # Marking a deferred task failed (the UI's "Mark as failed") stops its Ray job: the trigger's on_kill.
+        kill_run = af.api("POST", "/dags/harness_deferred_kill/dagRuns", json={"logical_date": None})[
+            "dag_run_id"
+        ]
+        path = f"/dags/harness_deferred_kill/dagRuns/{kill_run}/taskInstances/infer"
+        _wait("the second infer task deferred", lambda: af.api("GET", path)["state"] == "deferred")
+        af.api("PATCH", path, json={"new_state": "failed"})
+        client = JobSubmissionClient(ray_head)
+        _wait(
+            "the deferred task's job stopped",
+            lambda: client.get_job_status("actrec-af-deferred-kill-try1") == "STOPPED",
+        )
