@@ -34,30 +34,23 @@ from actrec_batch.orchestration.ray_operator import RayInferOperator
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
-with DAG("harness_deferred", schedule=None, start_date=START, catchup=False):
-    RayInferOperator(
-        task_id="infer",
-        date="{date}",
-        run_id="af-deferred",
-        force=True,
-        ray_address="{ray_head}",
-        poll_s=1.0,
-        retries=0,
-        deferrable=True,
-        pool="actrec_inference",
-    )
-
-with DAG("harness_deferred_kill", schedule=None, start_date=START, catchup=False):
-    RayInferOperator(
-        task_id="infer",
-        date="{date}",
-        run_id="af-deferred-kill",
-        force=True,
-        ray_address="{ray_head}",
-        poll_s=1.0,
-        retries=0,
-        deferrable=True,
-    )
+# The first holds a slot of the actrec_inference pool; the second is killed while deferred.
+for dag_id, run_id, pool in (
+    ("harness_deferred", "af-deferred", "actrec_inference"),
+    ("harness_deferred_kill", "af-deferred-kill", "default_pool"),
+):
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False):
+        RayInferOperator(
+            task_id="infer",
+            date="{date}",
+            run_id=run_id,
+            force=True,
+            ray_address="{ray_head}",
+            poll_s=1.0,
+            retries=0,
+            deferrable=True,
+            pool=pool,
+        )
 
 with DAG("harness_other", schedule=None, start_date=START, catchup=False):
 
