@@ -6,8 +6,13 @@ Manual only (no schedule). Trigger it with the params `from_date`, `to_date` (in
 pipeline without discovery: inference reads the feature cache (a model that shares the
 extractor decodes nothing), then the events are validated, published as that model version
 (`events/date=D/events-<name>-<version>.parquet` and `action_events`), and the date's
-`current_action_events` switches to it. The old version's rows stay. Dates run as mapped task
-instances, one slot of the `actrec_inference` pool each; a failed date can be retried alone.
+`current_action_events` switches to it. The old version's rows stay.
+
+**Tasks.** plan -> rescore -> publish. `rescore` is the nightly DAG's infer operator, mapped over
+the dates: on a local Ray in the worker, or, when `ACTREC_RAY_ADDRESS` is a Ray Jobs API address
+(`http://head:8265`), as a Ray job on that cluster, exactly as the nightly run does. Each date
+takes one slot of the `actrec_inference` pool. `publish` (mapped too) validates, publishes and
+prices each date once every date has inferred; a failed date can be retried alone.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, Param, task
+
+from actrec_batch.orchestration.ray_operator import RayInferOperator
 
 with DAG(
     dag_id="actrec_rescore",
@@ -43,15 +50,28 @@ with DAG(
 ) as dag:
 
     @task
-    def dates(params=None) -> list[str]:
-        from actrec_batch.orchestration.tasks import rescore_dates
+    def plan(params=None, dag_run=None) -> list[dict]:
+        """One {date, run_id} per date: the run id every task of that date uses."""
+        from actrec_batch.orchestration.tasks import pipeline_run_id, rescore_dates
 
-        return rescore_dates(params["from_date"], params["to_date"])
+        days = rescore_dates(params["from_date"], params["to_date"])
+        return [{"date": d, "run_id": pipeline_run_id(dag_run.dag_id, dag_run.run_id, d)} for d in days]
 
-    @task(pool="actrec_inference", max_active_tis_per_dagrun=2)
-    def rescore(date: str, params=None) -> dict:
-        from actrec_batch.orchestration.tasks import rescore
+    @task
+    def publish(inferred: dict, dag_run=None) -> dict:
+        from actrec_batch.orchestration import tasks
 
-        return rescore(date, params["model"])
+        date, run_id = inferred["logical_date"], inferred["run_id"]
+        tasks.validate_events(date, run_id)
+        started = dag_run.start_date.isoformat() if dag_run.start_date else None
+        out = tasks.publish(date, run_id, [], started)
+        return {**out, **tasks.cost(date, run_id), "quality": tasks.quality(date, run_id)["uri"]}
 
-    rescore.expand(date=dates())
+    inferred = RayInferOperator.partial(
+        task_id="rescore",
+        model="{{ params.model }}",
+        pool="actrec_inference",
+        max_active_tis_per_dagrun=2,
+        execution_timeout=timedelta(hours=12),
+    ).expand_kwargs(plan())
+    publish.expand(inferred=inferred.output)

@@ -1,3 +1,4 @@
-"""Airflow-facing glue: ``tasks`` (what each DAG task calls; Airflow-free, JSON in and out) and
-``ray_operator`` (the infer task's operator: a local Ray, or a Ray job through the Jobs API).
-Only ``ray_operator`` and ``dags/`` import Airflow."""
+"""Airflow-facing glue: ``tasks`` (what each DAG task calls; Airflow-free, JSON in and out),
+``ray_operator`` (the infer task's operator: a local Ray, or a Ray job through the Jobs API, waited
+for in the worker or, deferrable, in the triggerer), ``triggers`` (that trigger) and ``links`` (the
+operator's extra links). Only ``ray_operator``, ``triggers``, ``links`` and ``dags/`` import Airflow."""

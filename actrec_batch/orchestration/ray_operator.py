@@ -18,6 +18,20 @@ stops the Ray job, and the wait then ends with ``ray_job_stopped``. A kill that 
 is still being submitted is caught at the next status poll. A worker killed outright (SIGKILL, a
 lost node) runs no handler, so the next try stops the earlier tries' jobs before submitting its own.
 
+Deferrable mode (``deferrable=True``). The try submits the job, then defers to
+:class:`~actrec_batch.orchestration.triggers.RayJobTrigger`, which polls the job's status in the
+triggerer: no worker slot (and, for a pool with ``include_deferred`` off, no pool slot) is held
+while the job runs. When the job ends, :meth:`execute_complete` runs in a worker: it writes the
+job's whole log to the task log (at the end, not line by line as the job runs), raises as the
+synchronous mode does on a failed or stopped job, and returns the run's infer record. Marking the
+deferred task failed, or clearing it, stops the job (the trigger's ``on_kill``). Without a Jobs API
+address the task runs in the worker and does not defer.
+
+Extra links (:mod:`~actrec_batch.orchestration.links`): "Ray job", the dashboard's page of the
+job, and "Data Docs", the run's events Data Docs.
+
+Secrets: only the allow-list of :mod:`~actrec_batch.pipeline.job_env` goes into the job.
+
 The module imports only the Airflow SDK: Ray and the pipeline load when the task runs.
 """
 
@@ -26,9 +40,11 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator
+
+from actrec_batch.orchestration.links import DATA_DOCS_URI, RAY_JOB_URL, DataDocsLink, RayJobLink, ray_job_url
 
 
 class RayInferOperator(BaseOperator):
@@ -39,7 +55,8 @@ class RayInferOperator(BaseOperator):
     ``force`` (a bool, or ``"True"``/``"False"`` as a template renders it) are templated, so they can
     come from ``params`` or an upstream task's XCom. ``submission_id`` defaults to
     ``actrec-<run_id>-try<try number>``: a retry submits a new job, and a rerun of the same try
-    follows the job already there instead of starting another.
+    follows the job already there instead of starting another. ``deferrable`` waits for the job in
+    the triggerer (see the module docstring); ``poll_s`` is the status poll interval either way.
 
     The job runs ``python -m actrec_batch.ray_job`` from the package installed on the Ray nodes
     (``job_python``: their interpreter); no checkout is needed. ``working_dir`` (development) uploads
@@ -57,6 +74,7 @@ class RayInferOperator(BaseOperator):
         "working_dir",
     )
     ui_color = "#d6e4f0"
+    operator_extra_links = (RayJobLink(), DataDocsLink())
 
     def __init__(
         self,
@@ -71,6 +89,7 @@ class RayInferOperator(BaseOperator):
         working_dir: str | None = None,
         job_python: str = "python",
         poll_s: float = 2.0,
+        deferrable: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -84,20 +103,25 @@ class RayInferOperator(BaseOperator):
         self.working_dir = working_dir  # development: upload this checkout instead of the nodes' package
         self.job_python = job_python  # the nodes' interpreter that has actrec_batch installed
         self.poll_s = poll_s
+        self.deferrable = deferrable
         self._job: tuple[str, str] | None = None  # (address, submission id) of the job this try runs
         self._killed = False
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from actrec_batch.config import load_settings, parse_logical_date
+        from actrec_batch.config import parse_logical_date
         from actrec_batch.model import DEFAULT_MODEL
-        from actrec_batch.orchestration.tasks import infer_local, infer_result
-        from actrec_batch.pipeline.ray_jobs_api import is_jobs_api_address, submit_infer_job
+        from actrec_batch.orchestration.connections import task_settings
+        from actrec_batch.orchestration.tasks import data_docs_uri, infer_local
+        from actrec_batch.pipeline.ray_jobs_api import is_jobs_api_address
 
         date = parse_logical_date(str(self.date))
         cameras = _camera_list(self.cameras)
         force = _flag(self.force)
         model = str(self.model or DEFAULT_MODEL)
-        address = self.ray_address or load_settings({}).ray_address
+        address = (
+            self.ray_address or task_settings().ray_address
+        )  # ACTREC_RAY_ADDRESS, else the Ray connection
+        _push(context, DATA_DOCS_URI, data_docs_uri(date.isoformat(), str(self.run_id)))
         if not is_jobs_api_address(address):
             self.log.info("infer %s in this worker (ray_address %s)", date, address or "unset: local Ray")
             return infer_local(date.isoformat(), str(self.run_id), model, cameras, force)
@@ -107,13 +131,21 @@ class RayInferOperator(BaseOperator):
         if not self.submission_id:
             self._stop_earlier_tries(address, str(self.run_id), try_number)
         self._job = (address, sid)
-        job = submit_infer_job(
+        _push(context, RAY_JOB_URL, ray_job_url(address, sid))
+        job = {
+            "date": date,
+            "run_id": str(self.run_id),
+            "model": model,
+            "cameras": tuple(cameras),
+            "force": force,
+        }
+        if self.deferrable:
+            return self._submit_and_defer(address, sid, job)
+        from actrec_batch.pipeline.ray_jobs_api import submit_infer_job
+
+        submitted = submit_infer_job(
             address,
-            date=date,
-            run_id=str(self.run_id),
-            model=model,
-            cameras=tuple(cameras),
-            force=force,
+            **job,
             submission_id=sid,
             working_dir=self.working_dir or None,
             python=self.job_python,
@@ -121,8 +153,46 @@ class RayInferOperator(BaseOperator):
             poll_s=self.poll_s,
             stop_requested=lambda: self._killed,  # a kill during the submission itself
         )
-        # The job's log went to the task log for people; its result is the run's infer record.
-        out = infer_result(date.isoformat(), str(self.run_id))
+        return self._result(submitted)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Back from the trigger: the job's log into the task log, then its result (or its error)."""
+        from actrec_batch.errors import ActrecError, ConfigError
+        from actrec_batch.pipeline.ray_jobs_api import finished_job
+
+        address, sid = event["address"], event["submission_id"]
+        if event["status"] == "config_error":
+            raise ConfigError(event["message"])
+        if event["status"] == "unreachable":
+            raise ActrecError(f"ray job {sid} on {address}: {event['message']}", reason="ray_unreachable")
+        return self._result(finished_job(address, sid, on_log=lambda line: self.log.info("%s", line)))
+
+    def _submit_and_defer(self, address: str, sid: str, job: dict[str, Any]) -> NoReturn:
+        from actrec_batch.orchestration.triggers import RayJobTrigger
+        from actrec_batch.pipeline.ray_jobs_api import submit_infer_job
+
+        submit_infer_job(
+            address,
+            **job,
+            submission_id=sid,
+            working_dir=self.working_dir or None,
+            python=self.job_python,
+            on_log=lambda line: self.log.info("%s", line),
+            wait=False,
+        )
+        self.log.info("ray job %s on %s: deferred to the triggerer until it ends", sid, address)
+        self.defer(
+            trigger=RayJobTrigger(address, sid, poll_s=self.poll_s),
+            method_name="execute_complete",
+            timeout=self.execution_timeout,
+        )
+
+    def _result(self, job: Any) -> dict[str, Any]:
+        """The job's log went to the task log for people; its result is the run's infer record."""
+        from actrec_batch.config import parse_logical_date
+        from actrec_batch.orchestration.tasks import infer_result
+
+        out = infer_result(parse_logical_date(str(self.date)).isoformat(), str(self.run_id))
         out["ray_job_id"] = job.job_id
         return out
 
@@ -148,6 +218,13 @@ class RayInferOperator(BaseOperator):
             with contextlib.suppress(Exception):  # best effort: the submission below reports real trouble
                 if stop_job(address, earlier):
                     self.log.warning("ray job %s of an earlier try was still running: stopped it", earlier)
+
+
+def _push(context: Any, key: str, value: str | None) -> None:
+    """An XCom for the extra links (none without a task instance: ``execute`` called directly)."""
+    ti = context.get("ti") if hasattr(context, "get") else None
+    if ti is not None and value:
+        ti.xcom_push(key=key, value=value)
 
 
 def _submission_id(run_id: str, try_number: int) -> str:

@@ -92,6 +92,13 @@ def infer_result(date: str, run_id: str) -> dict[str, Any]:
     return infer_xcom(folder.read(InferRecord).to_json())
 
 
+def data_docs_uri(date: str, run_id: str) -> str:
+    """Where the run's events Data Docs go (``validate_events`` writes them): the index's URI."""
+    from actrec_batch.pipeline.outputs import data_docs_prefix
+
+    return _store(_settings()).uri(data_docs_prefix(dt.date.fromisoformat(date), run_id) + "index.html")
+
+
 def infer_xcom(summary: dict[str, Any]) -> dict[str, Any]:
     keys = ("run_id", "logical_date", "model", "videos_processed", "videos_quarantined", "units_total")
     keys += (
@@ -169,23 +176,3 @@ def rescore_dates(date_from: str, date_to: str) -> list[str]:
 
     days = logical_date_range(date_from, date_to, settings=("params.from_date", "params.to_date"))
     return [d.isoformat() for d in days]
-
-
-def rescore(date: str, model: str) -> dict[str, Any]:
-    """One date rescored with ``model`` from the feature cache: the nightly pipeline without discovery."""
-    from actrec_batch.pipeline.nightly import run_nightly
-    from actrec_batch.pipeline.spec import RunSpec
-
-    spec = RunSpec(dt.date.fromisoformat(date), model_ref=model)
-    summary = run_nightly(_settings(), spec, discover_first=False)
-    keys = (
-        "run_id",
-        "logical_date",
-        "model",
-        "status",
-        "units_total",
-        "cache_hits",
-        "frames_decoded",
-        "events",
-    )
-    return {k: summary.get(k) for k in (*keys, "cost_usd", "events_uri")}

@@ -11,9 +11,11 @@ This is what the Airflow infer task does when ``ACTREC_RAY_ADDRESS`` is a Jobs A
   av. For development, ``working_dir=`` a checkout (:func:`project_root`) uploads that code with the
   job (Ray puts it first on ``PYTHONPATH``), without virtualenvs, caches, git data or tests; that
   upload goes through Ray's own client, so it needs Ray installed.
-* Settings travel as ``env_vars``: every ``ACTREC_*`` and ``AWS_*`` variable. Their names are
-  logged, never their values. ``ACTREC_RAY_ADDRESS`` stays behind: inside a job, Ray's own
-  ``RAY_ADDRESS`` names the cluster, and a driver cannot use a Jobs API address.
+* Settings travel as ``env_vars``: only the allow-list of :mod:`~actrec_batch.pipeline.job_env`
+  (the store, Ray and decoding settings, the log level, the S3 endpoint and region). Secrets (AWS
+  credentials, the warehouse URL) stay behind: the nodes use their own credentials, and the job
+  never opens the warehouse. The names of what is sent and of what stays behind are logged, never
+  their values.
 
 Authentication. A cluster started with ``ray start`` while a token exists (``~/.ray/auth_token``,
 ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``) uses token authentication. The client here (and Ray's
@@ -34,7 +36,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import shlex
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actrec_batch.errors import ActrecError, ConfigError
+from actrec_batch.pipeline.job_env import job_env, withheld
 from actrec_batch.pipeline.ray_job_follow import JobFollower, last_line, request_stop
 
 if TYPE_CHECKING:
@@ -72,16 +74,15 @@ UPLOAD_EXCLUDES = [
     "*.egg-info/",
     ".terraform/",
 ]
-PASSED_ENV_PREFIXES = ("ACTREC_", "AWS_")
-KEPT_ENV = frozenset({"ACTREC_RAY_ADDRESS"})  # a driver inside the job uses Ray's RAY_ADDRESS
 STOP_WAIT_S = 30.0  # after a stop request, wait this long for the job to reach STOPPED
 AGENT_WAIT_S = 30.0  # a fresh head refuses jobs ("No available agent") until its job agent is up
 
 
 @dataclass(frozen=True)
 class SubmittedJob:
-    """A finished (SUCCEEDED) Ray job. ``summary`` is the JSON object the entrypoint printed as its
-    last stdout line (``actrec infer --json``), or None when there was none."""
+    """A finished (SUCCEEDED) Ray job, or a submitted one (``SUBMITTED``: ``wait=False``).
+    ``summary`` is the JSON object the entrypoint printed as its last stdout line (``actrec infer
+    --json``), or None when there was none."""
 
     job_id: str
     address: str
@@ -111,17 +112,6 @@ def infer_entrypoint(
     if force:
         argv.append("--force")
     return shlex.join([*argv, "--json"])
-
-
-def job_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The variables the job's driver needs: ``ACTREC_*`` and ``AWS_*`` from ``env`` (default:
-    ``os.environ``), without ``ACTREC_RAY_ADDRESS``. Holds secrets: log the keys only."""
-    source = os.environ if env is None else env
-    return {
-        k: v
-        for k, v in source.items()
-        if k.startswith(PASSED_ENV_PREFIXES) and k not in KEPT_ENV and v is not None
-    }
 
 
 def project_root() -> Path:
@@ -210,12 +200,17 @@ def submit_infer_job(
     poll_s: float = 2.0,
     timeout_s: float | None = None,
     stop_requested: Callable[[], bool] | None = None,
+    wait: bool = True,
 ) -> SubmittedJob:
     """Run one date's inference as a Ray job on the cluster at ``address`` and wait for it.
 
     The job runs ``python -m actrec_batch.ray_job`` from the package installed on the nodes
     (``python``: their interpreter). ``working_dir`` (development) uploads a checkout with the job
     instead, through Ray's client.
+
+    With ``wait=False`` it returns as soon as the job is submitted (or found), with status
+    ``SUBMITTED``: the deferrable operator's first half (a trigger,
+    :mod:`actrec_batch.orchestration.triggers`, waits; then :func:`finished_job` reads the end).
 
     Each line the job logs (its driver's stdout and stderr, Ray's set-up lines included) goes to
     ``on_log`` while it runs. With a ``submission_id`` the call is idempotent: a job of that id that
@@ -243,6 +238,8 @@ def submit_infer_job(
         )
         metadata = {"actrec_run_id": run_id, "actrec_date": date.isoformat(), "actrec_model": model}
         sid = _submit(client, address, entrypoint, metadata, env, working_dir, sid, on_log)
+    if not wait:
+        return SubmittedJob(job_id=sid, address=address, status="SUBMITTED", summary=None)
     follower = JobFollower(client, sid, on_log, poll_s, stop_requested)
     try:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -261,6 +258,23 @@ def submit_infer_job(
             with contextlib.suppress(Exception):  # the error that got us here is the one to report
                 request_stop(client, sid)
         raise
+    return _outcome(client, address, sid, status, follower)
+
+
+def finished_job(address: str, submission_id: str, on_log: Callable[[str], None] = print) -> SubmittedJob:
+    """The end of a job that has finished: its whole log goes to ``on_log``; returns it when it
+    SUCCEEDED, raises as :func:`submit_infer_job` does when it FAILED or was STOPPED."""
+    client = _client(address)
+    status = client.get_job_status(submission_id)
+    if not status.is_terminal():
+        raise ActrecError(f"ray job {submission_id} on {address} is still {status}", reason="ray_job_failed")
+    return _outcome(client, address, submission_id, status, JobFollower(client, submission_id, on_log, 0.0))
+
+
+def _outcome(
+    client: JobSubmissionClient, address: str, sid: str, status: JobStatus, follower: JobFollower
+) -> SubmittedJob:
+    """The finished job's result (its log caught up): SubmittedJob, or ActrecError if it did not succeed."""
     logs = follower.catch_up()
     if status == "SUCCEEDED":
         return SubmittedJob(job_id=sid, address=address, status=str(status), summary=parse_summary(logs))
@@ -294,7 +308,8 @@ def _submit(
     code = f"working_dir {working_dir}" if working_dir is not None else "the nodes' installed package"
     on_log(
         f"submitting ray job {submission_id or '(new id)'} to {address}: {entrypoint} "
-        f"({code}; env {', '.join(sorted(env_vars)) or 'none'}, values not shown)"
+        f"({code}; env {', '.join(sorted(env_vars)) or 'none'}, values not shown; "
+        f"not sent: {', '.join(withheld(env)) or 'none'})"
     )
     deadline = time.monotonic() + AGENT_WAIT_S
     while True:
