@@ -178,9 +178,9 @@ def test_the_demos_run_shows_in_the_airflow_ui_like_a_scheduled_one(
         assert log.is_file() and log.stat().st_size > 0, f"no task log {log}"
 
     with airflow_ui(home, {**os.environ, **actrec_env}) as (base, http):
-        run_path = f"/dags/actrec_nightly/runs/{quote(RUN_ID, safe='')}"
-        resp = http.get(f"{base}/api/v2{run_path}", timeout=60)
-        assert resp.status_code == 200, f"GET /api/v2{run_path}: {resp.status_code} {resp.text[:1000]}"
+        api_path = f"/api/v2/dags/actrec_nightly/dagRuns/{quote(RUN_ID, safe='')}"
+        resp = http.get(f"{base}{api_path}", timeout=60)
+        assert resp.status_code == 200, f"GET {api_path}: {resp.status_code} {resp.text[:1000]}"
         run = resp.json()
         start, end = (dt.datetime.fromisoformat(run[k]) for k in ("start_date", "end_date"))
         assert run["state"] == "success" and run["run_type"] == "backfill"
