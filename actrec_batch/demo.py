@@ -5,8 +5,11 @@ Airflow on the embedded defaults, and print what happened.
    quarantine shows;
 2. Airflow: a metadata DB under ``.actrec/airflow`` (SQLite, migrated once) and the
    ``actrec_inference`` pool;
-3. ``dag.test()`` of ``actrec_nightly`` for that date (every task in order: discover, validate
-   manifest, infer on a local Ray, validate events, publish, cost, quality), with a line per task;
+3. ``actrec_nightly`` for that date through a local Airflow (scheduler, DAG processor, API server;
+   :mod:`actrec_batch.demo_airflow`), as a backfill of that date: every task in order (discover,
+   validate manifest, infer on a local Ray, validate events, publish, cost, quality), with a line
+   per task. The run keeps its true start and end and each task its log, which `make airflow`
+   shows;
 4. a summary read back from the warehouse and the store: videos, events per label, quarantined
    files with reasons, cost, and where the Parquet, the warehouse, the reports and the UI are.
 
@@ -17,25 +20,19 @@ The demo prints only what it measured.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from actrec_batch import layout
 from actrec_batch.config import Settings
-from actrec_batch.errors import ActrecError
+from actrec_batch.demo_airflow import airflow_env, prepare_airflow, run_backfill, run_url
 from actrec_batch.storage import open_store
 from actrec_batch.synth.params import DEMO_FOOTAGE, SynthParams
 
+__all__ = ["airflow_env", "run_demo"]
+
 DEMO_SEED = DEMO_FOOTAGE.seed
-REPO = Path(__file__).resolve().parents[1]
-DAGS = REPO / "dags"
-_TASK_LINE = re.compile(r"\[DAG TEST\] (starting|end task) task_id=(\w+)")
-_UNITS_LINE = re.compile(r"infer \d{4}-\d\d-\d\d: \d+/\d+ units[^\[]*")
+DEMO_AIRFLOW_HOME = Path(".actrec/airflow")
 
 
 def _inject_truncated_copy(store, date: dt.date, video_key: str) -> str:
@@ -47,92 +44,13 @@ def _inject_truncated_copy(store, date: dt.date, video_key: str) -> str:
     return key
 
 
-def airflow_env(settings: Settings, home: Path) -> dict[str, str]:
-    """The environment of an Airflow on the embedded defaults: SQLite metadata DB under ``home``,
-    this repo's ``dags/``, and the actrec settings passed through as ``ACTREC_*``."""
-    store = settings.store if "://" in settings.store else str(Path(settings.store).resolve())
-    warehouse = settings.warehouse_url
-    if warehouse.startswith("duckdb:///") and not warehouse.startswith("duckdb:////"):
-        warehouse = "duckdb:///" + str(Path(warehouse[len("duckdb:///") :]).resolve())
-    return {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "ACTREC_STORE": store,
-        "ACTREC_WAREHOUSE_URL": warehouse,
-        "ACTREC_SEGMENT_S": str(settings.segment_s),
-    }
-
-
-def prepare_airflow(env: dict[str, str]) -> float:
-    """Migrate the metadata DB and create the inference pool (both idempotent); return seconds."""
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    t0 = time.perf_counter()
-    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    for cmd in (["db", "migrate"], ["pools", "set", "actrec_inference", "1", "actrec inference capacity"]):
-        proc = subprocess.run([airflow, *cmd], env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = " ".join(proc.stderr.split()[-40:])
-            raise ActrecError(
-                f"airflow {' '.join(cmd)} failed in {env['AIRFLOW_HOME']}: {tail}", reason="airflow_error"
-            )
-    return time.perf_counter() - t0
-
-
-_DAG_TEST = """
-import datetime as dt, json, sys
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1])
-dag = bag.get_dag("actrec_nightly")
-run = dag.test(logical_date=dt.datetime.fromisoformat(sys.argv[2]))
-print("ACTREC_DAG_RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id}))
-"""
-
-
-def run_dag_test(env: dict[str, str], date: dt.date, log_path: Path) -> dict:
-    """``dag.test()`` of ``actrec_nightly`` for footage ``date`` in a subprocess; its full log goes to
-    ``log_path`` and a line per task state change to stdout."""
-    logical = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(2, 0), dt.UTC)
-    result = None
-    started: dict[str, float] = {}
-    with (
-        open(log_path, "w") as log,
-        subprocess.Popen(
-            [sys.executable, "-c", _DAG_TEST, str(DAGS), logical.isoformat()],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        ) as proc,
-    ):
-        for line in proc.stdout:
-            log.write(line)
-            if line.startswith("ACTREC_DAG_RESULT "):
-                result = json.loads(line.split(" ", 1)[1])
-            elif m := _TASK_LINE.search(line):
-                what, task = m.groups()
-                if what == "starting":
-                    started[task] = time.perf_counter()
-                    print(f"      task {task:<18} running", flush=True)
-                else:
-                    print(
-                        f"      task {task:<18} done in {time.perf_counter() - started.get(task, 0):.1f} s",
-                        flush=True,
-                    )
-            elif m := _UNITS_LINE.search(line):
-                print(f"        {m.group(0).strip()}", flush=True)
-    if proc.returncode != 0 or result is None or not result["state"].endswith("success"):
-        raise ActrecError(f"the nightly DAG run for {date} failed; its log: {log_path}", reason="dag_failed")
-    return result
-
-
 def run_demo(
-    settings: Settings, *, date: dt.date, footage: SynthParams = DEMO_FOOTAGE, airflow: bool = True
+    settings: Settings,
+    *,
+    date: dt.date,
+    footage: SynthParams = DEMO_FOOTAGE,
+    airflow: bool = True,
+    airflow_home: Path = DEMO_AIRFLOW_HOME,
 ) -> int:
     from actrec_batch.synth import synth_footage
 
@@ -152,15 +70,20 @@ def run_demo(
         f"events; added a deliberately truncated copy: {bad_key}"
     )
     if airflow:
-        home = Path(".actrec/airflow").resolve()
+        home = airflow_home.resolve()
         env = airflow_env(settings, home)
         print(f"[2/{steps}] Airflow: metadata DB and the actrec_inference pool in {home}")
         print(f"      ready in {prepare_airflow(env):.1f} s")
         print(
-            f"[3/{steps}] run the actrec_nightly DAG for {date} through Airflow (dag.test: every task, in order)"
+            f"[3/{steps}] run the actrec_nightly DAG for {date} through Airflow: a local scheduler, DAG "
+            "processor and API server run it as a backfill of that date, every task in order"
         )
-        result = run_dag_test(env, date, home / "demo-dag-test.log")
-        print(f"      DAG run {result['run_id']}: {result['state']}")
+        run = run_backfill(env, date)
+        start, end = (dt.datetime.fromisoformat(run[k]) for k in ("start_date", "end_date"))
+        print(
+            f"      DAG run {run['dag_run_id']}: {run['state']} in {(end - start).total_seconds():.0f} s "
+            f"({start:%H:%M:%S} to {end:%H:%M:%S} UTC); task logs in {home / 'logs'}"
+        )
         run_id = _latest_run_id(settings, date)
     else:
         from actrec_batch.pipeline.nightly import run_nightly
@@ -175,7 +98,8 @@ def run_demo(
     print(f"done in {time.perf_counter() - t0:.1f} s.")
     if airflow:
         print(
-            "Open the Airflow UI on this run: `make airflow` (prints the URL and login), then DAG actrec_nightly."
+            f"See the run and its task logs in the Airflow UI: `make airflow` (login admin / admin), then "
+            f"{run_url(run['dag_run_id'])}"
         )
     return 0
 

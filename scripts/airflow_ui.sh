@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make airflow`: a local Airflow 3 (api-server, scheduler, dag-processor via `airflow standalone`)
 # on 127.0.0.1 with this repo's DAGs, the demo's metadata DB (.actrec/airflow) and the embedded
-# defaults (.actrec/store, .actrec/warehouse.duckdb). Ctrl-C stops it.
+# defaults (.actrec/store, .actrec/warehouse.duckdb). Ctrl-C stops it. The task logs it shows are
+# the files under $AIRFLOW_HOME/logs that `make demo`'s scheduler wrote (actrec_batch/demo_airflow.py).
 # Login: admin / admin (a local development login written below; never use it on a shared host).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,5 +26,6 @@ AIRFLOW=$ROOT/.venv/bin/airflow
 "$AIRFLOW" db migrate >/dev/null
 "$AIRFLOW" pools set actrec_inference 1 "actrec inference capacity" >/dev/null
 echo "==> Airflow UI: http://127.0.0.1:$PORT  (login admin / admin); DAGs: actrec_nightly, actrec_rescore"
+echo "==> make demo's runs and their task logs: http://127.0.0.1:$PORT/dags/actrec_nightly/runs"
 echo "==> store $ACTREC_STORE, warehouse ${ACTREC_WAREHOUSE_URL}; Ctrl-C to stop"
 exec "$AIRFLOW" standalone

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from typing import Any
 
 from actrec_batch.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 def footage_date(data_interval_start: dt.datetime) -> str:
@@ -85,11 +88,37 @@ def infer_local(date: str, run_id: str, model: str, cameras: list[str], force: b
 
 
 def infer_result(date: str, run_id: str) -> dict[str, Any]:
-    """The infer stage's record of ``run_id``, read from the store, as XCom (ids and counters)."""
+    """The infer stage's record of ``run_id``, read from the store, as XCom (ids and counters);
+    the task log gets the date's quarantine and where the events went."""
     from actrec_batch.runs import InferRecord, RunFolder
 
-    folder = RunFolder(_store(_settings()), dt.date.fromisoformat(date), run_id)
-    return infer_xcom(folder.read(InferRecord).to_json())
+    settings = _settings()
+    folder = RunFolder(_store(settings), dt.date.fromisoformat(date), run_id)
+    record = folder.read(InferRecord)
+    _log_outcome(settings, folder, record)
+    return infer_xcom(record.to_json())
+
+
+def _log_outcome(settings: Settings, folder, record) -> None:
+    from actrec_batch import layout
+    from actrec_batch.manifest import read_quarantine
+    from actrec_batch.pipeline.outputs import events_key
+    from actrec_batch.warehouse.core import redacted
+
+    store, day = folder.store, folder.date
+    found = []
+    if store.exists(layout.quarantine_key(day, "discover")):
+        found = [{**q, "stage": "discover"} for q in read_quarantine(store, day, "discover").to_pylist()]
+    for q in found + [{**q, "stage": "infer"} for q in record.quarantine]:
+        log.warning("quarantined %s [%s] (%s)", q["uri"], q["reason"], q["stage"])
+    log.info(
+        "infer %s: %d events staged at %s; publish writes them to %s and the warehouse %s",
+        day,
+        record.events,
+        record.staging_uri,
+        store.uri(events_key(day, f"{record.model_name}@{record.model_version}")),
+        redacted(settings.warehouse_url),
+    )
 
 
 def data_docs_uri(date: str, run_id: str) -> str:
