@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ import threading
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from ray_head import AGENT_PORTS, free_port, own_ray_head
@@ -203,6 +205,10 @@ def _settings(root: Path, **flags):
     return load_settings({**base, **flags}, env={})
 
 
+def _events(store) -> list[dict]:
+    return pq.read_table(io.BytesIO(store.get_bytes(layout.staging_events_key(DATE, RUN_ID)))).to_pylist()
+
+
 def _alive(ray) -> list[dict]:
     return [n for n in ray.nodes() if n["Alive"]]
 
@@ -271,8 +277,20 @@ def test_the_job_grows_with_the_cluster_survives_a_lost_spot_node_and_the_nodes_
     assert killed and killed[0].startswith("fff"), killed
     assert any(n["NodeID"] == killed[0] and not n["Alive"] for n in ray.nodes())
     assert result.units_computed == clean.units_computed == result.units_total and not result.quarantine
-    events = layout.staging_events_key(DATE, RUN_ID)
-    assert store.get_bytes(events) == clean_store.get_bytes(events)
+    # Identical events: the same rows (ids, labels, videos, cameras, run), their times and
+    # confidences equal to float rounding (the batches that went through the lost embedder were
+    # regrouped, and a GPU actor's torch differs from this process's in the last bits).
+    rows, clean_rows = _events(store), _events(clean_store)
+    assert len(rows) == len(clean_rows) == clean.events > 0
+    for row, want in zip(rows, clean_rows, strict=True):
+        assert row.keys() == want.keys()
+        for name, value in row.items():
+            if isinstance(value, float):
+                assert value == pytest.approx(want[name], abs=1e-4), name
+            elif isinstance(value, dt.datetime):
+                assert abs(value - want[name]) < dt.timedelta(milliseconds=1), name
+            else:
+                assert value == want[name], name
     # The job withdrew its request: the idle nodes scale down to the head.
     _wait(lambda: len(_alive(ray)) == 1, 150, "the idle nodes to scale down", every=2.0)
     print(f"capacity: {capacity}; killed {killed}")
