@@ -19,6 +19,7 @@ from actrec_batch.pipeline.messages import (
     UNIT_TRANSITIONS,
     ActorLost,
     CallFailed,
+    Capacity,
     DecodeTask,
     EmbedCall,
     IndexTask,
@@ -71,9 +72,21 @@ class FakeBackend:
     clock run out the timeout when every pending task hangs."""
 
     def __init__(
-        self, *, actors: int = 1, bad_index=(), bad_decode=(), hang=(), lost=0, dead=False, bad_embed=()
+        self,
+        *,
+        actors: int = 1,
+        bad_index=(),
+        bad_decode=(),
+        hang=(),
+        lost=0,
+        dead=False,
+        bad_embed=(),
+        tick=0.0,
+        grow=(),
     ):
-        self.now = 0.0
+        self.now, self.tick = 0.0, tick  # tick: seconds each wait() takes
+        self.grow = list(grow)  # capacities reported, one per capacity() call, then no change
+        self.avoided: list[frozenset[int]] = []
         self.results: dict[int, Any] = {}
         self.next = 0
         self.calls = [0] * actors
@@ -88,6 +101,13 @@ class FakeBackend:
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+
+    def capacity(self):
+        if not self.grow:
+            return None
+        cap = self.grow.pop(0)
+        self.calls += [0] * (cap.actors - len(self.calls))  # the pool grows
+        return cap
 
     def _ref(self, value: Any) -> int:
         self.next += 1
@@ -109,8 +129,10 @@ class FakeBackend:
         )
         return self._ref(unit), f"frames-{spec.video_id}-{spec.index}"
 
-    def free_actor(self):
-        best = min(range(len(self.calls)), key=lambda i: self.calls[i])
+    def free_actor(self, avoid=frozenset()):
+        self.avoided.append(avoid)
+        pool = [i for i in range(len(self.calls)) if i not in avoid] or range(len(self.calls))
+        best = min(pool, key=lambda i: self.calls[i])
         return best if self.calls[best] < 2 else None
 
     def embed(self, actor, units, frame_refs):
@@ -138,6 +160,7 @@ class FakeBackend:
         self.cancelled.append(ref)
 
     def wait(self, refs, timeout):
+        self.now += self.tick
         for ref in sorted(refs):
             if self.results[ref] is not HANG:
                 return [ref]
@@ -159,7 +182,7 @@ def _run(backend: FakeBackend, videos=("a", "b"), **res) -> tuple[Scheduler, Fak
     todo = [u for row in rows.values() for u in plan_units(row, 10.0)]
     sink = FakeSink(rows)
     plan = SimpleNamespace(
-        **{"decode_slots": 2, "max_inflight_units": 3, "batch_frames": 64, "retries": 1, **res}
+        **{"actors": 1, "decode_slots": 2, "max_inflight_units": 3, "batch_frames": 64, "retries": 1, **res}
     )
     progress = Progress(DATE, len(todo), 60.0, enabled=False)
     s = Scheduler(
@@ -215,6 +238,7 @@ def test_a_lost_embedder_is_retried_after_a_backoff_and_replaced_when_dead(dead)
     assert sorted(sink.done) == [(v, k) for v in "ab" for k in range(3)] and not sink.failed
     assert sink.result.retries == 2 and backend.now >= 1.0  # a backoff of 1 s, then 2 s
     assert (len(backend.replaced) == 2) is dead
+    assert frozenset({0}) in backend.avoided and not s.lost  # avoided while lost, until it answered
 
 
 def test_an_embedder_lost_past_its_resubmissions_fails_the_run():
@@ -233,6 +257,25 @@ def test_a_failing_batch_is_split_and_only_the_unit_that_fails_alone_is_quaranti
     assert {s.unit_state[("a", k)] for k in range(3)} == {UnitState.FAILED}
 
 
+def test_capacity_grows_as_the_backend_reports_nodes_joining():
+    # One decode slot and one unit in flight, until the cluster grows (re-planned every REPLAN_S of
+    # the clock): then 2 embedders, 3 decode slots and 5 units in flight.
+    grown = Capacity(actors=2, decode_slots=3, max_inflight_units=5, cpus=4.0, gpus=2.0, nodes=3)
+    backend = FakeBackend(tick=1.0, grow=[grown])
+    s, sink = _run(backend, videos=("a", "b", "c"), decode_slots=1, max_inflight_units=1)
+    assert sorted(sink.done) == [(v, k) for v in "abc" for k in range(3)] and not sink.failed
+    assert s.capacities == [grown] and s.capacity == grown
+    assert s.peak_units_inflight > 1  # past the first plan's cap: the growth was used
+    assert len(backend.calls) == 2
+
+
+def test_an_unchanged_capacity_is_not_recorded():
+    backend = FakeBackend(tick=1.0)
+    s, sink = _run(backend, videos=("a", "b", "c"), decode_slots=1, max_inflight_units=1)
+    assert not s.capacities and s.capacity == Capacity(1, 1, 1)
+    assert s.peak_units_inflight == 1 and len(sink.done) == 9
+
+
 def test_a_move_outside_the_transition_table_is_a_bookkeeping_error():
     s, _ = _run(FakeBackend(), videos=("a",))
     spec = plan_units(_video("a"), 10.0)[0]
@@ -246,7 +289,7 @@ def test_a_move_outside_the_transition_table_is_a_bookkeeping_error():
 def test_messages_are_typed_dataclasses():
     import dataclasses
 
-    for cls in (IndexTask, DecodeTask, EmbedCall, ActorLost, CallFailed):
+    for cls in (IndexTask, DecodeTask, EmbedCall, ActorLost, CallFailed, Capacity):
         assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
 
 
@@ -257,3 +300,60 @@ def test_the_job_and_the_scheduler_import_without_ray():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+# ------------------------------------------------------------ elastic planning (Ray-free)
+
+
+def _elastic_settings(**flags):
+    from actrec_batch.config import load_settings
+
+    base = {"actor_gpus": 1, "inference_actors": 2, "max_inflight_units": 6}
+    return load_settings({**base, **flags}, env={})
+
+
+class Sizes:
+    """The cluster's (CPUs, GPUs, nodes) at each call, the last one repeating; a fake clock."""
+
+    def __init__(self, *sizes):
+        self.sizes, self.now = list(sizes), 0.0
+
+    def __call__(self):
+        return self.sizes.pop(0) if len(self.sizes) > 1 else self.sizes[0]
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_the_job_asks_for_its_pool_and_decode_slots():
+    from actrec_batch.pipeline.ray_capacity import wanted_bundles
+
+    gpu = {"CPU": 1.0, "GPU": 1.0}
+    assert wanted_bundles(_elastic_settings(), 0.0) == [gpu, gpu] + [{"CPU": 1.0}] * 4
+    cpu_only = _elastic_settings(actor_gpus=0, inference_actors=0, max_inflight_units=0)
+    assert wanted_bundles(cpu_only, 0.0) == [{"CPU": 1.0}]  # a 0-CPU embedder needs no bundle
+
+
+def test_the_first_plan_waits_for_nodes_then_grows_as_they_join_and_never_shrinks():
+    from actrec_batch.pipeline.ray_capacity import first_plan, replan
+
+    s = _elastic_settings()
+    # the head alone, then one GPU node (2 CPUs), then a second one and a decode node
+    sizes = Sizes((0.0, 0.0, 1), (0.0, 0.0, 1), (2.0, 1.0, 2))
+    res = first_plan(s, sizes, 60.0, clock=lambda: sizes.now, sleep=sizes.sleep)
+    assert (res.actors, res.decode_slots, res.max_inflight_units) == (1, 1, 6) and sizes.now == 2.0
+    res, cap = replan(s, res, lambda: (6.0, 2.0, 4))
+    assert cap == Capacity(actors=2, decode_slots=4, max_inflight_units=6, cpus=6.0, gpus=2.0, nodes=4)
+    res, cap = replan(s, res, lambda: (4.0, 1.0, 3))  # a spot node lost: the plan stands
+    assert (cap.actors, cap.decode_slots, cap.nodes) == (2, 4, 3)
+
+
+def test_the_first_plan_names_the_setting_when_no_node_comes():
+    from actrec_batch.errors import ConfigError
+    from actrec_batch.pipeline.ray_capacity import first_plan
+
+    sizes = Sizes((0.0, 0.0, 1))
+    with pytest.raises(ConfigError, match=r"0 GPUs \(after waiting 5 s for the autoscaler\)\. Fix: use 0"):
+        first_plan(_elastic_settings(), sizes, 5.0, clock=lambda: sizes.now, sleep=sizes.sleep)
+    with pytest.raises(ConfigError, match="the Ray cluster has 0 GPUs. Fix"):  # no wait: at once
+        first_plan(_elastic_settings(), sizes, 0.0, clock=lambda: sizes.now, sleep=sizes.sleep)

@@ -108,12 +108,30 @@ class CallFailed:
     error: Exception
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """What the run may keep busy, re-planned as an autoscaling cluster's nodes join: the backend
+    grows its actor pool to ``actors`` and the scheduler keeps ``decode_slots`` index/decode tasks
+    and at most ``max_inflight_units`` units in flight. ``cpus``, ``gpus`` and ``nodes`` are the
+    cluster's size it was planned from."""
+
+    actors: int
+    decode_slots: int
+    max_inflight_units: int
+    cpus: float = 0.0
+    gpus: float = 0.0
+    nodes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
 class Backend(Protocol):
     """What the scheduler needs from a cluster (see RayBackend for the meaning of each call)."""
 
     def index(self, video: dict[str, Any]) -> Any: ...
     def decode(self, spec: UnitSpec, index_ref: Any) -> tuple[Any, Any]: ...
-    def free_actor(self) -> int | None: ...
+    def free_actor(self, avoid: frozenset[int] = frozenset()) -> int | None: ...
     def embed(self, actor: int, units: list[DecodedUnit], frame_refs: list[Any]) -> tuple[Any, int]: ...
     def embed_done(self, actor: int, generation: int) -> None: ...
     def replace_actor(self, actor: int, generation: int) -> None: ...
@@ -122,6 +140,7 @@ class Backend(Protocol):
     def task_result(self, ref: Any, uri: str) -> Any: ...
     def embed_result(self, ref: Any) -> list[EmbeddedUnit] | ActorLost | CallFailed: ...
     def failure(self, exc: Exception, uri: str, default: str) -> Failure: ...
+    def capacity(self) -> Capacity | None: ...  # re-planned from the cluster now; None: unchanged
 
 
 class Sink(Protocol):

@@ -7,7 +7,9 @@
   (``actor_gpus``, fractions allowed) or CPU actors when the cluster has no GPU; ``max_restarts``
   and ``max_task_retries`` bring an actor back on another node and replay the call in flight.
 
-Sizes come from settings, never from code: see :func:`plan_resources`.
+Sizes come from settings, never from code: see :func:`~actrec_batch.pipeline.ray_capacity.plan_resources`.
+On a cluster it connects to (an autoscaling one), the run asks for what it needs and its pool and
+decode slots grow as nodes join (:mod:`~actrec_batch.pipeline.ray_capacity`).
 """
 
 from __future__ import annotations
@@ -15,74 +17,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from actrec_batch.config import Settings
 from actrec_batch.errors import ConfigError, QuarantineReason
-from actrec_batch.pipeline.messages import ActorLost, CallFailed
+from actrec_batch.pipeline import ray_capacity
+from actrec_batch.pipeline.messages import ActorLost, CallFailed, Capacity
+from actrec_batch.pipeline.ray_capacity import Resources, plan_resources  # noqa: F401 - re-exported
 from actrec_batch.pipeline.stages.decode import decode_threads
-from actrec_batch.pipeline.stages.embed import placement, resolve_cpus, resolve_gpus
+from actrec_batch.pipeline.stages.embed import placement
 from actrec_batch.pipeline.work import FAULT_ENV, Embedder, Failure, decode_unit, failure_of, index_video
 
 log = logging.getLogger(__name__)
 
 MAX_CALLS_PER_ACTOR = 2  # calls queued on one actor: one running, one ready behind it
-
-
-@dataclass(frozen=True)
-class Resources:
-    """How a run uses the cluster (all from settings and the cluster's size)."""
-
-    cluster_cpus: float
-    cluster_gpus: float
-    actors: int
-    actor_cpus: float
-    actor_gpus: float
-    decode_cpus: float
-    decode_slots: int  # decode/index tasks in flight
-    max_inflight_units: int  # units decoding, decoded or being embedded (bounds memory)
-    batch_frames: int
-    retries: int
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def plan_resources(settings: Settings, cluster_cpus: float, cluster_gpus: float) -> Resources:
-    """Size the actor pool and the decode fan-out. Raises ConfigError when they cannot fit."""
-    gpus = resolve_gpus(settings.actor_gpus, cluster_gpus)
-    if gpus > 0 and cluster_gpus < gpus:
-        raise ConfigError(
-            f"bad setting actor_gpus = {gpus:g} (--actor-gpus / ACTREC_ACTOR_GPUS): the Ray cluster has "
-            f"{cluster_gpus:g} GPUs. Fix: use 0 for CPU actors, or auto"
-        )
-    actors = settings.inference_actors
-    if actors == 0:
-        actors = max(1, int(cluster_gpus // gpus)) if gpus > 0 else max(1, int(cluster_cpus // 8))
-    actor_cpus = resolve_cpus(settings.actor_cpus, gpus)
-    left = cluster_cpus - actors * actor_cpus
-    if left < settings.decode_cpus:
-        raise ConfigError(
-            f"bad setting actor_cpus = {actor_cpus:g} (--actor-cpus / ACTREC_ACTOR_CPUS): {actors} actors "
-            f"x {actor_cpus:g} CPUs leave {left:g} of the cluster's {cluster_cpus:g} CPUs, less than one "
-            f"decode task's {settings.decode_cpus:g}. Fix: lower --actor-cpus, --inference-actors or "
-            "--decode-cpus, or add CPUs"
-        )
-    slots = max(1, int(left // settings.decode_cpus))
-    inflight = settings.max_inflight_units or slots + actors
-    return Resources(
-        cluster_cpus=cluster_cpus,
-        cluster_gpus=cluster_gpus,
-        actors=actors,
-        actor_cpus=actor_cpus,
-        actor_gpus=gpus,
-        decode_cpus=settings.decode_cpus,
-        decode_slots=slots,
-        max_inflight_units=max(1, inflight),
-        batch_frames=settings.batch_frames,
-        retries=settings.task_retries,
-    )
 
 
 def check_driver_address(settings: Settings) -> None:
@@ -142,6 +90,25 @@ def connect(settings: Settings) -> bool:
     return started
 
 
+def cluster_size() -> tuple[float, float, int]:
+    """(CPUs, GPUs, alive nodes) of the connected Ray cluster now."""
+    import ray
+
+    total = ray.cluster_resources()
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    return float(total.get("CPU", 0)), float(total.get("GPU", 0)), nodes
+
+
+def ask(bundles: list[dict[str, float]]) -> None:
+    """Set the run's standing request to the autoscaler (an empty list withdraws it)."""
+    from ray.autoscaler.sdk import request_resources
+
+    try:
+        request_resources(bundles=bundles) if bundles else request_resources(num_cpus=0)
+    except Exception as exc:  # noqa: BLE001 - a cluster without an autoscaler: nothing to ask
+        log.debug("request_resources: %s", exc)
+
+
 def disconnect(started: bool) -> None:
     import ray
 
@@ -168,15 +135,42 @@ class RayBackend:
         self.started_ray = False
         self.actors: list[Any] = []
         self.calls: list[int] = []
+        self.generation: list[int] = []
         self.res: Resources | None = None
+        self.capacities: list[Capacity] = []  # the cluster at the start, the first plan, then each change
+        self.asked: list[dict[str, float]] = []  # the standing request to the autoscaler
 
     def start(self) -> Resources:
+        """Connect, ask the autoscaler for what the run needs (on a cluster it connects to), and
+        start the embedders that fit the cluster now; :meth:`capacity` grows the pool later."""
+        self.started_ray = connect(self.settings)
+        cpus, gpus, nodes = cluster_size()
+        self.capacities = [Capacity(0, 0, 0, cpus, gpus, nodes)]  # the cluster as the run found it
+        elastic = not self.started_ray
+        if elastic:
+            self.asked = ray_capacity.wanted_bundles(self.settings, gpus)
+            ask(self.asked)
+        wait_s = ray_capacity.NODE_WAIT_S if elastic else 0.0
+        self.res = r = ray_capacity.first_plan(self.settings, cluster_size, wait_s)
+        self.capacities.append(ray_capacity.capacity_of(r, cluster_size()[2]))
+        self._start_pool(r)
+        log.info(
+            "ray: %g CPUs, %g GPUs; %d inference actor(s) x (%g CPU, %g GPU); %d decode slots of %g CPU; "
+            "at most %d units in flight",
+            r.cluster_cpus,
+            r.cluster_gpus,
+            r.actors,
+            r.actor_cpus,
+            r.actor_gpus,
+            r.decode_slots,
+            r.decode_cpus,
+            r.max_inflight_units,
+        )
+        return r
+
+    def _start_pool(self, r: Resources) -> None:
         import ray
 
-        self.started_ray = connect(self.settings)
-        total = ray.cluster_resources()
-        self.res = plan_resources(self.settings, float(total.get("CPU", 0)), float(total.get("GPU", 0)))
-        r = self.res
         self._index = ray.remote(index_video).options(num_cpus=r.decode_cpus, max_retries=r.retries)
         self._decode = ray.remote(decode_unit).options(
             num_cpus=r.decode_cpus, max_retries=r.retries, num_returns=2
@@ -198,22 +192,25 @@ class RayBackend:
             return actor_cls.options(**opts).remote(self.model_ref, self.settings.store, device, threads)
 
         self._new_actor = new_actor
-        self.actors = [self._new_actor() for _ in range(r.actors)]
-        self.calls = [0] * r.actors
-        self.generation = [0] * r.actors
-        log.info(
-            "ray: %g CPUs, %g GPUs; %d inference actor(s) x (%g CPU, %g GPU); %d decode slots of %g CPU; "
-            "at most %d units in flight",
-            r.cluster_cpus,
-            r.cluster_gpus,
-            r.actors,
-            r.actor_cpus,
-            r.actor_gpus,
-            r.decode_slots,
-            r.decode_cpus,
-            r.max_inflight_units,
-        )
-        return r
+        self._grow_pool(r.actors)
+
+    def _grow_pool(self, actors: int) -> None:
+        while len(self.actors) < actors:
+            self.actors.append(self._new_actor())
+            self.calls.append(0)
+            self.generation.append(0)
+
+    def capacity(self) -> Capacity | None:
+        """Re-plan from the cluster's size now (on a cluster the run connected to): new embedders
+        join the pool as GPUs join. None when nothing changed."""
+        if self.started_ray or self.res is None:
+            return None
+        self.res, cap = ray_capacity.replan(self.settings, self.res, cluster_size)
+        if cap == self.capacities[-1]:
+            return None
+        self._grow_pool(cap.actors)
+        self.capacities.append(cap)
+        return cap
 
     def index(self, video: dict[str, Any]):
         return self._index.remote(self.store_uri, video["key"], video["uri"], float(video["duration_s"]))
@@ -222,9 +219,11 @@ class RayBackend:
         threads = decode_threads(self.res.decode_cpus)
         return self._decode.remote(self.store_uri, spec, index_ref, self.sampling, threads)
 
-    def free_actor(self) -> int | None:
-        """The least busy actor with room for another call, or None."""
-        best = min(range(len(self.actors)), key=lambda i: self.calls[i], default=None)
+    def free_actor(self, avoid: frozenset[int] = frozenset()) -> int | None:
+        """The least busy actor with room for another call, or None; one in ``avoid`` (lost a
+        moment ago: calls would queue until it is back) only when every actor is."""
+        pool = [i for i in range(len(self.actors)) if i not in avoid] or range(len(self.actors))
+        best = min(pool, key=lambda i: self.calls[i], default=None)
         if best is None or self.calls[best] >= MAX_CALLS_PER_ACTOR:
             return None
         return best
@@ -336,4 +335,6 @@ class RayBackend:
             with contextlib.suppress(Exception):  # already dead
                 ray.kill(a)
         self.actors = []
+        if self.asked:  # withdrawn, so idle nodes scale down
+            ask([])
         disconnect(self.started_ray)

@@ -1,7 +1,10 @@
 """The Ray runner: everything of a run that touches Ray. It starts the cluster connection and the
 embedder pool (:class:`~actrec_batch.pipeline.ray_backend.RayBackend`) and drives them with the
 :class:`~actrec_batch.pipeline.scheduler.Scheduler` (decode slots, batches, the in-flight cap,
-retries and unit timeouts); the resource plan, actor usage and nodes go into the run's metrics."""
+retries and unit timeouts); the resource plan, actor usage and nodes go into the run's metrics.
+
+On an autoscaling cluster the plan grows as nodes join: ``capacity`` in the metrics lists the
+cluster as the run found it, the first plan, and each change (actors, decode slots, nodes)."""
 
 from __future__ import annotations
 
@@ -49,4 +52,5 @@ class RayRunner:
             resources["actors"] = backend.actor_usage()
             resources["nodes"] = backend.nodes()
         finally:
+            resources["capacity"] = [c.to_json() for c in backend.capacities]
             backend.stop()

@@ -27,6 +27,7 @@ from actrec_batch.pipeline.messages import (
     Backend,
     Batch,
     CallFailed,
+    Capacity,
     DecodeTask,
     EmbedCall,
     IndexTask,
@@ -43,11 +44,15 @@ log = logging.getLogger(__name__)
 ACTOR_RESUBMITS = 3  # driver-side resubmissions of a batch after Ray's own actor-call retries
 WAIT_S = 0.5
 MAX_BACKOFF_S = 30.0
+REPLAN_S = 2.0  # how often the backend re-plans the run's capacity from the cluster's size
 
 
 class Scheduler:
     """One run's driver loop over ``todo`` (see the module docstring). ``res`` is the run's
-    :class:`~actrec_batch.pipeline.ray_backend.Resources`; ``clip_hop`` sizes a batch in frames."""
+    :class:`~actrec_batch.pipeline.ray_backend.Resources`; ``clip_hop`` sizes a batch in frames.
+
+    Every ``REPLAN_S`` it asks the backend for the run's :class:`Capacity`: on an autoscaling
+    cluster, decode slots and the in-flight cap grow as nodes join (``capacities`` keeps each one)."""
 
     def __init__(
         self,
@@ -79,6 +84,10 @@ class Scheduler:
         self.retry: list[RetryBatch] = []
         self.units_inflight = 0
         self.peak_units_inflight = 0
+        self.capacity = Capacity(res.actors, res.decode_slots, res.max_inflight_units)
+        self.capacities: list[Capacity] = []  # each change the backend reported, in order
+        self.lost: frozenset[int] = frozenset()  # actors whose last call found them unavailable
+        self._replan_at = self.clock() + REPLAN_S
         self._handlers: dict[type, Callable[[Any, Any], None]] = {
             IndexTask: self._on_index,
             DecodeTask: self._on_decode,
@@ -105,6 +114,7 @@ class Scheduler:
                     msg = self.pending.pop(ref)
                     self._handlers[type(msg)](ref, msg)
                 self._expire()
+                self._replan()
         finally:
             self.progress.close()
 
@@ -147,11 +157,33 @@ class Scheduler:
 
     # ----------------------------------------------------------------------- submitting work
 
+    def _replan(self) -> None:
+        """Take the backend's new capacity (nodes joined or left), at most every REPLAN_S."""
+        now = self.clock()
+        if now < self._replan_at:
+            return
+        self._replan_at = now + REPLAN_S
+        new = self.backend.capacity()
+        if new is None or new == self.capacity:
+            return
+        log.info(
+            "capacity: %d actor(s), %d decode slots, at most %d units in flight (cluster: %g CPUs, %g GPUs, "
+            "%d nodes)",
+            new.actors,
+            new.decode_slots,
+            new.max_inflight_units,
+            new.cpus,
+            new.gpus,
+            new.nodes,
+        )
+        self.capacity = new
+        self.capacities.append(new)
+
     def _cpu_inflight(self) -> int:
         return sum(not isinstance(m, EmbedCall) for m in self.pending.values())
 
     def _fill(self) -> None:
-        res = self.res
+        res = self.capacity
         while self._cpu_inflight() < res.decode_slots:
             spec = self._next_ready_unit() if self.units_inflight < res.max_inflight_units else None
             if spec is not None:
@@ -191,7 +223,7 @@ class Scheduler:
         Batches back from an unavailable embedder go first, once their backoff is over."""
         now = self.clock()
         for item in sorted(self.retry, key=lambda r: r.not_before):
-            actor = self.backend.free_actor()
+            actor = self.backend.free_actor(self.lost)
             if item.not_before > now or actor is None:
                 break
             self.retry.remove(item)
@@ -200,9 +232,10 @@ class Scheduler:
             return
         frames = sum(len(u.clips) * self.clip_hop for u, _ in self.decoded)
         decoding = any(isinstance(m, DecodeTask) for m in self.pending.values())
-        if frames < self.res.batch_frames and decoding and self.units_inflight < self.res.max_inflight_units:
+        full = self.units_inflight >= self.capacity.max_inflight_units
+        if frames < self.res.batch_frames and decoding and not full:
             return
-        actor = self.backend.free_actor()
+        actor = self.backend.free_actor(self.lost)
         if actor is None:
             return
         batch, self.decoded = self.decoded, []
@@ -242,8 +275,10 @@ class Scheduler:
         self.backend.embed_done(msg.actor, msg.generation)
         out = self.backend.embed_result(ref)
         if isinstance(out, ActorLost):
+            self.lost |= {msg.actor}  # new batches go to the others until it answers again
             self._resubmit_later(msg, out)
             return
+        self.lost -= {msg.actor}
         if isinstance(out, CallFailed):
             if len(msg.batch) > 1:  # split the batch; quarantine only a unit that fails alone
                 log.warning(
