@@ -215,7 +215,7 @@ def _alive(ray) -> list[dict]:
 
 @pytest.mark.slow
 def test_the_job_grows_with_the_cluster_survives_a_lost_spot_node_and_the_nodes_scale_down(
-    cluster, footage, tmp_path
+    cluster, footage, tmp_path, request
 ):
     import ray
     import torch
@@ -239,6 +239,7 @@ def test_the_job_grows_with_the_cluster_survives_a_lost_spot_node_and_the_nodes_
     ray.init(
         address=cluster, namespace="actrec-test", runtime_env={"env_vars": {"ACTREC_FAULT_SLOW": SLOW_S}}
     )
+    request.addfinalizer(ray.shutdown)  # a failed run must not leave this process connected
     assert len(_alive(ray)) == 1  # the head only
     killed: list[str] = []
 
