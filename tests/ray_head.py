@@ -96,3 +96,26 @@ def wait_for_dashboard(head: subprocess.Popen, address: str, log: Path, timeout_
         except OSError:
             assert time.monotonic() < deadline, f"the Ray head at {address} did not answer in {timeout_s:g} s"
             time.sleep(1)
+
+
+@contextlib.contextmanager
+def driver_auth_mode(mode: str):
+    """This process as a Ray driver in auth ``mode`` (``token`` or ``disabled``), restored after.
+
+    Ray 2.60 turns token auth on by itself when ``RAY_AUTH_MODE`` is unset and ``~/.ray/auth_token``
+    exists (and a first local ``ray.init()`` writes that file): a driver of a cluster started with
+    another mode then refuses its own nodes' calls ("Missing authorization header"), and its actors
+    die as they are created. Ray reads the mode once per process, so its cached value is refreshed."""
+    from ray._raylet import Config
+
+    before = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = mode
+    Config.initialize("")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = before
+        Config.initialize("")

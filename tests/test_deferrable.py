@@ -4,8 +4,9 @@ with token authentication (issue [8/11], Deliver 5):
 
 - the task submits its Ray job and defers: its state is ``deferred``, it holds no pool slot, and
   with one executor slot (parallelism 1) another DAG's task runs while the job goes on;
-- the triggerer sees the job end, ``execute_complete`` writes the job's log to the task log, and
-  the run succeeds;
+- the trigger streams the job's log while it runs (Airflow keeps the trigger's log beside the
+  task's and shows it in the task log); it sees the job end, ``execute_complete`` writes only the
+  lines the trigger had not, and the run succeeds;
 - the finished task instance has its "Ray job" and "Data Docs" links;
 - marking a deferred task failed stops its Ray job (the trigger's ``on_kill``).
 """
@@ -150,6 +151,16 @@ def test_a_deferred_infer_task_frees_its_slot_and_succeeds(pg_url, ray_head, nig
         other = af.api("POST", "/dags/harness_other/dagRuns", json={"logical_date": None})["dag_run_id"]
         assert af.wait_run("harness_other", other, timeout=HANG_S * 4)["state"] == "success"
         assert infer_state() == "deferred", "the job ended before the other task ran: no proof of a free slot"
+        # Task logs stream the job's log while it runs: the trigger's lines, which Airflow keeps
+        # beside the task's log and shows in it, already have the job's progress line.
+        folder = af.home / "logs" / "dag_id=harness_deferred" / f"run_id={run_id}" / "task_id=infer"
+
+        def streamed() -> bool:
+            text = "".join(p.read_text(errors="replace") for p in folder.glob("attempt=1.log.trigger.*.log"))
+            return f"infer {DATE}" in text
+
+        _wait("the job's progress line in the trigger's log while it runs", streamed)
+        assert infer_state() == "deferred"
 
         run = af.wait_run("harness_deferred", run_id, timeout=HANG_S * 8)
         logs = af.task_logs("harness_deferred", run_id, states=("success", "failed"))
@@ -158,6 +169,7 @@ def test_a_deferred_infer_task_frees_its_slot_and_succeeds(pg_url, ray_head, nig
         assert (ti["state"], ti["try_number"]) == ("success", 1)
         assert "deferred to the triggerer" in logs, logs
         assert f"infer {DATE}" in logs, logs  # the job's own progress line, in the task log
+        assert "log lines are in the trigger's log above" in logs, logs  # not written twice
         xcom = af.api(
             "GET", f"/dags/harness_deferred/dagRuns/{run_id}/taskInstances/infer/xcomEntries/return_value"
         )
@@ -173,6 +185,16 @@ def test_a_deferred_infer_task_frees_its_slot_and_succeeds(pg_url, ray_head, nig
         ]
         path = f"/dags/harness_deferred_kill/dagRuns/{kill_run}/taskInstances/infer"
         _wait("the second infer task deferred", lambda: af.api("GET", path)["state"] == "deferred")
+        # Once the triggerer runs its trigger (a trigger deleted before it ever ran has no on_kill).
+        kill_logs = af.home / "logs" / "dag_id=harness_deferred_kill" / f"run_id={kill_run}" / "task_id=infer"
+
+        def following() -> bool:
+            text = "".join(
+                p.read_text(errors="replace") for p in kill_logs.glob("attempt=1.log.trigger.*.log")
+            )
+            return "following its log" in text
+
+        _wait("the second task's trigger running", following)
         af.api("PATCH", path, json={"new_state": "failed"})
         client = JobSubmissionClient(ray_head)
         _wait(

@@ -135,6 +135,23 @@ def test_an_unreachable_address_is_a_config_error_naming_the_setting():
         stop_job("ray://127.0.0.1:10001", "x")
 
 
+def test_a_connections_token_replaces_rays_own_and_a_wrong_one_is_refused(ray_head, monkeypatch):
+    """Headers given to the client (a Ray connection's password) are the token it presents, even
+    where Ray's own settings give none; a wrong one is a one-line ConfigError naming the fix."""
+    from actrec_batch.orchestration.connections import RayTarget
+    from actrec_batch.pipeline.ray_jobs_api import _client
+
+    token = os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").read_text().strip()
+    monkeypatch.delenv("RAY_AUTH_MODE")  # read per call by the HTTP client: no token from Ray's settings
+    with pytest.raises(ConfigError, match="refused this client's token"):
+        _client(ray_head)
+    assert stop_job(ray_head, "actrec-no-such-job", RayTarget(ray_head, "ray", token).headers()) is False
+    with pytest.raises(ConfigError) as err:
+        _client(ray_head, headers=RayTarget(ray_head, "ray", "wrong-token").headers())
+    assert "Ray connection's password (ACTREC_RAY_CONN_ID)" in str(err.value) and "\n" not in str(err.value)
+    assert "wrong-token" not in str(err.value) and token not in repr(RayTarget(ray_head, "ray", token))
+
+
 def test_submit_streams_the_log_and_returns_the_summary_then_a_rerun_resubmits_nothing(ray_head, night):
     lines: list[str] = []
     secret = "not-for-the-log-0d9f"

@@ -1,12 +1,18 @@
-"""The rescore DAG through the Ray Jobs API (issue [8/11], Deliver 4): with
-``ACTREC_RAY_ADDRESS=http://head:8265`` each date's inference is a Ray job on a real Ray head with
-token authentication, submitted by the nightly DAG's operator, and the run ends published in the
-warehouse. Runs the real ``actrec_rescore`` DAG through ``dag.test()``, as test_dags runs the
-nightly DAG."""
+"""The rescore DAG through the Ray Jobs API (issue [8/11], Deliver 4): each date's inference is a
+Ray job on a real Ray head with token authentication, submitted by the nightly DAG's operator, and
+the run ends published in the warehouse. Runs the real ``actrec_rescore`` DAG through
+``dag.test()``, as test_dags runs the nightly DAG.
+
+The head's address and token come only from a Ray connection (``ACTREC_RAY_CONN_ID`` and an
+``AIRFLOW_CONN_*`` variable, the token as its password): the task's environment has no
+``RAY_AUTH_MODE`` or ``RAY_AUTH_TOKEN``, so without the connection's token the head would refuse it."""
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -22,13 +28,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 def test_the_rescore_dag_submits_each_date_as_a_ray_job(airflow_home, ray_head, night, tmp_path):  # noqa: F811
     url = f"duckdb:///{tmp_path}/warehouse.duckdb"
+    token = os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").read_text().strip()
+    head = urlsplit(ray_head)
+    conn = {"conn_type": "http", "host": head.hostname, "port": head.port, "password": token}
     env = _airflow_env(
         airflow_home,
         ACTREC_STORE=str(night),
         ACTREC_WAREHOUSE_URL=url,
-        ACTREC_RAY_ADDRESS=ray_head,
-        RAY_AUTH_MODE="token",  # the worker is a token-authenticated Jobs API client
+        ACTREC_RAY_CONN_ID="actrec_ray",
+        AIRFLOW_CONN_ACTREC_RAY=json.dumps(conn),
     )
+    for name in ("ACTREC_RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_ADDRESS"):
+        env.pop(name, None)  # the connection alone names the head and carries its token
     conf = {"from_date": str(DATE), "to_date": str(DATE), "model": DEFAULT_MODEL}
     out = _python(_DAG_TEST.format(dags=str(DAGS), dag_id="actrec_rescore", conf=conf), env, timeout=800)
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -46,6 +57,8 @@ def test_the_rescore_dag_submits_each_date_as_a_ray_job(airflow_home, ray_head, 
     assert job.metadata["actrec_model"] == DEFAULT_MODEL
     run_id = job.metadata["actrec_run_id"]
     assert f"submitting ray job {job.submission_id} to {ray_head}" in out.stdout + out.stderr
+    assert "ray_address from Airflow connection 'actrec_ray'" in out.stdout + out.stderr
+    assert token not in out.stdout + out.stderr  # the token is used, never logged
 
     wh = open_warehouse(url)
     with wh.connect() as conn:

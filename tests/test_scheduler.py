@@ -83,7 +83,9 @@ class FakeBackend:
         bad_embed=(),
         tick=0.0,
         grow=(),
+        lost_wait_s=0.0,
     ):
+        self.lost_wait_s = lost_wait_s  # an autoscaling cluster's: lost units wait this long for capacity
         self.now, self.tick = 0.0, tick  # tick: seconds each wait() takes
         self.grow = list(grow)  # capacities reported, one per capacity() call, then no change
         self.avoided: list[frozenset[int]] = []
@@ -244,6 +246,22 @@ def test_a_lost_embedder_is_retried_after_a_backoff_and_replaced_when_dead(dead)
 def test_an_embedder_lost_past_its_resubmissions_fails_the_run():
     with pytest.raises(ActrecError, match="lost past its 1 restarts") as err:
         _run(FakeBackend(lost=100))
+    assert err.value.reason == "actor_lost"
+
+
+def test_on_an_autoscaling_cluster_lost_units_wait_for_capacity_not_a_count():
+    """The autoscaler replaces a killed spot node within minutes; resubmissions are counted, but
+    the run gives up only after the backend's lost_wait_s. Lost for 6 calls (past the count of 4):
+    with a 120 s wait it completes, with none it fails at the count. One unit in flight, so the
+    losses fall on one batch."""
+    with pytest.raises(ActrecError, match="lost past its 1 restarts and 4 resubmissions"):
+        _run(FakeBackend(lost=6), max_inflight_units=1)
+    backend = FakeBackend(lost=6, lost_wait_s=120.0)
+    s, sink = _run(backend, max_inflight_units=1)
+    assert sorted(sink.done) == [(v, k) for v in "ab" for k in range(3)] and not sink.failed
+    assert sink.result.retries == 6 and backend.now >= 1 + 2 + 4 + 8 + 16
+    with pytest.raises(ActrecError, match=r"resubmissions over \d+ s") as err:
+        _run(FakeBackend(lost=100, lost_wait_s=120.0), max_inflight_units=1)
     assert err.value.reason == "actor_lost"
 
 

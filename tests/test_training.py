@@ -253,6 +253,49 @@ def test_bidirectional_embeddings_are_forward_plus_the_clip_read_backwards():
     np.testing.assert_allclose(whole[j, 16:], expected, rtol=0, atol=1e-5)
 
 
+def test_a_units_embeddings_are_the_same_bytes_whatever_else_is_in_the_call():
+    """The scheduler's batches change with the cluster (a resumed run, a lost node); a unit's
+    features must not: embedded alone, after another unit, or among several, the bytes are equal."""
+    from actrec_batch.model.features import UnitFrames, embed_units
+
+    _, both = _bidirectional_pair()
+    rng = np.random.default_rng(7)
+
+    def unit(frames: int, clips: int) -> UnitFrames:
+        return UnitFrames(rng.integers(0, 256, (frames, 24, 32, 3), dtype=np.uint8), True, clips)
+
+    a, b, c = unit(1 + 8 + 2 * 9, 10), unit(1 + 8 + 2 * 30, 31), unit(1 + 8, 1)
+
+    def embed(units):
+        return embed_units(both, units, clip_len=8, clip_hop=2, embed_dim=32, device="cpu")
+
+    (alone,) = embed([a])
+    for batch, at in (([b, a], 1), ([c, a, b], 1), ([a, c, c, b], 0)):
+        assert embed(batch)[at].tobytes() == alone.tobytes(), [u.num_clips for u in batch]
+
+
+def test_head_scores_are_the_same_bits_at_any_thread_count():
+    """The head sums over a whole video's clips; on several threads the order of those sums (and
+    the last bits) would depend on the process's thread count (a Ray driver's, the local runner's)."""
+    import torch
+
+    from actrec_batch.model import DEFAULT_MODEL, load_model
+    from actrec_batch.model.features import head_scores
+
+    model = load_model(DEFAULT_MODEL, device="cpu")
+    embeddings = np.random.default_rng(5).standard_normal((400, 140)).astype(np.float32)
+    before = torch.get_num_threads()
+    try:
+        scores = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            scores.append(head_scores(model.head, embeddings, "cpu").tobytes())
+            assert torch.get_num_threads() == threads  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert scores[0] == scores[1] == scores[2]
+
+
 def test_stage_two_sees_each_video_backwards_with_swapped_halves_and_labels():
     from actrec_batch.training.loop import head_sequences
 

@@ -262,6 +262,13 @@ def test_torchscript_and_onnx_give_the_same_embeddings(exports, tmp_path):
     assert [e.shape for e in out["onnx"]] == [(5, EMBED_DIM), (0, EMBED_DIM)]
     assert np.abs(out["onnx"][0]).max() > 0.01
     np.testing.assert_allclose(out["torchscript"][0], out["onnx"][0], atol=1e-4)
+    # A unit's embeddings do not depend on the other units in the call (the scheduler's batches do).
+    model = load_model(str(bundles["torchscript"]), device="cpu")
+    longer = UnitFrames(rng.integers(0, 256, (1 + 12 * 8 + 16, 144, 192, 3), dtype=np.uint8), True, 13)
+    mixed = embed_units(
+        model.extractor, [longer, units[0]], clip_len=16, clip_hop=8, embed_dim=EMBED_DIM, device="cpu"
+    )
+    assert mixed[1].tobytes() == out["torchscript"][0].tobytes()
 
 
 def test_embeddings_do_not_depend_on_where_a_video_is_cut(exports, footage, tmp_path):

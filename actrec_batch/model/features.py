@@ -8,7 +8,8 @@ run here as frame codes then clip pooling; a ``video``-arch backbone
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -90,30 +91,25 @@ class UnitFrames(NamedTuple):
 def embed_units(
     extractor, units: Sequence[UnitFrames], *, clip_len: int, clip_hop: int, embed_dim: int, device
 ) -> list[np.ndarray]:
-    """``[num_clips, embed_dim]`` float32 clip embeddings of each unit, the frames of all units going
-    through the network together (an accelerator stays busy even when units are short)."""
+    """``[num_clips, embed_dim]`` float32 clip embeddings of each unit.
+
+    Each unit goes through the network on its own, ``FRAME_BATCH`` frames at a time from its first
+    frame, so its embeddings are the same bytes whatever other units share the call: floating-point
+    kernels give a row slightly different results in batches of other sizes, and the scheduler's
+    batches change with the cluster (a resumed run, a lost node). Units are minutes of footage
+    (``segment_s``), so the batches stay full."""
     if hasattr(extractor, "embed_units"):  # a video backbone: whole clips in, embeddings out
         return extractor.embed_units(units)
-    curs, prevs, counts = [], [], []
-    for unit in units:
-        if unit.num_clips == 0:
-            continue
-        # a private, writable copy (the frames may be shared memory)
-        cur, prev = frame_pairs(torch.from_numpy(np.array(unit.frames)), unit.first_is_context)
-        curs.append(cur)
-        prevs.append(prev)
-        counts.append(cur.shape[0])
     out = []
     with torch.inference_mode():
-        if curs:
-            per_unit = iter(
-                torch.split(encode_pairs(extractor, torch.cat(curs), torch.cat(prevs), device), counts)
-            )
         for unit in units:
             if unit.num_clips == 0:
                 out.append(np.zeros((0, embed_dim), np.float32))
                 continue
-            emb = clip_embeddings(extractor, next(per_unit), unit.num_clips, clip_len, clip_hop)
+            # a private, writable copy (the frames may be shared memory)
+            cur, prev = frame_pairs(torch.from_numpy(np.array(unit.frames)), unit.first_is_context)
+            codes = encode_pairs(extractor, cur, prev, device)
+            emb = clip_embeddings(extractor, codes, unit.num_clips, clip_len, clip_hop)
             out.append(emb.float().cpu().numpy())
     return out
 
@@ -145,9 +141,27 @@ def extractor_embed_dim(extractor) -> int:
 
 
 def head_scores(head, embeddings: np.ndarray, device) -> np.ndarray:
-    """Per-clip class probabilities ``[N, C]`` from a whole video's ``[N, D]`` embeddings."""
+    """Per-clip class probabilities ``[N, C]`` from a whole video's ``[N, D]`` embeddings.
+
+    On the CPU the head runs on one torch thread: its sums then have one order, so the scores (and
+    the events' times and confidences) are the same bits whatever thread count the process has (the
+    local runner's, a Ray driver's); with more threads they differ in the last bits. The head is
+    small next to the extractor, so one thread costs little."""
     if embeddings.shape[0] == 0:
         return np.zeros((0, 0), np.float32)
-    with torch.inference_mode():
+    with torch.inference_mode(), _one_cpu_thread(device):
         logits = head(torch.as_tensor(embeddings, device=device)[None])[0]
         return torch.sigmoid(logits).float().cpu().numpy()
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device) -> Iterator[None]:
+    before = torch.get_num_threads()
+    switch = torch.device(device or "cpu").type == "cpu" and before != 1
+    if switch:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if switch:
+            torch.set_num_threads(before)

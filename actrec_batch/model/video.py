@@ -16,9 +16,11 @@ A ``video`` bundle holds ``card.json`` (``"arch": "video"``, see :mod:`actrec_ba
 How a unit is embedded (:meth:`VideoBackbone.embed_units`): its grid frames (decoded at
 :meth:`VideoSampling.decode_size`) are centre-cropped to ``H`` x ``W``, scaled, reordered and
 normalised, cut into the clips of the grid (clip ``j`` = grid frames ``j * hop .. j * hop + T - 1``), and
-run ``CLIP_BATCH`` clips at a time, clips of several units together. A clip's embedding depends on its
-own frames only, and those are anchored to the video's time grid, so embeddings are the same however a
-video is cut into work units (the same split invariance as the reference model's).
+run ``CLIP_BATCH`` clips at a time from the unit's first clip, never mixed with another unit's clips: a
+unit's embeddings are then the same bytes whatever else the scheduler put in the call (floating-point
+kernels give a row slightly different results in batches of other sizes). A clip's embedding depends on
+its own frames only, and those are anchored to the video's time grid, so embeddings agree (to float
+rounding) however a video is cut into work units (the same split invariance as the reference model's).
 
 Loading checks each file's sha256 against the card before deserialising it, then runs the backbone on
 one zero clip and the head on one zero embedding: a wrong input shape, an output that is not ``[1,
@@ -118,30 +120,22 @@ class VideoBackbone:
     def embed_units(self, units: Sequence[Any]) -> list[np.ndarray]:
         """``[num_clips, D]`` float32 embeddings of each unit (``features.UnitFrames``: its grid frames
         ``grid.grid_span(clips)``, whether the first is only the context of the reference model's motion
-        code, and its clip count), clips of several units batched together."""
+        code, and its clip count), ``CLIP_BATCH`` clips of one unit per backbone call (see the module
+        docstring: a unit's embeddings do not depend on the other units in the call)."""
         s = self.sampling
-        chunks: list[tuple[np.ndarray, int, int]] = []  # (frames, first clip, clips), each <= CLIP_BATCH
+        out = []
         for unit in units:
             frames = unit.frames[1:] if unit.first_is_context else unit.frames
             need = (unit.num_clips - 1) * s.clip_hop + s.clip_len if unit.num_clips else 0
             if frames.shape[0] < need:
                 raise ValueError(f"{unit.num_clips} clips need {need} grid frames, got {frames.shape[0]}")
-            chunks += [
-                (frames, lo, min(CLIP_BATCH, unit.num_clips - lo))
+            parts = [
+                self.embed_clips(self.clips(frames, lo, min(CLIP_BATCH, unit.num_clips - lo)))
                 for lo in range(0, unit.num_clips, CLIP_BATCH)
             ]
-        outputs, batch, size = [], [], 0
-        for frames, lo, count in chunks:
-            if size + count > CLIP_BATCH and batch:
-                outputs.append(self.embed_clips(torch.cat(batch)))
-                batch, size = [], 0
-            batch.append(self.clips(frames, lo, count))
-            size += count
-        if batch:
-            outputs.append(self.embed_clips(torch.cat(batch)))
-        flat = torch.cat(outputs) if outputs else torch.zeros((0, self.embed_dim))
-        parts = torch.split(flat, [unit.num_clips for unit in units])
-        return [p.numpy().astype(np.float32, copy=False) for p in parts]
+            emb = torch.cat(parts) if parts else torch.zeros((0, self.embed_dim))
+            out.append(emb.numpy().astype(np.float32, copy=False))
+        return out
 
 
 # ------------------------------------------------------------------------------------------ loading

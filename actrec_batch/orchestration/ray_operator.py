@@ -105,12 +105,14 @@ class RayInferOperator(BaseOperator):
         self.poll_s = poll_s
         self.deferrable = deferrable
         self._job: tuple[str, str] | None = None  # (address, submission id) of the job this try runs
+        self._headers: dict[str, str] = {}  # the Ray connection's token, for this try's Jobs API calls
+        self._ray_conn_id: str | None = None
         self._killed = False
 
     def execute(self, context: Any) -> dict[str, Any]:
         from actrec_batch.config import parse_logical_date
         from actrec_batch.model import DEFAULT_MODEL
-        from actrec_batch.orchestration.connections import task_settings
+        from actrec_batch.orchestration.connections import RayTarget, ray_target, task_settings
         from actrec_batch.orchestration.tasks import data_docs_uri, infer_local
         from actrec_batch.pipeline.ray_jobs_api import is_jobs_api_address
 
@@ -118,9 +120,11 @@ class RayInferOperator(BaseOperator):
         cameras = _camera_list(self.cameras)
         force = _flag(self.force)
         model = str(self.model or DEFAULT_MODEL)
-        address = (
-            self.ray_address or task_settings().ray_address
-        )  # ACTREC_RAY_ADDRESS, else the Ray connection
+        # the operator's ray_address, else ACTREC_RAY_ADDRESS, else the Ray connection (and its token)
+        target = RayTarget(self.ray_address) if self.ray_address else ray_target(task_settings())
+        address = target.address if target else None
+        self._headers = target.headers() if target else {}
+        self._ray_conn_id = target.conn_id if target else None  # the trigger reads the token itself
         _push(context, DATA_DOCS_URI, data_docs_uri(date.isoformat(), str(self.run_id)))
         if not is_jobs_api_address(address):
             self.log.info("infer %s in this worker (ray_address %s)", date, address or "unset: local Ray")
@@ -152,6 +156,7 @@ class RayInferOperator(BaseOperator):
             on_log=lambda line: self.log.info("%s", line),
             poll_s=self.poll_s,
             stop_requested=lambda: self._killed,  # a kill during the submission itself
+            headers=self._headers,
         )
         return self._result(submitted)
 
@@ -165,7 +170,20 @@ class RayInferOperator(BaseOperator):
             raise ConfigError(event["message"])
         if event["status"] == "unreachable":
             raise ActrecError(f"ray job {sid} on {address}: {event['message']}", reason="ray_unreachable")
-        return self._result(finished_job(address, sid, on_log=lambda line: self.log.info("%s", line)))
+        from actrec_batch.orchestration.connections import RayTarget, ray_target, task_settings
+
+        target = RayTarget(self.ray_address) if self.ray_address else ray_target(task_settings())
+        shown = int(event.get("shown", 0))
+        if shown:
+            self.log.info("ray job %s: its first %d log lines are in the trigger's log above", sid, shown)
+        job = finished_job(
+            address,
+            sid,
+            on_log=lambda line: self.log.info("%s", line),
+            headers=target.headers() if target else None,
+            shown=shown,
+        )
+        return self._result(job)
 
     def _submit_and_defer(self, address: str, sid: str, job: dict[str, Any]) -> NoReturn:
         from actrec_batch.orchestration.triggers import RayJobTrigger
@@ -179,10 +197,11 @@ class RayInferOperator(BaseOperator):
             python=self.job_python,
             on_log=lambda line: self.log.info("%s", line),
             wait=False,
+            headers=self._headers,
         )
         self.log.info("ray job %s on %s: deferred to the triggerer until it ends", sid, address)
         self.defer(
-            trigger=RayJobTrigger(address, sid, poll_s=self.poll_s),
+            trigger=RayJobTrigger(address, sid, poll_s=self.poll_s, ray_conn_id=self._ray_conn_id),
             method_name="execute_complete",
             timeout=self.execution_timeout,
         )
@@ -205,7 +224,7 @@ class RayInferOperator(BaseOperator):
 
         address, sid = self._job
         try:
-            stopped = stop_job(address, sid)
+            stopped = stop_job(address, sid, self._headers)
             self.log.info("ray job %s on %s: %s", sid, address, "stopped" if stopped else "already finished")
         except Exception as exc:  # noqa: BLE001 - the kill goes on; say what could not be stopped
             self.log.error("ray job %s on %s could not be stopped: %s", sid, address, exc)
@@ -216,7 +235,7 @@ class RayInferOperator(BaseOperator):
         for k in range(1, try_number):
             earlier = _submission_id(run_id, k)
             with contextlib.suppress(Exception):  # best effort: the submission below reports real trouble
-                if stop_job(address, earlier):
+                if stop_job(address, earlier, self._headers):
                     self.log.warning("ray job %s of an earlier try was still running: stopped it", earlier)
 
 

@@ -85,6 +85,7 @@ class EmbedCall:
     generation: int  # of the embedder in that slot when the call was made
     batch: Batch
     attempts: int
+    lost_since: float | None = None  # when its units' embedder was first found unavailable
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class RetryBatch:
     not_before: float
     attempts: int
     batch: Batch
+    lost_since: float | None = None
 
 
 # What an embed call came back with, when not its units (the backend classifies Ray's errors):
@@ -128,6 +130,8 @@ class Capacity:
 
 class Backend(Protocol):
     """What the scheduler needs from a cluster (see RayBackend for the meaning of each call)."""
+
+    lost_wait_s: float  # how long units of a lost embedder may wait for capacity to come back
 
     def index(self, video: dict[str, Any]) -> Any: ...
     def decode(self, spec: UnitSpec, index_ref: Any) -> tuple[Any, Any]: ...

@@ -133,6 +133,7 @@ class RayBackend:
         self.store_uri = store_uri
         self.sampling = sampling
         self.started_ray = False
+        self.lost_wait_s = 0.0  # on an autoscaling cluster: while the autoscaler replaces a lost node
         self.actors: list[Any] = []
         self.calls: list[int] = []
         self.generation: list[int] = []
@@ -151,6 +152,7 @@ class RayBackend:
             self.asked = ray_capacity.wanted_bundles(self.settings, gpus)
             ask(self.asked)
         wait_s = ray_capacity.NODE_WAIT_S if elastic else 0.0
+        self.lost_wait_s = wait_s
         self.res = r = ray_capacity.first_plan(self.settings, cluster_size, wait_s)
         self.capacities.append(ray_capacity.capacity_of(r, cluster_size()[2]))
         self._start_pool(r)

@@ -55,11 +55,12 @@ class JobFollower:
         on_log: Callable[[str], None],
         poll_s: float,
         stop_requested: Callable[[], bool] | None = None,
+        shown: int = 0,
     ) -> None:
         self.client, self.sid, self.on_log, self.poll_s = client, submission_id, on_log, poll_s
         self.stop_requested = stop_requested
         self.stop_sent = False
-        self.shown = 0
+        self.shown = shown  # lines already shown elsewhere (the deferrable task's trigger)
         self.recent: collections.deque[str] = collections.deque(maxlen=LAST_LINES)
         self.unreachable_since: float | None = None
 
@@ -130,6 +131,8 @@ class JobFollower:
         lines = logs.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
+        if not self.recent:  # the lines shown elsewhere still end a failure's message
+            self.recent.extend(ln.rstrip("\r") for ln in lines[: self.shown][-LAST_LINES:])
         for line in lines[self.shown :]:
             self._show(line)
         return logs

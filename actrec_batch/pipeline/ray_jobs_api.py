@@ -127,10 +127,12 @@ def project_root() -> Path:
     return root
 
 
-def _client(address: str, *, upload: bool = False) -> JobsClient:
+def _client(address: str, *, upload: bool = False, headers: Mapping[str, str] | None = None) -> JobsClient:
     """A Jobs API client for ``address``: HTTP only (:class:`.ray_rest.JobsApiClient`, no Ray
     import), or Ray's own ``JobSubmissionClient`` when a ``working_dir`` is to be uploaded
-    (``upload``). Raises ConfigError when it cannot be used."""
+    (``upload``). ``headers`` (a Ray connection's token, :meth:`RayTarget.headers`) replace the
+    token Ray's own settings would give (``RAY_AUTH_MODE=token`` with ``RAY_AUTH_TOKEN`` or
+    ``~/.ray/auth_token``). Raises ConfigError when it cannot be used."""
     if not is_jobs_api_address(address):
         raise ConfigError(
             f"bad setting {SETTING} = {address!r}: the Ray Jobs API needs an http(s) address. "
@@ -143,7 +145,7 @@ def _client(address: str, *, upload: bool = False) -> JobsClient:
         from actrec_batch.pipeline.ray_rest import JobsApiAuthError as AuthenticationError
         from actrec_batch.pipeline.ray_rest import JobsApiClient as make
     try:
-        client = make(address)
+        client = make(address, headers=dict(headers)) if headers else make(address)
     except ConnectionError:
         raise ConfigError(
             f"bad setting {SETTING} = {address!r}: cannot reach the Ray Jobs API there. Fix: start the "
@@ -152,8 +154,9 @@ def _client(address: str, *, upload: bool = False) -> JobsClient:
         ) from None
     except AuthenticationError:
         raise ConfigError(
-            f"bad setting {SETTING} = {address!r}: the cluster refused this client's token. Fix: run with "
-            "RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token"
+            f"bad setting {SETTING} = {address!r}: the cluster refused this client's token. Fix: put the "
+            "cluster's token in the Ray connection's password (ACTREC_RAY_CONN_ID), or run with "
+            "RAY_AUTH_MODE=token and the token in RAY_AUTH_TOKEN or ~/.ray/auth_token"
         ) from None
     if client.get_address().rstrip("/") != address.rstrip("/"):
         raise ConfigError(
@@ -164,11 +167,11 @@ def _client(address: str, *, upload: bool = False) -> JobsClient:
     return client
 
 
-def stop_job(address: str, submission_id: str) -> bool:
+def stop_job(address: str, submission_id: str, headers: Mapping[str, str] | None = None) -> bool:
     """Ask the cluster to stop a job (SIGTERM to its driver, then SIGKILL; its tasks and actors go with
     it). Returns True when the job was running, False when it had finished or does not exist.
     Raises ConfigError when the address cannot be used."""
-    client = _client(address)
+    client = _client(address, headers=headers)
     return request_stop(client, submission_id)
 
 
@@ -201,6 +204,7 @@ def submit_infer_job(
     timeout_s: float | None = None,
     stop_requested: Callable[[], bool] | None = None,
     wait: bool = True,
+    headers: Mapping[str, str] | None = None,
 ) -> SubmittedJob:
     """Run one date's inference as a Ray job on the cluster at ``address`` and wait for it.
 
@@ -218,7 +222,7 @@ def submit_infer_job(
     (its logs replayed) without running anything. ``poll_s`` is the status poll interval in seconds;
     ``timeout_s`` (seconds, None = no limit) stops the job when it runs longer. ``stop_requested``
     is asked at every poll; once it returns True the job is stopped (this is how a kill that lands
-    while the job is still being submitted reaches it).
+    while the job is still being submitted reaches it). ``headers``: see :func:`_client`.
 
     If this call is interrupted (KeyboardInterrupt, Airflow's task timeout, any unexpected error)
     the job is stopped before the exception propagates, so no cluster time leaks.
@@ -227,7 +231,7 @@ def submit_infer_job(
     ``ray_job_failed`` or ``ray_job_stopped`` (a FAILED or STOPPED job: the message names the job,
     the address and its last log lines), ``timeout``, ``ray_submit_failed`` or ``ray_unreachable``.
     """
-    client = _client(address, upload=working_dir is not None)
+    client = _client(address, upload=working_dir is not None, headers=headers)
     sid = submission_id
     existing = _status_or_none(client, sid) if sid else None
     if existing is not None:
@@ -261,14 +265,22 @@ def submit_infer_job(
     return _outcome(client, address, sid, status, follower)
 
 
-def finished_job(address: str, submission_id: str, on_log: Callable[[str], None] = print) -> SubmittedJob:
-    """The end of a job that has finished: its whole log goes to ``on_log``; returns it when it
-    SUCCEEDED, raises as :func:`submit_infer_job` does when it FAILED or was STOPPED."""
-    client = _client(address)
+def finished_job(
+    address: str,
+    submission_id: str,
+    on_log: Callable[[str], None] = print,
+    headers: Mapping[str, str] | None = None,
+    shown: int = 0,
+) -> SubmittedJob:
+    """The end of a job that has finished: its log from line ``shown`` on (the lines before were
+    shown elsewhere: the deferrable task's trigger streams them) goes to ``on_log``; returns it when
+    it SUCCEEDED, raises as :func:`submit_infer_job` does when it FAILED or was STOPPED."""
+    client = _client(address, headers=headers)
     status = client.get_job_status(submission_id)
     if not status.is_terminal():
         raise ActrecError(f"ray job {submission_id} on {address} is still {status}", reason="ray_job_failed")
-    return _outcome(client, address, submission_id, status, JobFollower(client, submission_id, on_log, 0.0))
+    follower = JobFollower(client, submission_id, on_log, 0.0, shown=shown)
+    return _outcome(client, address, submission_id, status, follower)
 
 
 def _outcome(

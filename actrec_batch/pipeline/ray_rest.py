@@ -70,9 +70,11 @@ class JobsApiClient:
     that the Jobs API answers (:class:`JobsApiUnreachable`, :class:`JobsApiAuthError`). ``env``:
     where the token settings are read (default: ``os.environ``)."""
 
-    def __init__(self, address: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, address: str, env: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.address = address.rstrip("/")
-        self.headers = auth_headers(env)
+        self.headers = dict(headers) if headers else auth_headers(env)  # given: a connection's token
         try:
             r = self._request("GET", "/api/version")
         except requests.ConnectionError:

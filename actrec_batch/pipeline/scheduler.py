@@ -227,7 +227,7 @@ class Scheduler:
             if item.not_before > now or actor is None:
                 break
             self.retry.remove(item)
-            self._submit(actor, item.batch, item.attempts)
+            self._submit(actor, item.batch, item.attempts, item.lost_since)
         if not self.decoded:
             return
         frames = sum(len(u.clips) * self.clip_hop for u, _ in self.decoded)
@@ -241,9 +241,9 @@ class Scheduler:
         batch, self.decoded = self.decoded, []
         self._submit(actor, batch, 0)
 
-    def _submit(self, actor: int, batch: Batch, attempts: int) -> None:
+    def _submit(self, actor: int, batch: Batch, attempts: int, lost_since: float | None = None) -> None:
         ref, gen = self.backend.embed(actor, [u for u, _ in batch], [f for _, f in batch])
-        self.pending[ref] = EmbedCall(actor, gen, batch, attempts)
+        self.pending[ref] = EmbedCall(actor, gen, batch, attempts, lost_since)
         for unit, _ in batch:
             self._move(unit.spec, UnitState.EMBEDDING)
 
@@ -303,12 +303,19 @@ class Scheduler:
 
     def _resubmit_later(self, msg: EmbedCall, lost: ActorLost) -> None:
         """Ray's own actor-call retries can burn out while a lost node is not yet declared dead
-        (calls fail fast as unavailable): back off and resubmit, replacing a dead embedder."""
-        if msg.attempts >= self.res.retries + ACTOR_RESUBMITS:
+        (calls fail fast as unavailable): back off and resubmit, replacing a dead embedder.
+
+        The run gives up after ``ACTOR_RESUBMITS`` resubmissions, but on an autoscaling cluster
+        not before the backend's ``lost_wait_s`` has passed since the units were first lost: the
+        autoscaler is replacing the node, and the count alone would run out first under load."""
+        now = self.clock()
+        lost_since = now if msg.lost_since is None else msg.lost_since
+        waited = now - lost_since
+        if msg.attempts >= self.res.retries + ACTOR_RESUBMITS and waited >= self.backend.lost_wait_s:
             raise ActrecError(
                 f"inference of {self.sink.spec.date}: an inference actor was lost past its "
-                f"{self.res.retries} restarts and {msg.attempts} resubmissions ({lost.error}); "
-                "committed units are kept, rerun to resume",
+                f"{self.res.retries} restarts and {msg.attempts} resubmissions over {waited:.0f} s "
+                f"({lost.error}); committed units are kept, rerun to resume",
                 reason="actor_lost",
             )
         if lost.dead:
@@ -322,7 +329,7 @@ class Scheduler:
             delay,
         )
         self.sink.result.retries += 1
-        self._wait_retry([RetryBatch(self.clock() + delay, msg.attempts + 1, msg.batch)])
+        self._wait_retry([RetryBatch(now + delay, msg.attempts + 1, msg.batch, lost_since)])
 
     def _wait_retry(self, items: list[RetryBatch]) -> None:
         for item in items:

@@ -266,12 +266,10 @@ def _resolve(frames: list) -> list[np.ndarray]:
 
 
 class Embedder:
-    """Holds a model's extractor on its device and embeds decoded units in batches.
-
-    Frames of several units go through the network together (see
-    :func:`~actrec_batch.model.features.embed_units`), so an accelerator stays busy even when units
-    are short: the reference extractor's frame encoder sees every unit's frames at once, a ``video``
-    backbone every unit's clips, ``CLIP_BATCH`` at a time.
+    """Holds a model's extractor on its device and embeds decoded units, several per call (one
+    round trip to the actor). Inside the call each unit goes through the network on its own (see
+    :func:`~actrec_batch.model.features.embed_units`), so a unit's features are the same bytes
+    whatever batch the scheduler made: a resumed run or one that lost a node gives identical events.
     """
 
     def __init__(self, model_ref: str, store_uri: str | None, device: str | None, threads: int = 0) -> None:

@@ -1,4 +1,5 @@
-"""Embed: the model's extractor over decoded units' frames, several units per call.
+"""Embed: the model's extractor over decoded units' frames, several units per call, each unit
+through the network on its own (its features do not depend on the batch).
 
 :class:`~actrec_batch.pipeline.work.Embedder` does the work; the Ray runner holds a pool of them as
 actors, :class:`EmbedStage` holds one in this process. Both place it by :func:`placement`, so the
