@@ -104,13 +104,13 @@ def driver_auth_mode(mode: str):
 
     Ray 2.60 turns token auth on by itself when ``RAY_AUTH_MODE`` is unset and ``~/.ray/auth_token``
     exists (and a first local ``ray.init()`` writes that file): a driver of a cluster started with
-    another mode then refuses its own nodes' calls ("Missing authorization header"), and its actors
-    die as they are created. Ray reads the mode once per process, so its cached value is refreshed."""
-    from ray._raylet import Config
-
+    another mode then refuses its own nodes' calls ("Missing authorization header"); the GCS takes
+    the driver for dead and destroys its actors as they are created. Ray reads the mode once per
+    process and caches the token: both are refreshed here, on entry and on exit, as Ray's own test
+    utilities do (``reset_auth_token_state``)."""
     before = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = mode
-    Config.initialize("")
+    _reset_auth_state()
     try:
         yield
     finally:
@@ -118,4 +118,11 @@ def driver_auth_mode(mode: str):
             os.environ.pop("RAY_AUTH_MODE", None)
         else:
             os.environ["RAY_AUTH_MODE"] = before
-        Config.initialize("")
+        _reset_auth_state()
+
+
+def _reset_auth_state() -> None:
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")  # the config first: a draining gRPC thread may reload the token meanwhile
+    AuthenticationTokenLoader.instance().reset_cache()

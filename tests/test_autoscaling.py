@@ -166,6 +166,9 @@ def cluster(tmp_path_factory):
     finally:
         for f in Path(temp).glob("session_latest/logs/monitor*"):  # the autoscaler's log, kept
             shutil.copy(f, work)
+        logs = Path(temp) / "session_latest" / "logs"  # every process's log, kept beside it
+        with contextlib.suppress(OSError):
+            shutil.copytree(logs, work / "ray-logs", ignore=shutil.ignore_patterns("*.sock", "events"))
         shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -246,14 +249,19 @@ def test_the_job_grows_with_the_cluster_survives_a_lost_spot_node_and_the_nodes_
 
     def reclaim() -> None:
         # A spot reclaim: once both embedders are up, the node of the first one loses every process.
+        # They are found in the GCS's actor table, not with ray.get_actor: a handle that lookup
+        # gives this process (their owner) removes the owner's references when it is dropped, and
+        # Ray then kills the actor ("all references to the actor were removed").
+        from ray._private.state import actors
+
         def actor_node():
-            try:
-                actor = ray.get_actor(f"actrec-embedder-{RUN_ID}-2")
-                ray.get(actor.usage.remote(), timeout=5)
-                first = ray.get_actor(f"actrec-embedder-{RUN_ID}-1")
-                return ray.get(first.usage.remote(), timeout=5)["node_id"]
-            except Exception:  # noqa: BLE001 - not up yet
-                return None
+            prefix = f"actrec-embedder-{RUN_ID}-"
+            alive = {
+                int(a["Name"][len(prefix) :]): a["Address"]["NodeID"]
+                for a in actors(actor_state_name="ALIVE").values()
+                if a["Name"].startswith(prefix)
+            }
+            return alive[min(alive)] if len(alive) >= 2 else None
 
         node_id = _wait(actor_node, 240, "the second embedder", every=1.0)
         pids = _node_pids(node_id)

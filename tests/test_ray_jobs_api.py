@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from ray.job_submission import JobSubmissionClient
-from ray_head import dashboard_head_args, free_port, own_ray_head, wait_for_dashboard
+from ray_head import dashboard_head_args, driver_auth_mode, free_port, own_ray_head, wait_for_dashboard
 
 from actrec_batch.config import load_settings
 from actrec_batch.discovery import discover
@@ -45,21 +45,12 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def client_token_auth():
     """This process as a token-authenticated Jobs API client: RAY_AUTH_MODE=token, as an Airflow
-    worker would have it in its environment. Ray reads the mode once per process (at import), so the
-    cached value is refreshed here and restored afterwards."""
-    from ray._raylet import Config
-
+    worker would have it in its environment (Ray's cached mode and token refreshed on the way in and
+    out: :func:`ray_head.driver_auth_mode`)."""
     if not (os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").is_file()):
         subprocess.run([str(BIN / "ray"), "get-auth-token", "--generate"], check=True, capture_output=True)
-    before = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "token"
-    Config.initialize("")
-    yield
-    if before is None:
-        os.environ.pop("RAY_AUTH_MODE", None)
-    else:
-        os.environ["RAY_AUTH_MODE"] = before
-    Config.initialize("")
+    with driver_auth_mode("token"):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -101,7 +101,7 @@ class RetryBatch:
 # CallFailed: the call raised; a batch is split, and a unit that fails alone is quarantined.
 @dataclass(frozen=True)
 class ActorLost:
-    error: str  # the exception's type name
+    error: str  # the exception's type name, and the start of its message
     dead: bool
 
 

@@ -301,7 +301,9 @@ class RayBackend:
         try:
             return ray.get(ref)
         except ray.exceptions.RayActorError as exc:
-            return ActorLost(type(exc).__name__, dead=isinstance(exc, ray.exceptions.ActorDiedError))
+            why = " ".join(str(exc).split())[:240]  # e.g. the death's cause: a lost node, a failed creation
+            dead = isinstance(exc, ray.exceptions.ActorDiedError)
+            return ActorLost(f"{type(exc).__name__}: {why}", dead=dead)
         except Exception as exc:  # noqa: BLE001 - the scheduler splits the batch
             return CallFailed(exc)
 
