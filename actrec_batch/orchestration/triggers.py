@@ -74,7 +74,9 @@ class RayJobTrigger(BaseTrigger):
             yield self._event("unreachable", str(exc))
             return
         self.log.info("ray job %s on %s: following its log", self.submission_id, self.address)
-        follower = JobFollower(client, self.submission_id, self._show, self.poll_s)
+        follower = JobFollower(
+            client, self.submission_id, self._show, self.poll_s, unreachable_grace_s=UNREACHABLE_GRACE_S
+        )
         try:
             status = await follower.run(deadline=None)
             await asyncio.to_thread(follower.catch_up)

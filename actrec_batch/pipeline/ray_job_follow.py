@@ -56,11 +56,13 @@ class JobFollower:
         poll_s: float,
         stop_requested: Callable[[], bool] | None = None,
         shown: int = 0,
+        unreachable_grace_s: float = UNREACHABLE_GRACE_S,
     ) -> None:
         self.client, self.sid, self.on_log, self.poll_s = client, submission_id, on_log, poll_s
         self.stop_requested = stop_requested
         self.stop_sent = False
         self.shown = shown  # lines already shown elsewhere (the deferrable task's trigger)
+        self.unreachable_grace_s = unreachable_grace_s
         self.recent: collections.deque[str] = collections.deque(maxlen=LAST_LINES)
         self.unreachable_since: float | None = None
 
@@ -109,9 +111,9 @@ class JobFollower:
         except (requests.RequestException, RuntimeError) as exc:
             now = time.monotonic()
             self.unreachable_since = self.unreachable_since or now
-            if now - self.unreachable_since > UNREACHABLE_GRACE_S:
+            if now - self.unreachable_since > self.unreachable_grace_s:
                 raise ActrecError(
-                    f"ray job {self.sid}: the Ray Jobs API has not answered for {UNREACHABLE_GRACE_S:g} s "
+                    f"ray job {self.sid}: the Ray Jobs API has not answered for {self.unreachable_grace_s:g} s "
                     f"({last_line(str(exc))})",
                     reason="ray_unreachable",
                 ) from None
