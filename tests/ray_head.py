@@ -81,21 +81,31 @@ def own_ray_head(
             head.wait()
 
 
-def wait_for_dashboard(head: subprocess.Popen, address: str, log: Path, timeout_s: float = 90) -> None:
-    """Until the head's dashboard (the Jobs API) at ``address`` (``http://127.0.0.1:PORT``) answers
-    HTTP at all; fails with the head's log if the head exits or ``timeout_s`` passes first."""
+def wait_for_dashboard(
+    head: subprocess.Popen, address: str, log: Path, timeout_s: float = 90, steady_s: float = 5.0
+) -> None:
+    """Until the head's dashboard (the Jobs API) at ``address`` (``http://127.0.0.1:PORT``) has
+    answered HTTP for ``steady_s`` seconds in a row (on a loaded machine it may refuse connections
+    again just after its first answer, while its modules start); fails with the head's log if the
+    head exits or ``timeout_s`` passes first."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never a proxy
     deadline = time.monotonic() + timeout_s
+    up_since = None
     while True:
         assert head.poll() is None, f"the Ray head exited ({head.returncode}):\n{log.read_text()[-3000:]}"
         try:
             opener.open(f"{address}/api/version", timeout=5).close()
-            return
+            answered = True
         except urllib.error.HTTPError:
-            return  # it answers (token auth may refuse this request): it is up
+            answered = True  # it answers (token auth may refuse this request): it is up
         except OSError:
-            assert time.monotonic() < deadline, f"the Ray head at {address} did not answer in {timeout_s:g} s"
-            time.sleep(1)
+            answered = False
+        now = time.monotonic()
+        up_since = (up_since or now) if answered else None
+        if up_since is not None and now - up_since >= steady_s:
+            return
+        assert now < deadline, f"the Ray head at {address} did not answer steadily in {timeout_s:g} s"
+        time.sleep(0.5)
 
 
 @contextlib.contextmanager
