@@ -144,3 +144,17 @@ def put_rejected_key(store, key: str, data: bytes) -> None:
         path.write_bytes(data)
     else:
         store._client.put_object(Bucket=store.bucket, Key=store._base + key, Body=data)
+
+
+def discovered_night(store_uri: str, date: dt.date, *, cameras: int, minutes: float, seed: int):
+    """Synthetic labelled footage of ``date`` in the store at ``store_uri``, discovered (its
+    manifest written); returns the store."""
+    from actrec_batch.config import load_settings
+    from actrec_batch.discovery import discover
+    from actrec_batch.storage import open_store
+    from actrec_batch.synth import synth_footage
+
+    store = open_store(store_uri)
+    synth_footage(store, date=date, cameras=cameras, minutes=minutes, seed=seed, progress=False)
+    discover(load_settings({"store": store_uri}, env={}), date, store=store)
+    return store

@@ -34,14 +34,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from footage import discovered_night
 from ray_head import AGENT_PORTS, driver_auth_mode, free_port, own_ray_head
 
 from actrec_batch import layout
 from actrec_batch.config import load_settings
-from actrec_batch.discovery import discover
 from actrec_batch.pipeline.job import InferenceJob, RunSpec
 from actrec_batch.storage import open_store
-from actrec_batch.synth import synth_footage
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = REPO / "infra" / "ray" / "cluster-aws.yaml"
@@ -191,9 +190,7 @@ def _wait(check, timeout_s: float, what: str, every: float = 0.5):
 @pytest.fixture(scope="module")
 def footage(tmp_path_factory):
     root = tmp_path_factory.mktemp("elastic") / "template"
-    store = open_store(str(root))
-    synth_footage(store, date=DATE, cameras=2, minutes=1.0, seed=2727, progress=False)
-    discover(load_settings({"store": str(root)}, env={}), DATE, store=store)
+    discovered_night(str(root), DATE, cameras=2, minutes=1.0, seed=2727)
     return root
 
 

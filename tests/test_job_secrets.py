@@ -25,15 +25,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from footage import discovered_night
 from ray.job_submission import JobSubmissionClient
 from ray_head import dashboard_head_args, free_port, own_ray_head, wait_for_dashboard
 from test_ray_jobs_api import client_token_auth  # noqa: F401 - fixture
 
-from actrec_batch.config import load_settings
-from actrec_batch.discovery import discover
 from actrec_batch.pipeline.job_env import JOB_ENV, job_env
-from actrec_batch.storage import open_store
-from actrec_batch.synth import synth_footage
 
 DATE = dt.date(2026, 11, 23)
 BIN = Path(sys.executable).parent
@@ -91,9 +88,7 @@ def s3_night(s3_client, s3_env) -> str:
     bucket = f"actrec-secrets-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=bucket)
     uri = f"s3://{bucket}/store"
-    store = open_store(uri)
-    synth_footage(store, date=DATE, cameras=1, minutes=0.3, seed=2323, progress=False)
-    discover(load_settings({"store": uri}, env={}), DATE, store=store)
+    discovered_night(uri, DATE, cameras=1, minutes=0.3, seed=2323)
     return uri
 
 

@@ -26,15 +26,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import ray
+from footage import discovered_night
 from ray.cluster_utils import Cluster
 
 from actrec_batch.config import load_settings
-from actrec_batch.discovery import discover
 from actrec_batch.model import DEFAULT_MODEL, read_card, resolve_model_ref
 from actrec_batch.pipeline.cache import Checkpoints
 from actrec_batch.pipeline.job import InferenceJob, RunSpec
 from actrec_batch.storage import open_store
-from actrec_batch.synth import synth_footage
 
 DATE = dt.date(2026, 11, 23)
 SEGMENT_S = 6
@@ -45,9 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def footage(tmp_path_factory):
     root = tmp_path_factory.mktemp("preempt") / "template"
-    store = open_store(str(root))
-    synth_footage(store, date=DATE, cameras=2, minutes=1.0, seed=5353, progress=False)
-    discover(load_settings({"store": str(root)}, env={}), DATE, store=store)
+    discovered_night(str(root), DATE, cameras=2, minutes=1.0, seed=5353)
     return root
 
 

@@ -28,13 +28,10 @@ from pathlib import Path
 
 import pytest
 import ray_head
+from footage import discovered_night
 from ray_head import dashboard_head_args, free_port, own_ray_head, wait_for_dashboard
 
-from actrec_batch.config import load_settings
-from actrec_batch.discovery import discover
 from actrec_batch.pipeline.ray_rest import JobsApiClient
-from actrec_batch.storage import open_store
-from actrec_batch.synth import synth_footage
 
 pytestmark = pytest.mark.slow
 
@@ -188,9 +185,7 @@ def test_the_infer_task_submits_a_ray_job_that_runs_the_installed_package(
     venv, outside, tmp_path, monkeypatch
 ):
     store_root = tmp_path / "store"
-    store = open_store(str(store_root))
-    synth_footage(store, date=DATE, cameras=1, minutes=0.3, seed=2323, progress=False)
-    discover(load_settings({"store": str(store_root)}, env={}), DATE, store=store)
+    store = discovered_night(str(store_root), DATE, cameras=1, minutes=0.3, seed=2323)
 
     temp = tempfile.mkdtemp(prefix="rw-", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     port = free_port()
