@@ -112,7 +112,6 @@ class RayInferOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from actrec_batch.config import parse_logical_date
         from actrec_batch.model import DEFAULT_MODEL
-        from actrec_batch.orchestration.connections import RayTarget, ray_target, task_settings
         from actrec_batch.orchestration.tasks import data_docs_uri, infer_local
         from actrec_batch.pipeline.ray_jobs_api import is_jobs_api_address
 
@@ -120,8 +119,7 @@ class RayInferOperator(BaseOperator):
         cameras = _camera_list(self.cameras)
         force = _flag(self.force)
         model = str(self.model or DEFAULT_MODEL)
-        # the operator's ray_address, else ACTREC_RAY_ADDRESS, else the Ray connection (and its token)
-        target = RayTarget(self.ray_address) if self.ray_address else ray_target(task_settings())
+        target = self._target()
         address = target.address if target else None
         self._headers = target.headers() if target else {}
         self._ray_conn_id = target.conn_id if target else None  # the trigger reads the token itself
@@ -170,9 +168,7 @@ class RayInferOperator(BaseOperator):
             raise ConfigError(event["message"])
         if event["status"] == "unreachable":
             raise ActrecError(f"ray job {sid} on {address}: {event['message']}", reason="ray_unreachable")
-        from actrec_batch.orchestration.connections import RayTarget, ray_target, task_settings
-
-        target = RayTarget(self.ray_address) if self.ray_address else ray_target(task_settings())
+        target = self._target()
         shown = int(event.get("shown", 0))
         if shown:
             self.log.info("ray job %s: its first %d log lines are in the trigger's log above", sid, shown)
@@ -205,6 +201,13 @@ class RayInferOperator(BaseOperator):
             method_name="execute_complete",
             timeout=self.execution_timeout,
         )
+
+    def _target(self):
+        """The operator's ``ray_address``, else ``ACTREC_RAY_ADDRESS``, else the Ray connection (with
+        its token); None: a local Ray."""
+        from actrec_batch.orchestration.connections import RayTarget, ray_target, task_settings
+
+        return RayTarget(self.ray_address) if self.ray_address else ray_target(task_settings())
 
     def _result(self, job: Any) -> dict[str, Any]:
         """The job's log went to the task log for people; its result is the run's infer record."""
