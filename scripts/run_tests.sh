@@ -21,6 +21,9 @@ echo "==> S3 (moto) on $ACTREC_TEST_S3_ENDPOINT; PostgreSQL at ${ACTREC_TEST_PG_
 if [[ -n "${CI:-}" ]]; then export ACTREC_REQUIRE_SERVICES=1; fi
 # Under it nothing may skip: a skipped test (a missing service, a broken import) fails (tests/conftest.py).
 if [[ "${ACTREC_REQUIRE_SERVICES:-}" == 1 ]]; then echo "==> ACTREC_REQUIRE_SERVICES=1: a skipped test fails"; fi
+# CI kills the run at 90 minutes and shows only its tail: stop starting tests well before that, so
+# the summary (failures, seconds per module, leftover processes) is still printed.
+if [[ -n "${CI:-}" ]]; then set -- --session-timeout="${ACTREC_SESSION_TIMEOUT_S:-4200}" --durations=25 "$@"; fi
 start=$(date +%s)
 set +e
 .venv/bin/python -m pytest "$@"

@@ -196,3 +196,75 @@ def chromium(tmp_path):
         yield driver
     finally:
         driver.quit()
+
+
+# --- Suite diagnostics -------------------------------------------------------------------------
+# CI stops a run at 90 minutes and prints only its tail, so a slow or wedged suite must say where
+# its time went before that: seconds per module and the processes a module left running (printed
+# at the end), and, for a test stuck where pytest-timeout's signal cannot reach it (inside C code),
+# a dump of every thread and of the process tree, then an exit.
+
+_MODULE_TIMES: dict[str, float] = {}
+_LEFTOVERS: list[str] = []
+_WEDGED_AFTER_S = 780  # pytest-timeout (600 s) fires first whenever it can
+
+
+def _children() -> dict[int, str]:
+    """Descendants of this process: pid -> command line (from /proc; empty where there is none)."""
+    parents: dict[int, int] = {}
+    cmds: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+        cmds[int(entry.name)] = cmd
+    mine, frontier = {}, [os.getpid()]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in mine:
+                mine[child] = cmds.get(child, "")
+                frontier.append(child)
+    return mine
+
+
+def _module_of(item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    import faulthandler
+    import time
+
+    faulthandler.dump_traceback_later(_WEDGED_AFTER_S, exit=True)
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        module = _module_of(item)
+        _MODULE_TIMES[module] = _MODULE_TIMES.get(module, 0.0) + time.monotonic() - start
+        if nextitem is None or _module_of(nextitem) != module:
+            left = _children()
+            if left:
+                names = "; ".join(f"{pid} {cmd[:100]}" for pid, cmd in sorted(left.items())[:8])
+                _LEFTOVERS.append(f"after {module}: {len(left)} process(es) still running: {names}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _MODULE_TIMES:
+        return
+    tr = terminalreporter
+    tr.section("seconds per module (slowest 15)")
+    for module, seconds in sorted(_MODULE_TIMES.items(), key=lambda kv: -kv[1])[:15]:
+        tr.write_line(f"{seconds:8.1f} s  {module}")
+    if _LEFTOVERS:
+        tr.section("processes a module left running")
+        for line in _LEFTOVERS[-20:]:
+            tr.write_line(line)
