@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0 PYTHONUNBUFFERED=1
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
 export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+# No telemetry from anything under test: CI's network may drop (not refuse) outside connections.
+export DO_NOT_TRACK=1 SCARF_ANALYTICS=false GX_ANALYTICS_ENABLED=false CHECKPOINT_DISABLE=1
 set -a; [[ -f .actrec/test-services.env ]] && source .actrec/test-services.env; set +a
 
 mkdir -p .actrec

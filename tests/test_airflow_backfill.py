@@ -139,7 +139,7 @@ def warehouse_counts(url: str, dates) -> dict[str, dict[str, int]]:
 # PostgreSQL only: its tasks write from several worker processes at once (the scheduled run that
 # unpausing creates runs beside the backfill), which a DuckDB file does not allow.
 @pytest.mark.parametrize("warehouse_url", ["postgresql"], indirect=True)
-@pytest.mark.timeout(3600)
+@pytest.mark.timeout(900)
 def test_nightly_dag_backfill_in_a_real_scheduler(pg_url, warehouse_url, chromium, tmp_path):
     from actrec_batch.storage import open_store
     from actrec_batch.synth import synth_footage

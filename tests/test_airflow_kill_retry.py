@@ -20,7 +20,7 @@ from handshake import HANG_S
 from ray.job_submission import JobSubmissionClient
 from test_ray_jobs_api import DATE, _wait_for_log, client_token_auth, night, ray_head  # noqa: F401 - fixtures
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 DAGS = '''
 import os

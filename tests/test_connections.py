@@ -265,7 +265,7 @@ def _latest_monthly_interval_start(now: dt.datetime) -> dt.date:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(900)
 def test_nightly_dag_on_a_real_scheduler_with_only_airflow_connections(
     pg_url, s3_endpoint, s3_client, monkeypatch, tmp_path
 ):

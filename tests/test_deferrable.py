@@ -25,7 +25,7 @@ from test_ray_jobs_api import DATE, client_token_auth, night, ray_head  # noqa: 
 from actrec_batch.pipeline.outputs import data_docs_prefix
 from actrec_batch.storage import open_store
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 DAGS = """
 import pendulum

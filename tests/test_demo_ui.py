@@ -141,7 +141,7 @@ def log_page_text(driver, needles, screenshot: Path, timeout: float = 120) -> st
     return seen
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(900)
 def test_the_demos_run_shows_in_the_airflow_ui_like_a_scheduled_one(
     chromium, tmp_path, monkeypatch, capsys, request
 ):
