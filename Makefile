@@ -8,13 +8,14 @@ export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test lint bench quality train services browser airflow clean help
+.PHONY: install demo test lint bench quality train services browser airflow infra-check clean help
 
 help:
 	@echo "make demo   - install, render a synthetic night, run the nightly DAG through Airflow (local store, DuckDB, local Ray), print a summary"
 	@echo "make airflow - start Airflow on http://127.0.0.1:8080 (admin/admin) with the DAGs and the demo's data"
 	@echo "make test   - install, start PostgreSQL + an S3 server on 127.0.0.1, install headless Chromium, run the whole suite"
 	@echo "make lint   - ruff"
+	@echo "make infra-check - terraform fmt/init/validate (offline through a provider mirror when there is one) + checkov over infra/terraform"
 	@echo "make bench  - speed benchmarks (bench/)"
 	@echo "make quality - held-out quality of the shipped model (bench/quality.py, ~10 min), then of a head fitted by actrec train-head against it (bench/train_head.py, ~1 h on 2 cores; footage kept in .actrec/)"
 	@echo "make train  - retrain the reference model (~30 min on 2 cores) into .actrec/models/"
@@ -40,7 +41,11 @@ services: $(STAMP)
 browser:
 	@bash scripts/install_browser.sh
 
-test: $(STAMP) services browser
+# infra/terraform: formatted, valid, and no failed checkov check (checkov in its own venv, .actrec/checkov-venv).
+infra-check:
+	@bash scripts/infra_check.sh
+
+test: $(STAMP) services browser infra-check
 	@bash scripts/run_tests.sh $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -67,3 +67,66 @@ def test_nodes_install_the_wheel_pinned_and_use_an_instance_profile_not_keys():
     assert not re.search(
         r"AKIA[0-9A-Z]{16}|aws_secret_access_key|AWS_SECRET_ACCESS_KEY|ssh_private_key", text
     )
+
+
+def test_the_config_rendered_from_terraform_outputs_validates_and_carries_them(tmp_path):
+    """infra/ray/render_cluster.py fills `terraform output -json`'s ray_cluster into the config."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("render_cluster", CONFIG.parent / "render_cluster.py")
+    render_cluster = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render_cluster)
+    profile = "arn:aws:iam::210987654321:instance-profile/actrec-prod-ray-{}"
+    outputs = {
+        "store_uri": {"sensitive": False, "type": "string", "value": "s3://actrec-prod-store-1/actrec"},
+        "ray_cluster": {
+            "sensitive": False,
+            "type": ["object", {}],
+            "value": {
+                "cluster_name": "actrec-batch",
+                "region": "eu-west-1",
+                "availability_zones": ["eu-west-1a", "eu-west-1b"],
+                "subnet_ids": ["subnet-0aaa1111bbbb2222c", "subnet-0ddd3333eeee4444f"],
+                "security_group_id": "sg-0123456789abcdef0",
+                "head_instance_profile_arn": profile.format("head"),
+                "worker_instance_profile_arn": profile.format("worker"),
+            },
+        },
+    }
+    (tmp_path / "outputs.json").write_text(json.dumps(outputs))
+    out = tmp_path / "cluster-aws.generated.yaml"
+    assert render_cluster.main(["--outputs", str(tmp_path / "outputs.json"), "--out", str(out)]) == 0
+
+    cfg = yaml.safe_load(out.read_text())
+    prepared = _validate(cfg)
+    assert prepared["provider"]["region"] == "eu-west-1"
+    assert prepared["provider"]["availability_zone"] == "eu-west-1a,eu-west-1b"
+    assert prepared["provider"]["use_internal_ips"] is True
+    head = cfg["head_node_type"]
+    for name, t in cfg["available_node_types"].items():
+        nc = t["node_config"]
+        assert nc["IamInstanceProfile"]["Arn"] == profile.format("head" if name == head else "worker"), name
+        assert nc["SubnetIds"] == ["subnet-0aaa1111bbbb2222c", "subnet-0ddd3333eeee4444f"]
+        assert nc["SecurityGroupIds"] == ["sg-0123456789abcdef0"]
+    # Nothing else changed: the node types, their instance types and markets are the template's.
+    template = _load()
+    assert cfg["available_node_types"].keys() == template["available_node_types"].keys()
+    for name, t in template["available_node_types"].items():
+        assert (
+            cfg["available_node_types"][name]["node_config"]["InstanceType"]
+            == t["node_config"]["InstanceType"]
+        )
+        assert cfg["available_node_types"][name]["resources"] == t["resources"]
+
+
+def test_every_port_ray_would_pick_at_random_is_pinned_for_the_security_group():
+    cfg = _load()
+    for cmd in (cfg["head_start_ray_commands"][-1], cfg["worker_start_ray_commands"][-1]):
+        for flag in (
+            "--object-manager-port=8076",
+            "--node-manager-port=8077",
+            "--dashboard-agent-grpc-port=8078",
+        ):
+            assert flag in cmd, (flag, cmd)
+        assert "--runtime-env-agent-port=8079" in cmd and "--metrics-export-port=8080" in cmd

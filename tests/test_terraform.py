@@ -1,13 +1,13 @@
-"""infra/terraform validates offline: `terraform init -backend=false` + `validate` + `fmt -check`.
+"""infra/terraform validates offline (scripts/infra_check.sh --terraform-only: fmt -check, init
+-backend=false through the machine's provider mirror when there is one, validate), and its variables
+refuse a store at the bucket root.
 
-Uses the machine's provider mirror when present (CI has no registry access); real users
-download the hashicorp/aws provider from the registry as usual. Nothing is applied: AWS itself
-cannot run here.
+CI has no registry access; real users download the hashicorp/aws provider from the registry as
+usual. Nothing is applied here: the apply against moto is tests/test_iam_emulator.py's.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -15,36 +15,65 @@ from pathlib import Path
 
 import pytest
 
-TF_DIR = Path(__file__).parents[1] / "infra" / "terraform"
+ROOT = Path(__file__).parents[1]
+TF_DIR = ROOT / "infra" / "terraform"
 
 
-def _mirror() -> str | None:
-    for hit in glob.glob("/opt/*/registry.terraform.io/hashicorp/aws") + glob.glob(
-        "/usr/share/*/registry.terraform.io/hashicorp/aws"
-    ):
-        return str(Path(hit).parents[2])
-    return None
-
-
-def test_terraform_validates_offline(tmp_path):
+def _terraform() -> str:
     tf = shutil.which("terraform")
     if tf is None:
         pytest.skip("terraform is not installed")  # a failure under ACTREC_REQUIRE_SERVICES=1 (conftest)
-    work = tmp_path / "tf"
-    shutil.copytree(TF_DIR, work, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
+    return tf
+
+
+def test_terraform_is_formatted_and_validates_offline():
+    _terraform()
+    run = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "infra_check.sh"), "--terraform-only"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def _mirror_config(tmp_path: Path) -> dict[str, str]:
     env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
-    mirror = _mirror()
-    if mirror:
+    mirror = os.environ.get("ACTREC_TF_MIRROR") or "/opt/tf-plugins"
+    if Path(mirror, "registry.terraform.io").is_dir():
         rc = tmp_path / "cli.tfrc"
         rc.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{mirror}"\n  }}\n}}\n')
         env["TF_CLI_CONFIG_FILE"] = str(rc)
+    elif env.get("TF_CLI_CONFIG_FILE") and not Path(env["TF_CLI_CONFIG_FILE"]).is_file():
+        del env["TF_CLI_CONFIG_FILE"]
+    return env
+
+
+def test_the_store_prefix_is_never_the_bucket_root_nor_slashed(tmp_path):
+    """`terraform plan` checks variable validations before it calls AWS: the emulator override points
+    the provider at a closed port, so the plan fails on the variable, with no credentials and no
+    network."""
+    tf = _terraform()
+    work = tmp_path / "infra" / "terraform"
+    shutil.copytree(TF_DIR, work, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", "*_override.tf"))
+    template = (TF_DIR / "emulator" / "provider_override.tf.tmpl").read_text()
+    (work / "emulator_override.tf").write_text(template.replace("${endpoint}", "http://127.0.0.1:9"))
+    env = _mirror_config(tmp_path)
 
     def tf_run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([tf, *args], cwd=work, env=env, capture_output=True, text=True, timeout=300)
 
     init = tf_run("init", "-backend=false", "-input=false", "-no-color")
     assert init.returncode == 0, init.stdout + init.stderr
-    validate = tf_run("validate", "-no-color")
-    assert validate.returncode == 0, validate.stdout + validate.stderr
-    fmt = tf_run("fmt", "-check", "-recursive", "-no-color")
-    assert fmt.returncode == 0, f"terraform fmt would change: {fmt.stdout}"
+    for prefix in ["", "/", "actrec/", "/actrec"]:
+        plan = tf_run(
+            "plan",
+            "-refresh=false",
+            "-input=false",
+            "-no-color",
+            "-lock=false",
+            f"-var=store_prefix={prefix}",
+        )
+        assert plan.returncode != 0, prefix
+        assert "the store is never the bucket root" in " ".join(plan.stderr.split()), (prefix, plan.stderr)
