@@ -2,8 +2,8 @@
 # `make infra-check` (and `make test`): infra/terraform is formatted, initialises offline, validates,
 # and passes checkov with no failed check (every skip is a `#checkov:skip=` with its reason, in the code).
 #
-#   scripts/infra_check.sh                   fmt + init + validate + checkov
-#   scripts/infra_check.sh --terraform-only  fmt + init + validate (tests/test_terraform.py)
+#   scripts/infra_check.sh                   fmt + init + validate + test + checkov
+#   scripts/infra_check.sh --terraform-only  fmt + init + validate + test (tests/test_terraform.py)
 #
 # Terraform runs on a temporary copy (infra/terraform, infra/airflow, dags/), so .terraform/ never
 # lands in the repository. The hashicorp/aws provider comes from a local filesystem mirror when the
@@ -54,6 +54,9 @@ echo "==> terraform init -backend=false"
 terraform -chdir="$tf" init -backend=false -input=false -no-color > "$work/init.log" 2>&1 || { cat "$work/init.log" >&2; exit 1; }
 echo "==> terraform validate"
 terraform -chdir="$tf" validate -no-color
+echo "==> terraform test (tests/*.tftest.hcl: variable validations, the provider mocked)"
+terraform -chdir="$tf" test -no-color > "$work/test.log" 2>&1 || { cat "$work/test.log" >&2; exit 1; }
+tail -1 "$work/test.log"
 [[ $terraform_only == 1 ]] && exit 0
 
 venv="$here/.actrec/checkov-venv"

@@ -306,7 +306,9 @@ class S3Store(ObjectStore):
         if self._bucket_seen:
             return None
         try:
-            self._client.head_bucket(Bucket=self.bucket)
+            # A one-key listing under the store's own prefix, not HeadBucket: a policy that limits
+            # s3:ListBucket to the store's prefix (infra/terraform) allows this and denies that.
+            self._client.list_objects_v2(Bucket=self.bucket, Prefix=self._base, MaxKeys=1)
         except ClientError as exc:
             if str(exc.response.get("Error", {}).get("Code")) in _NOT_FOUND_CODES | {"NoSuchBucket"}:
                 return self._bucket_not_found()

@@ -58,22 +58,26 @@ variable "access_matrix" {
     write  = list(string)
     delete = list(string)
   }))
+  # What a night does, measured: tests/test_iam_emulator.py records every S3 call of a night run
+  # signed with these policies and fails on any denied one (and on a prefix in the code that no
+  # component may use). Deletes: Airflow replaces a run's Data Docs (reports/), a forced Ray job
+  # forgets a date's checkpoints (--force); nothing else is ever deleted by the pipeline.
   default = {
     airflow = {
-      read   = ["footage", "manifests", "quarantine", "staging", "runs", "reports", "events", "models"]
+      read   = ["footage", "manifests", "quarantine", "staging", "runs", "reports", "events"]
       write  = ["manifests", "quarantine", "reports", "runs", "events"]
-      delete = ["manifests", "quarantine", "reports", "runs", "events", "staging"]
+      delete = ["reports"]
     }
     ray_worker = {
-      read   = ["footage", "manifests", "quarantine", "models", "cache", "checkpoints", "staging", "runs", "reports"]
-      write  = ["cache", "checkpoints", "staging", "runs"]
-      delete = ["cache", "checkpoints", "staging", "runs"]
+      read   = ["footage", "manifests", "quarantine", "models", "cache", "checkpoints", "runs"]
+      write  = ["cache", "checkpoints", "quarantine", "staging", "runs"]
+      delete = ["checkpoints"]
     }
     # The head runs the Ray job's driver: the workers' S3 set, no more.
     ray_head = {
-      read   = ["footage", "manifests", "quarantine", "models", "cache", "checkpoints", "staging", "runs", "reports"]
-      write  = ["cache", "checkpoints", "staging", "runs"]
-      delete = ["cache", "checkpoints", "staging", "runs"]
+      read   = ["footage", "manifests", "quarantine", "models", "cache", "checkpoints", "runs"]
+      write  = ["cache", "checkpoints", "quarantine", "staging", "runs"]
+      delete = ["checkpoints"]
     }
   }
   validation {
