@@ -63,7 +63,7 @@ resource "aws_iam_role_policy_attachment" "monitoring" {
 }
 
 resource "aws_db_instance" "this" {
-  #checkov:skip=CKV_AWS_157:Multi-AZ is the db_multi_az variable (off by default): the warehouse is rebuilt from the store's events/ and runs/, and backups give point-in-time recovery; production turns it on.
+  #checkov:skip=CKV_AWS_157:Multi-AZ doubles the instance's cost, so it is the db_multi_az variable (off by default); automated backups give point-in-time recovery, and the published events stay in the store's events/ Parquet. Turn it on for production.
   identifier     = local.identifier
   engine         = "postgres"
   engine_version = var.engine_version
