@@ -103,3 +103,10 @@ class ReconcileError(ActrecError):
     counts."""
 
     reason = "reconcile"
+
+
+class DriftAlert(ActrecError):
+    """The nightly drift report has an alert and ``drift_fail_on_alert`` is set: the message names
+    the date, the run, each alert and the report's URI."""
+
+    reason = "drift_alert"

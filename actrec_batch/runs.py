@@ -201,6 +201,7 @@ class QualityRecord(Record):
     model: str
     events: dict[str, Any]
     evaluation: dict[str, Any] | None = None
+    drift: dict[str, Any] | None = None  # the drift report (actrec_batch.drift), with its page's URI
 
 
 # Every stage's record, in pipeline order (the summary's ``stages`` follows it).
@@ -217,6 +218,7 @@ STAGE_RECORDS: tuple[type[Record], ...] = (
 FINAL_RECORDS: tuple[type[Record], ...] = (CostRecord, QualityRecord)
 SUMMARY_NAME = "summary.json"
 COST_PAGE_NAME = "cost.html"
+QUALITY_PAGE_NAME = "quality.html"  # beside quality.json, under the run's reports
 
 
 class RunFolder:
@@ -282,10 +284,12 @@ class RunFolder:
         """The stages that have written their record, in pipeline order."""
         return [str(kind.STAGE) for kind in STAGE_RECORDS if self.has(kind)]
 
-    def write_page(self, name: str, html: str) -> str:
-        """A human-facing page beside the records (``cost.html``); returns its URI."""
-        self.store.put_bytes(self.key(name), html.encode())
-        return self.uri(name)
+    def write_page(self, name: str, html: str, *, in_reports: bool = False) -> str:
+        """A human-facing page beside the records (``cost.html``), or with ``in_reports`` beside
+        the run's reports (``quality.html``); returns its URI."""
+        key = layout.run_report_prefix(self.date, self.run_id) + name if in_reports else self.key(name)
+        self.store.put_bytes(key, html.encode())
+        return self.store.uri(key)
 
     # ------------------------------------------------------------- the summary
 
@@ -367,12 +371,18 @@ class RunFolder:
 
 def latest_priced_run(store: ObjectStore, date: dt.date) -> RunFolder | None:
     """The run of ``date`` whose cost record was written last, or None when none was priced."""
-    suffix = "/" + CostRecord.NAME
-    priced = [o for o in store.list(layout.runs_prefix(date)) if o.key.endswith(suffix)]
-    if not priced:
+    return latest_run_with(store, date, CostRecord)
+
+
+def latest_run_with(store: ObjectStore, date: dt.date, kind: type[Record]) -> RunFolder | None:
+    """The run of ``date`` whose ``kind`` record was written last, or None when none has one."""
+    suffix = "/" + kind.NAME
+    prefix = layout.report_prefix(date) if kind.IN_REPORTS else layout.runs_prefix(date)
+    found = [o for o in store.list(prefix) if o.key.endswith(suffix) and "/run=" in o.key]
+    if not found:
         return None
     epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
-    key = max(priced, key=lambda o: (o.last_modified or epoch, o.key)).key
+    key = max(found, key=lambda o: (o.last_modified or epoch, o.key)).key
     run_id = key.removesuffix(suffix).rsplit("/run=", 1)[1]
     return RunFolder(store, date, run_id)
 

@@ -168,6 +168,14 @@ COLUMNS: dict[str, Column] = {
     "unit_price_usd": Column(F, "USD per unit at this pricing"),
     "pricing": Column(S, "the price list used", 16, values=("spot", "on_demand")),
     "cost_usd": Column(F, "`quantity * unit_price_usd`"),
+    # quality (the drift report)
+    "metric": Column(S, "what is measured, e.g. `label_psi`, `event_rate`, `black_fraction` "
+                     "(docs/reference.md#the-drift-report)", 64),
+    "subject": Column(S, "what it is measured on: `all`, a label, a camera id or a confidence bin", 256),
+    "value": Column(F, "tonight's value (null: nothing to measure)"),
+    "baseline": Column(F, "the window's value, when the metric compares with one"),
+    "threshold": Column(F, "the setting the value was judged against, when one applies"),
+    "alert_status": Column(S, "the verdict", 16, values=("ok", "warn", "alert", "no_baseline", "info")),
 }
 # fmt: on
 
@@ -367,7 +375,18 @@ JOB_COSTS = Table(
     pk_name="pk_job_costs",
 )
 
-WAREHOUSE_TABLES = (RUNS, VIDEOS, QUARANTINE, ACTION_EVENTS, ACTIVE_MODELS, JOB_COSTS)
+QUALITY_METRICS = Table(
+    "quality_metrics",
+    "The nightly drift report's figures (`quality.json`'s `drift.metrics`), replaced per date.",
+    ("logical_date", "run_id", "metric", "subject", "value", "baseline", "threshold", "alert_status"),
+    sql=True,
+    notes={"run_id": "the run whose quality stage wrote the row"},
+    not_null=("logical_date", "run_id", "metric", "subject", "alert_status"),
+    primary_key=("logical_date", "metric", "subject"),
+    pk_name="pk_quality_metrics",
+)
+
+WAREHOUSE_TABLES = (RUNS, VIDEOS, QUARANTINE, ACTION_EVENTS, ACTIVE_MODELS, JOB_COSTS, QUALITY_METRICS)
 
 # What `actrec search` returns of `current_action_events`, in output order.
 SEARCH_COLUMNS = (

@@ -26,6 +26,8 @@ def add_synth_flags(
         kwargs: dict[str, Any] = {"default": default, "help": f"{f.metadata['help']} (default: {default})"}
         if "choices" in f.metadata:
             kwargs["choices"] = list(f.metadata["choices"])
+        elif f.metadata.get("text"):
+            kwargs["type"] = str
         else:
             lo, hi = f.metadata["range"]
             kwargs["type"] = positive(type(f.default), lo, hi, f.metadata["what"])

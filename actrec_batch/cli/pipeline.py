@@ -102,6 +102,59 @@ def cmd_rescore(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a run's stored quality report (default: the date's latest); 1 when it has a drift alert."""
+    date = parse_logical_date(args.date)
+    from actrec_batch.errors import ActrecError
+    from actrec_batch.runs import QualityRecord, RunFolder, latest_run_with
+    from actrec_batch.storage import open_store
+
+    store = open_store(settings.store)
+    folder = (
+        RunFolder(store, date, args.run_id) if args.run_id else latest_run_with(store, date, QualityRecord)
+    )
+    if folder is None or not folder.has(QualityRecord):
+        what = f"run {args.run_id}" if args.run_id else f"any run of {date}"
+        raise ActrecError(
+            f"no quality report for {what} in {store.uri('reports/')}: run `actrec run --date {date}` first",
+            reason="not_found",
+        )
+    report = {**folder.read(QualityRecord).to_json(), "uri": folder.uri(QualityRecord)}
+    if args.json:
+        print_json(report)
+    else:
+        print(quality_text(report))
+    return 1 if (report.get("drift") or {}).get("alert") else 0
+
+
+def quality_text(r: dict) -> str:
+    drift, ev = r.get("drift"), r.get("evaluation")
+    lines = [
+        f"quality of run {r['run_id']} ({r['logical_date']}, {r['model']}): {r['events']['count']} events"
+    ]
+    if ev:
+        lines.append(
+            f"  against ground truth: precision {ev['precision']:.3f}, recall {ev['recall']:.3f}, F1 {ev['f1']:.3f}"
+        )
+    if not drift:
+        lines.append("  drift: not computed (no warehouse when the report was made)")
+    else:
+        w = drift["window"]
+        lines.append(f"  window: {w['first']} to {w['last']} ({len(w['dates'])} nights with footage)")
+        if drift["alerts"]:
+            lines.append(f"  DRIFT ALERT ({len(drift['alerts'])}):")
+            lines += [f"    {a['message']}" for a in drift["alerts"]]
+        elif not drift["baseline"]:
+            lines.append("  drift: no baseline (no earlier night in the window)")
+        else:
+            lines.append("  drift: no alert")
+        if not drift["frame_health"]["measured"]:
+            lines.append("  frame health: not measured (nothing decoded: features from the cache)")
+        lines.append(f"  report: {drift['page_uri']}")
+    lines.append(f"  json: {r['uri']}")
+    return "\n".join(lines)
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     """The arguments `actrec run` and `actrec infer` share."""
     p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
@@ -144,6 +197,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="go on as a whole run: validate the staged events, publish them, cost and quality",
     )
     _add_run_args(p)
+
+    p = command(
+        sub,
+        "quality",
+        cmd_quality,
+        groups=("store",),
+        help="print a run's quality and drift report",
+        description="Print the quality report (events, F1 where ground truth exists, the drift "
+        "report against the previous nights) of a run of --date: --run-id's, or the latest. "
+        "Exits 1 when the report has a drift alert.",
+    )
+    p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
+    p.add_argument("--run-id", help="the run (default: the date's latest with a quality report)")
+    add_json(p)
 
     p = command(
         sub,

@@ -141,3 +141,19 @@ def choice(options: tuple[str, ...], upper: bool = False) -> Parser:
     parse.choices = options  # type: ignore[attr-defined]  # for --help and the settings table
     parse.valid = ", ".join(options)  # type: ignore[attr-defined]
     return parse
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def boolean(spec: Spec, raw: Any) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, on/off; a YAML boolean as it is)."""
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value not in (*_TRUE, *_FALSE):
+        raise bad(spec, raw, "it must be true or false")
+    return value in _TRUE
+
+
+boolean.valid = "true or false"  # type: ignore[attr-defined]

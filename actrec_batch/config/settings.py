@@ -27,6 +27,7 @@ GROUPS: dict[str, str] = {
     "ray": "Ray: where and how inference runs",
     "decode": "discovery, decoding and work units",
     "pricing": "pricing of the cost ledger",
+    "quality": "the nightly drift report: window and alert thresholds",
     "general": "config file and logging",
 }
 _KEY = "actrec_setting"
@@ -288,6 +289,59 @@ class Settings:
         help="spot price as a fraction of on-demand (a run whose nodes are all spot)",
         fix="use the spot price as a fraction of on-demand, between 0 and 1, e.g. 0.35",
         parse=_parse.float_in(0.0, 1.0),
+    )
+    # ---------------------------------------------------------------- quality
+    drift_window_nights: int = setting(
+        7,
+        group="quality",
+        help="previous nights (footage dates before the run's) the drift report compares the night with",
+        fix="use the number of previous nights in the drift window, between 1 and 90, e.g. 7",
+        parse=_parse.int_in(1, 90),
+    )
+    drift_psi_warn: float = setting(
+        0.1,
+        group="quality",
+        help="population stability index (labels, confidences) from which a shift is a warning",
+        fix="use a PSI such as 0.1 (0.1 to 0.25 is the usual 'moderate shift')",
+        parse=_parse.float_in(0.0, 100.0),
+    )
+    drift_psi_alert: float = setting(
+        0.25,
+        group="quality",
+        help="PSI from which a shift is an alert, when its chi-square test is also significant",
+        fix="use a PSI such as 0.25 (above 0.25 is the usual 'major shift'), not below drift_psi_warn",
+        parse=_parse.float_in(0.0, 100.0),
+    )
+    drift_p_value: float = setting(
+        0.01,
+        group="quality",
+        help="significance of the drift tests (chi-square on shares, Poisson on a camera's event "
+        "count): a smaller p-value is a significant change",
+        fix="use a probability between 0 and 1, e.g. 0.01",
+        parse=_parse.float_in(0.0, 1.0),
+    )
+    drift_quarantine_increase: float = setting(
+        0.1,
+        group="quality",
+        help="rise of the quarantined fraction of videos over the window's from which it is an alert",
+        fix="use a fraction of videos between 0 and 1, e.g. 0.1 (ten points more than usual)",
+        parse=_parse.float_in(0.0, 1.0),
+    )
+    drift_dead_fraction: float = setting(
+        0.5,
+        group="quality",
+        help="fraction of a camera's decoded frames that are black, or static, from which the "
+        "camera is reported dead or frozen",
+        fix="use a fraction between 0 and 1, e.g. 0.5",
+        parse=_parse.float_in(0.0, 1.0),
+    )
+    drift_fail_on_alert: bool = setting(
+        False,
+        group="quality",
+        help="fail the quality stage (the DAG's quality task) when the drift report has an alert; "
+        "otherwise it only warns",
+        fix="use true or false",
+        parse=_parse.boolean,
     )
     # ---------------------------------------------------------------- general
     log_level: str = setting(

@@ -186,16 +186,24 @@ def cost(date: str, run_id: str) -> dict[str, Any]:
 
 
 def quality(date: str, run_id: str) -> dict[str, Any]:
+    """The quality stage, with the drift report. XCom: ``alert`` (true when the report has one),
+    ``alerts`` (one line each) and ``report_uri`` (``quality.html``); every alert is also a WARNING
+    line of the task log. Raises DriftAlert when ``drift_fail_on_alert`` is set (the task fails)."""
     from actrec_batch.pipeline.nightly import quality_stage
 
     settings = _settings()
-    report = quality_stage(_store(settings), dt.date.fromisoformat(date), run_id)
+    report = quality_stage(_store(settings), dt.date.fromisoformat(date), run_id, settings=settings)
     evaluation = report.get("evaluation") or {}
+    drift = report.get("drift") or {}
     return {
         "run_id": run_id,
         "uri": report["uri"],
         "events": report["events"]["count"],
         "f1": evaluation.get("f1"),
+        "alert": bool(drift.get("alert")),
+        "alerts": [a["message"] for a in drift.get("alerts", [])],
+        "baseline": drift.get("baseline"),
+        "report_uri": drift.get("page_uri"),
     }
 
 

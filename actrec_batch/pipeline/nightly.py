@@ -15,7 +15,7 @@ from typing import Any
 
 from actrec_batch import layout
 from actrec_batch.config import Settings
-from actrec_batch.errors import ReconcileError, RunStatus
+from actrec_batch.errors import DriftAlert, ReconcileError, RunStatus
 from actrec_batch.pipeline.spec import RunSpec
 from actrec_batch.reconcile import reconcile
 from actrec_batch.runs import (
@@ -140,13 +140,32 @@ def cost_stage(
     return report
 
 
-def quality_stage(store: ObjectStore, date: dt.date, run_id: str) -> dict[str, Any]:
-    """The run's quality report (``actrec_batch.quality``): event statistics, and F1 where ground
-    truth exists; the summary when cost has finished too."""
+def quality_stage(
+    store: ObjectStore, date: dt.date, run_id: str, *, settings: Settings | None = None, warehouse=None
+) -> dict[str, Any]:
+    """The run's quality report (``actrec_batch.quality``): event statistics, F1 where ground truth
+    exists and, with ``settings`` (the warehouse's and the drift thresholds), the drift report
+    against the previous nights with its ``quality_metrics`` rows; the summary when cost has
+    finished too. Alerts are logged as warnings; with ``drift_fail_on_alert`` they raise
+    :class:`~actrec_batch.errors.DriftAlert` (after everything is written)."""
     from actrec_batch.quality import quality_report
 
-    report = quality_report(store, date, run_id)
+    own = warehouse is None and settings is not None
+    warehouse = warehouse_stage(settings) if own else warehouse
+    try:
+        report = quality_report(store, date, run_id, settings=settings, warehouse=warehouse)
+    finally:
+        if own:
+            warehouse.dispose()
     RunFolder(store, date, run_id).write_summary_if_complete()
+    drift = report.get("drift") or {}
+    for alert in drift.get("alerts", []):
+        log.warning(
+            "drift alert for %s (run %s): %s; report %s", date, run_id, alert["message"], drift["page_uri"]
+        )
+    if drift.get("alert") and settings is not None and settings.drift_fail_on_alert:
+        names = "; ".join(a["message"] for a in drift["alerts"])
+        raise DriftAlert(f"drift alert for {date} (run {run_id}): {names}; report {drift['page_uri']}")
     return report
 
 
@@ -217,14 +236,16 @@ def run_nightly(
             wall_s=time.perf_counter() - t0,
         )
         cost_stage(settings, store, date, run_id, warehouse=warehouse)
-        quality_stage(store, date, run_id)
+        quality_stage(store, date, run_id, settings=settings, warehouse=warehouse)
     except BaseException as exc:
         row = {"run_id": run_id, "logical_date": date, "started_at": started_at, "status": RunStatus.FAILED}
         row.update(
             cameras=",".join(cameras) or None, error=" ".join(str(exc).split())[:2000] or type(exc).__name__
         )
-        # A run that does not reconcile at publishing has its failed row, with its counts, already.
-        if not (isinstance(exc, ReconcileError) and RunFolder(store, date, run_id).has(PublishRecord)):
+        # A run that does not reconcile at publishing has its failed row, with its counts, already;
+        # a drift alert (drift_fail_on_alert) fails the command, not the published run's row.
+        recorded = isinstance(exc, ReconcileError) and RunFolder(store, date, run_id).has(PublishRecord)
+        if not (recorded or isinstance(exc, DriftAlert)):
             _record_failed_run(warehouse, row, t0)
         raise
     finally:

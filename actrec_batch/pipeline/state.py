@@ -117,4 +117,5 @@ def unit_metrics(unit: DecodedUnit, e: EmbeddedUnit) -> dict[str, Any]:
         "clips": len(e.clips),
         "decode_fallback": unit.decode_fallback,
         "packets_rejected": unit.packets_rejected,
+        "frame_health": unit.frame_health,
     }

@@ -64,6 +64,7 @@ class DecodedUnit:
     node_id: str
     decode_fallback: str | None = None  # DecodeStats.fallback: how frames were found when not by the index
     packets_rejected: int = 0  # damaged frames the decoder rejected (skipped)
+    frame_health: dict[str, Any] | None = None  # FrameHealth.to_json() of the decoded frames
 
 
 @dataclass
@@ -199,9 +200,11 @@ def decode_unit(
     store_uri: str, spec: UnitSpec, index: VideoIndex, sampling: dict[str, Any], threads: int = 1
 ) -> tuple[DecodedUnit | Failure, np.ndarray | None]:
     """Decode the grid frames of one unit with ``threads`` decoder threads:
-    ``(DecodedUnit, frames [N, H, W, 3] uint8)``, or a Failure."""
+    ``(DecodedUnit, frames [N, H, W, 3] uint8)``, or a Failure. The unit carries the frames'
+    :func:`~actrec_batch.video.health.frame_health` (black and static frames)."""
     from actrec_batch.model.sampling import build_grid, decode_grid_frames
     from actrec_batch.video import DecodeStats
+    from actrec_batch.video.health import frame_health
 
     t0, c0 = time.perf_counter(), time.process_time()
     try:
@@ -247,6 +250,8 @@ def decode_unit(
         node_id=_node_id(),
         decode_fallback=stats.fallback,
         packets_rejected=stats.packets_rejected,
+        # on the frames decoded anyway: what tells a black or frozen camera costs no decode
+        frame_health=frame_health(frames).to_json(),
     )
     return unit, frames
 

@@ -140,7 +140,7 @@ def plan_footage(date: dt.date, params: SynthParams | None = None, **changes: An
         scene = camera_scene(p.seed, cam, minutes)
         stage = scene.stage(width / height)
         day_start = dt.datetime.combine(date, dt.time(scene.start_hour), tzinfo=dt.UTC)
-        timeline = plan_timeline(_rng(p.seed, cam, 0, _TIMELINE), total_s, fps, stage=stage)
+        timeline = plan_timeline(_rng(p.seed, cam, 0, _TIMELINE), total_s, fps, stage=stage, mix=p.mix())
         noise_seed = int(np.random.SeedSequence([p.seed, cam, 0, _NOISE]).generate_state(1)[0])
         spec = VideoSpec(timeline, scene, width, height, p.noise, noise_seed)
         n = timeline.n_frames

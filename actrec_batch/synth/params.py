@@ -45,6 +45,14 @@ class SynthParams:
         0.02, 0.0, 1.0, "noise level", "sensor-noise standard deviation, as a fraction of full scale"
     )
     file_minutes: float = _param(5.0, 0.05, 24 * 60, "number of minutes", "longest video file, in minutes")
+    action_mix: str = field(
+        default="",
+        metadata={
+            "text": True,
+            "help": "how often each action is chosen, as factors on the usual mix: LABEL=FACTOR,... "
+            "e.g. wave=5,fall=0 (empty: the usual mix)",
+        },
+    )
 
     def __post_init__(self) -> None:
         c, m, fm = self.cameras, self.minutes, self.file_minutes
@@ -68,6 +76,32 @@ class SynthParams:
             "width/height",
             f"codec {codec} needs an even frame size, got {w}x{h}",
         )
+        self.mix()  # raises ConfigError for a bad action_mix
+
+    def mix(self) -> dict[str, float]:
+        """``action_mix`` as {label: factor} (labels the planner knows, factors >= 0)."""
+        from actrec_batch.synth.planner import ACTION_LABELS
+
+        out: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in self.action_mix.split(","))):
+            label, _, factor = part.partition("=")
+            label = label.strip()
+            _check(
+                label in ACTION_LABELS,
+                "action_mix",
+                f"{label!r} is not an action; use LABEL=FACTOR with a label of {', '.join(ACTION_LABELS)}",
+            )
+            try:
+                value = float(factor)
+            except ValueError:
+                value = -1.0
+            _check(
+                value >= 0 and math.isfinite(value),
+                "action_mix",
+                f"{part!r}: the factor must be a number >= 0",
+            )
+            out[label] = value
+        return out
 
     @classmethod
     def of(cls, params: SynthParams | None = None, **changes: Any) -> SynthParams:

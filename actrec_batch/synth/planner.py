@@ -11,6 +11,7 @@ episode ends.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,16 +76,21 @@ class _FigureState:
 
 _STAND_WEIGHTS = {"walk": 1.0, "run": 1.0, "wave": 0.8, "jump": 1.0, "fall": 0.65, "sit_down": 3.2}
 _SEATED_WEIGHTS = {"stand_up": 1.0, "wave": 0.25}
+ACTION_LABELS = tuple(dict.fromkeys([*_STAND_WEIGHTS, *_SEATED_WEIGHTS]))
 
 
-def _choose_action(rng: np.random.Generator, st: _FigureState) -> str | None:
+def _choose_action(rng: np.random.Generator, st: _FigureState, mix: Mapping[str, float]) -> str | None:
+    """The figure's next action, drawn from its posture's weights times ``mix`` (default 1 per
+    label); None when it can do nothing (lying, or every weight it has is 0)."""
     if st.posture == "lying":
         return None
-    table = _SEATED_WEIGHTS if st.posture == "seated" else dict(_STAND_WEIGHTS)
+    table = dict(_SEATED_WEIGHTS) if st.posture == "seated" else dict(_STAND_WEIGHTS)
     if st.posture == "stand" and not st.at_chair:
         table.pop("sit_down")
     names = list(table)
-    w = np.array([table[n] for n in names])
+    w = np.array([table[n] * mix.get(n, 1.0) for n in names])
+    if w.sum() <= 0:
+        return None
     return names[int(rng.choice(len(names), p=w / w.sum()))]
 
 
@@ -161,9 +167,18 @@ def _arm_raise_params(rng: np.random.Generator) -> dict[str, float]:
 
 
 def plan_timeline(
-    rng: np.random.Generator, duration_s: float, fps: float, *, stage: Stage | None = None
+    rng: np.random.Generator,
+    duration_s: float,
+    fps: float,
+    *,
+    stage: Stage | None = None,
+    mix: Mapping[str, float] | None = None,
 ) -> Timeline:
     """Plan a video of ``duration_s`` seconds at ``fps``: episodes of 0-3 figures acting in turn.
+
+    ``mix``: a factor per action label on how often it is chosen (default 1 for every label;
+    ``{"wave": 5}`` makes waving five times likelier, ``{"fall": 0}`` rules falls out). With no
+    mix the draws, and so the footage, are those of every earlier release.
 
     Deterministic in ``rng``. Labelled events are separated by at least ``MIN_GAP_S`` of no
     action, except that in multi-figure episodes a second figure sometimes starts during another
@@ -183,7 +198,9 @@ def plan_timeline(
         length = _frames(rng.uniform(25.0, 70.0), fps)
         if n_total - (t + length) < 15 * fps:
             length = n_total - t
-        figs, segs, end = _plan_episode(rng, t, t + length, n_total, fps, stage, next_track=len(figures))
+        figs, segs, end = _plan_episode(
+            rng, t, t + length, n_total, fps, stage, next_track=len(figures), mix=mix or {}
+        )
         figures.extend(figs)
         segments.extend(segs)
         t = end
@@ -240,7 +257,14 @@ def _place_figures(
 
 
 def _plan_episode(
-    rng: np.random.Generator, start: int, end: int, n_total: int, fps: float, stage: Stage, next_track: int
+    rng: np.random.Generator,
+    start: int,
+    end: int,
+    n_total: int,
+    fps: float,
+    stage: Stage,
+    next_track: int,
+    mix: Mapping[str, float],
 ) -> tuple[list[Figure], list[Segment], int]:
     """Figures, their segments, and the episode's (possibly earlier) end frame."""
     k = int(rng.choice(4, p=[0.07, 0.68, 0.18, 0.07]))
@@ -259,7 +283,7 @@ def _plan_episode(
         weights = np.array([0.6 if i == 0 else 0.4 / max(1, k - 1) for i in candidates])
         i = candidates[int(rng.choice(len(candidates), p=weights / weights.sum()))]
         st = states[i]
-        label = _choose_action(rng, st)
+        label = _choose_action(rng, st, mix)
         if label is None:
             break
         trial = _FigureState(**{**st.__dict__, "actions": st.actions})

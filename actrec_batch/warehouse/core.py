@@ -193,6 +193,16 @@ class Warehouse:
                 conn.execute(sa.insert(c), [_only(c, row) for row in rows])
             conn.execute(sa.update(r).where(r.c.run_id == run_id).values(cost_usd=cost_usd))
 
+    def replace_quality_metrics(self, date: dt.date, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Replace the ``quality_metrics`` rows of ``date`` with ``rows`` (a rerun's replace the
+        last run's), in one transaction; returns how many were written."""
+        q = schema.quality_metrics
+        with self.begin() as conn:
+            conn.execute(sa.delete(q).where(q.c.logical_date == date))
+            if rows:
+                conn.execute(sa.insert(q), [_only(q, {**row, "logical_date": date}) for row in rows])
+        return len(rows)
+
 
 class DateLoad:
     """The loads of one date inside one transaction (see :meth:`Warehouse.date_load`)."""

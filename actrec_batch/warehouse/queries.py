@@ -161,3 +161,67 @@ def _without_comments(sql: str) -> str:
     return (
         "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--")).strip().rstrip(";")
     )
+
+
+# ---------------------------------------------------------------- the drift report's nights
+
+
+def night_figures(
+    warehouse: Warehouse, first: dt.date, last: dt.date, confidence_bins: int
+) -> dict[dt.date, dict[str, Any]]:
+    """What the drift report compares, for each date in ``[first, last]`` that has published
+    videos or quarantined files: ``labels`` (events per label), ``confidence`` (events per
+    confidence bin, ``confidence_bins`` equal bins over [0, 1]), ``camera_events`` and
+    ``camera_hours`` (events and hours of footage per camera), ``videos`` and ``quarantined``.
+    Events are the current model version's (``current_action_events``): a rerun or a rescore
+    replaces a date's figures, never adds to them."""
+    v, vid, q = schema.current_action_events, schema.videos, schema.quarantine
+    in_range = lambda t: t.c.logical_date.between(first, last)  # noqa: E731
+    binned = sa.cast(
+        sa.func.least(sa.func.floor(v.c.confidence * confidence_bins), confidence_bins - 1), sa.Integer
+    )
+    out: dict[dt.date, dict[str, Any]] = {}
+
+    def night(date: Any) -> dict[str, Any]:
+        date = date if isinstance(date, dt.date) else dt.date.fromisoformat(str(date))
+        return out.setdefault(
+            date,
+            {
+                "labels": {},
+                "confidence": [0] * confidence_bins,
+                "camera_events": {},
+                "camera_hours": {},
+                "videos": 0,
+                "quarantined": 0,
+            },
+        )
+
+    with warehouse.connect() as conn:
+        for d, camera, count, seconds in conn.execute(
+            sa.select(vid.c.logical_date, vid.c.camera_id, sa.func.count(), sa.func.sum(vid.c.duration_s))
+            .where(in_range(vid))
+            .group_by(vid.c.logical_date, vid.c.camera_id)
+        ):
+            n = night(d)
+            n["videos"] += int(count)
+            n["camera_hours"][camera] = float(seconds or 0.0) / 3600.0
+            n["camera_events"].setdefault(camera, 0)
+        for d, count in conn.execute(
+            sa.select(q.c.logical_date, sa.func.count()).where(in_range(q)).group_by(q.c.logical_date)
+        ):
+            night(d)["quarantined"] = int(count)
+        for d, label, camera, count in conn.execute(
+            sa.select(v.c.logical_date, v.c.label, v.c.camera_id, sa.func.count())
+            .where(in_range(v))
+            .group_by(v.c.logical_date, v.c.label, v.c.camera_id)
+        ):
+            n = night(d)
+            n["labels"][label] = n["labels"].get(label, 0) + int(count)
+            n["camera_events"][camera] = n["camera_events"].get(camera, 0) + int(count)
+        for d, b, count in conn.execute(
+            sa.select(v.c.logical_date, binned.label("bin"), sa.func.count())
+            .where(in_range(v))
+            .group_by(v.c.logical_date, binned)
+        ):
+            night(d)["confidence"][min(max(int(b), 0), confidence_bins - 1)] += int(count)
+    return out
