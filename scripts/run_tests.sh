@@ -11,6 +11,7 @@ export DO_NOT_TRACK=1 SCARF_ANALYTICS=false GX_ANALYTICS_ENABLED=false CHECKPOIN
 set -a; [[ -f .actrec/test-services.env ]] && source .actrec/test-services.env; set +a
 
 mkdir -p .actrec
+rm -f .actrec/wedged-test.txt
 endpoint_file=.actrec/s3-endpoint
 rm -f "$endpoint_file"
 .venv/bin/python tests/s3_server.py 0 > "$endpoint_file" &
@@ -31,5 +32,9 @@ set +e
 .venv/bin/python -m pytest "$@"
 rc=$?
 set -e
+if [[ -s .actrec/wedged-test.txt ]]; then
+  echo "==> a test wedged and pytest exited (tests/conftest.py):"; cat .actrec/wedged-test.txt
+  echo "==> processes left:"; ps -eo pid,ppid,etime,pcpu,args --forest | grep -v "ps -eo" | tail -40
+fi
 echo "==> test suite took $(( $(date +%s) - start )) s (exit $rc)"
 exit $rc

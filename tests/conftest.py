@@ -206,7 +206,13 @@ def chromium(tmp_path):
 
 _MODULE_TIMES: dict[str, float] = {}
 _LEFTOVERS: list[str] = []
-_WEDGED_AFTER_S = 780  # pytest-timeout (600 s) fires first whenever it can
+_WEDGED_MARGIN_S = float(
+    os.environ.get("ACTREC_WEDGED_MARGIN_S", "180")
+)  # past the test's own timeout: pytest-timeout fires first whenever it can
+# Where a wedged test's thread dump goes (pytest captures fd 2 during a test, and the process
+# exits right after the dump): scripts/run_tests.sh prints it when pytest is gone.
+_WEDGED_LOG = Path(__file__).parents[1] / ".actrec" / "wedged-test.txt"
+_wedged_file = None
 
 
 def _children() -> dict[int, str]:
@@ -242,12 +248,25 @@ def pytest_runtest_protocol(item, nextitem):
     import faulthandler
     import time
 
-    faulthandler.dump_traceback_later(_WEDGED_AFTER_S, exit=True)
+    global _wedged_file
+    if _wedged_file is None:
+        _WEDGED_LOG.parent.mkdir(parents=True, exist_ok=True)
+        _wedged_file = _WEDGED_LOG.open("w")
+    marker = item.get_closest_marker("timeout")
+    limit = float(marker.args[0] if marker and marker.args else item.config.getini("timeout") or 600)
+    _wedged_file.seek(0)
+    _wedged_file.truncate()
+    _wedged_file.write(f"{item.nodeid} ran past {limit:.0f} + {_WEDGED_MARGIN_S} s; every thread's stack:\n")
+    _wedged_file.flush()
+    faulthandler.dump_traceback_later(limit + _WEDGED_MARGIN_S, exit=True, file=_wedged_file)
     start = time.monotonic()
     try:
         yield
     finally:
         faulthandler.cancel_dump_traceback_later()
+        _wedged_file.seek(0)
+        _wedged_file.truncate()
+        _wedged_file.flush()
         module = _module_of(item)
         _MODULE_TIMES[module] = _MODULE_TIMES.get(module, 0.0) + time.monotonic() - start
         if nextitem is None or _module_of(nextitem) != module:

@@ -130,7 +130,7 @@ def infra(tmp_path_factory) -> Infra:
     tmp = tmp_path_factory.mktemp("iam")
     emulator = m.Emulator(tmp / "requests.jsonl")
     try:
-        outputs = m.apply_to_emulator(tmp / "tf", emulator.endpoint, EMULATOR_TFVARS)
+        outputs = m.apply_to_emulator(tmp / "tf", emulator, EMULATOR_TFVARS)
         store_uri = outputs["store_uri"].rstrip("/")
         bucket, _, prefix = store_uri.removeprefix("s3://").partition("/")
         assert prefix == "actrec", f"the store must sit under a prefix, not the bucket root: {store_uri}"
