@@ -13,6 +13,7 @@ migrated empty database matches this metadata, column by column, on DuckDB and P
   An event that spans a camera's consecutive files records both ends (migration 0002).
 - ``active_models``: which model version ``current_action_events`` shows for each date.
 - ``job_costs``: the cost ledger of each run (filled by the cost stage).
+- ``job_cost_usage``: where each run's paid compute went, by component (migration 0003).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ quarantine = sa_table(tables.QUARANTINE, metadata)
 action_events = sa_table(tables.ACTION_EVENTS, metadata)
 active_models = sa_table(tables.ACTIVE_MODELS, metadata)
 job_costs = sa_table(tables.JOB_COSTS, metadata)
+job_cost_usage = sa_table(tables.JOB_COST_USAGE, metadata)
 
 # The view, for SELECTs only: migration 0001 creates it (action_events joined to active_models);
 # metadata.create_all never sees it.
