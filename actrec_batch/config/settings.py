@@ -327,7 +327,7 @@ class Settings:
         "c7i.2xlarge",
         group="pricing",
         help="the CPU instance type whose per-vCPU price splits a GPU node's price between its vCPUs and its "
-        "GPUs, and that prices decode work a local run's GPU instance could not hold",
+        "GPUs (the usage lines), prices an unlabelled CPU node and the driver's vCPU on a cluster",
         fix="use a CPU instance type of the pricing catalogue, e.g. c7i.2xlarge",
         parse=_parse.instance_type,
     )
