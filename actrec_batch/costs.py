@@ -25,7 +25,17 @@ from typing import Any
 
 from actrec_batch import layout, tables
 from actrec_batch.config import Settings
-from actrec_batch.runs import CostRecord, InferRecord, MetricsDocument, RunFolder, latest_priced_run
+from actrec_batch.runs import (
+    CostRecord,
+    DiscoverRecord,
+    InferRecord,
+    ManifestValidationRecord,
+    MetricsDocument,
+    PublishRecord,
+    RunFolder,
+    ValidationRecord,
+    latest_priced_run,
+)
 from actrec_batch.storage import ObjectStore
 
 
@@ -66,12 +76,62 @@ def ledger_rows(
     return rows
 
 
+LEGACY_SETTINGS = ("cpu_hour_usd", "gpu_hour_usd", "spot_price_ratio")
+
+
+def uses_legacy_rates(settings: Settings) -> bool:
+    """Whether the deprecated per-hour rates were set (then they price the run, as before the catalogue)."""
+    return any(settings.sources.get(name, "default") != "default" for name in LEGACY_SETTINGS)
+
+
+# The stage records whose wall time and store traffic the catalogue ledger prices.
+STAGE_INPUTS = (DiscoverRecord, ManifestValidationRecord, ValidationRecord, PublishRecord)
+
+
 def price_run(settings: Settings, store: ObjectStore, date: dt.date, run_id: str) -> dict[str, Any]:
-    """Price ``run_id`` from its metrics; write its cost record (``cost.json``) and return it."""
+    """Price ``run_id`` from its records; write its cost record (``cost.json``) and return it.
+
+    With the pricing catalogue (:mod:`actrec_batch.cost_ledger`) unless a deprecated per-hour
+    rate setting (:data:`LEGACY_SETTINGS`) is set: then by reserved hours (:func:`ledger_rows`).
+    Raises ConfigError when the catalogue lacks an instance type or region the run needs."""
     folder = RunFolder(store, date, run_id)
     infer = folder.read(InferRecord).to_json()
-    rows = ledger_rows(settings, run_id, folder.read(MetricsDocument).to_json(), infer)
+    metrics = folder.read(MetricsDocument).to_json()
     video_hours = float(infer.get("video_seconds") or 0.0) / 3600.0
+    extra: dict[str, Any] = {}
+    if uses_legacy_rates(settings):
+        rows = ledger_rows(settings, run_id, metrics, infer)
+        prices: dict[str, Any] = {
+            "cpu_hour_usd": settings.cpu_hour_usd,
+            "gpu_hour_usd": settings.gpu_hour_usd,
+            "spot_price_ratio": settings.spot_price_ratio,
+        }
+        extra["notes"] = [
+            "priced by the deprecated per-hour rates (cpu_hour_usd, gpu_hour_usd, spot_price_ratio are set); "
+            "unset them to price by the pricing catalogue"
+        ]
+    else:
+        from actrec_batch.cost_ledger import catalogue_ledger
+        from actrec_batch.pricing import load_catalogue
+
+        catalogue = load_catalogue(settings.price_catalogue)
+        stages = {kind.STAGE: rec.to_json() for kind in STAGE_INPUTS if (rec := folder.get(kind)) is not None}
+        ledger = catalogue_ledger(settings, catalogue, run_id, metrics, infer, stages)
+        rows = ledger["rows"]
+        prices = {
+            **catalogue.summary(),
+            "region": settings.price_region,
+            "market": ledger["market"],
+            "gpu_instance": settings.price_gpu_instance,
+            "cpu_instance": settings.price_cpu_instance,
+        }
+        total = sum(r["cost_usd"] for r in rows)
+        extra = {
+            k: ledger[k]
+            for k in ("usage", "nodes", "io", "wasted", "markets", "priced_as", "notes", "inferences")
+        }
+        inferences = ledger["inferences"]
+        extra["usd_per_1k_inferences"] = round(total / inferences * 1000, 9) if inferences else None
     total = round(sum(r["cost_usd"] for r in rows), 9)
     record = CostRecord(
         run_id=run_id,
@@ -80,11 +140,8 @@ def price_run(settings: Settings, store: ObjectStore, date: dt.date, run_id: str
         video_hours=round(video_hours, 6),
         usd_per_video_hour=round(total / video_hours, 9) if video_hours else None,
         rows=rows,
-        prices={
-            "cpu_hour_usd": settings.cpu_hour_usd,
-            "gpu_hour_usd": settings.gpu_hour_usd,
-            "spot_price_ratio": settings.spot_price_ratio,
-        },
+        prices=prices,
+        **extra,
     )
     folder.write(record)
     return record.to_json()
@@ -167,32 +224,34 @@ def display_rows(report: dict[str, Any]) -> list[dict[str, str]]:
 def cost_footer(report: dict[str, Any]) -> list[str]:
     """Total, the prices it used, and where the ledger is."""
     prices = report.get("prices", {})
-    per_hour = report.get("usd_per_video_hour")
-    return [
+    per_hour, per_1k = report.get("usd_per_video_hour"), report.get("usd_per_1k_inferences")
+    lines = [
         f"total {_usd(report['cost_usd'])} for {report['video_hours'] * 60:.1f} video-minutes"
-        + (f" ({_usd(per_hour)} per video-hour)" if per_hour is not None else ""),
-        f"prices: {prices.get('cpu_hour_usd')} USD per vCPU-hour, {prices.get('gpu_hour_usd')} USD per "
-        f"GPU-hour on demand; spot at {prices.get('spot_price_ratio')} of that",
-        f"ledger: {report['uri']}",
+        + (f" ({_usd(per_hour)} per video-hour)" if per_hour is not None else "")
+        + (f", {_usd(per_1k)} per 1k inferences" if per_1k is not None else "")
     ]
+    if "catalogue" in prices:
+        lines.append(
+            f"prices: catalogue {prices['catalogue']} (as of {prices.get('as_of')}), {prices.get('region')}, "
+            f"{prices.get('market')}; {prices.get('path')}"
+        )
+        shares = {u["component"]: u["share"] for u in report.get("usage") or []}
+        if shares:
+            lines.append(
+                f"wasted {shares.get('wasted', 0):.1%} and idle {shares.get('idle', 0):.1%} of the paid compute"
+            )
+    else:
+        lines.append(
+            f"prices: {prices.get('cpu_hour_usd')} USD per vCPU-hour, {prices.get('gpu_hour_usd')} USD per "
+            f"GPU-hour on demand; spot at {prices.get('spot_price_ratio')} of that"
+        )
+    lines += [f"note: {n}" for n in report.get("notes") or []]
+    lines.append(f"ledger: {report['uri']}")
+    return lines
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """The cost report as one self-contained HTML page (every value escaped)."""
-    from html import escape
+def render_html(report: dict[str, Any], history: list[dict[str, Any]] | None = None) -> str:
+    """The cost report page of ``report`` (:func:`actrec_batch.cost_report.render_report`)."""
+    from actrec_batch.cost_report import render_report
 
-    title = escape(cost_title(report))
-    header = "".join(f"<th>{escape(c)}</th>" for c in COST_COLUMNS)
-    rows = "\n".join(
-        "<tr>" + "".join(f"<td>{escape(r[c])}</td>" for c in COST_COLUMNS) + "</tr>"
-        for r in display_rows(report)
-    )
-    footer = "".join(f"<p>{escape(line)}</p>" for line in cost_footer(report))
-    return (
-        "<!doctype html>\n<html><head><meta charset='utf-8'>"
-        f"<title>{title}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>"
-        f"<h1>{title}</h1><table><thead><tr>{header}</tr></thead><tbody>\n{rows}\n</tbody></table>"
-        f"{footer}</body></html>\n"
-    )
+    return render_report(report, history or [])

@@ -92,5 +92,10 @@ def run_report_prefix(date: dt.date, run_id: str) -> str:
     return f"{report_prefix(date)}run={run_id}/"
 
 
+def cost_report_key(date: dt.date, run_id: str) -> str:
+    """``reports/date=D/run=<run_id>/cost.html``: a run's cost report (plots and ledger)."""
+    return run_report_prefix(date, run_id) + "cost.html"
+
+
 def staging_events_key(date: dt.date, run_id: str) -> str:
     return f"staging/date={date.isoformat()}/run={run_id}/events.parquet"

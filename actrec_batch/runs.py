@@ -11,7 +11,7 @@ validate_manifest ``records/validate_manifest.json``              :class:`Manife
 infer             ``infer.json`` (+ ``metrics.json``)             :class:`InferRecord`
 validate_events   ``events_validation.json``                      :class:`ValidationRecord`
 publish           ``records/publish.json``                        :class:`PublishRecord`
-cost              ``cost.json`` (+ the page ``cost.html``)        :class:`CostRecord`
+cost              ``cost.json`` (+ ``reports/.../cost.html``)     :class:`CostRecord`
 quality           ``reports/date=D/run=<run_id>/quality.json``    :class:`QualityRecord`
 ================  ==============================================  ========================
 
@@ -75,6 +75,7 @@ class DiscoverRecord(Record):
     manifest_uri: str | None = None
     quarantine_uri: str | None = None
     wall_s: float = 0.0
+    io: dict[str, int] | None = None  # the stage's store bytes and requests (storage.io_counts)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class ManifestValidationRecord(Record):
     videos: int
     docs_uri: str | None
     summary: Any = None
+    wall_s: float = 0.0
+    io: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,8 @@ class ValidationRecord(Record):
     success: bool = False
     summary: Any = None
     docs_uri: str | None = None
+    wall_s: float = 0.0
+    io: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,8 @@ class PublishRecord(Record):
     wall_s: float
     code_version: str
     error: str | None = None  # why the run failed (its reconciliation), or None
+    publish_s: float = 0.0  # the publish stage's own wall time (Parquet + warehouse)
+    io: dict[str, int] | None = None  # the publish stage's store bytes and requests
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,16 @@ class CostRecord(Record):
     usd_per_video_hour: float | None
     rows: list[dict[str, Any]]
     prices: dict[str, Any]
+    # from the pricing catalogue (absent when priced by the deprecated per-hour rates)
+    usd_per_1k_inferences: float | None = None
+    inferences: int = 0  # clips scored by the embedder in this run
+    usage: list[dict[str, Any]] = field(default_factory=list)  # the job_cost_usage rows
+    nodes: list[dict[str, Any]] = field(default_factory=list)  # node-hours per node, priced
+    io: dict[str, int] | None = None
+    wasted: dict[str, Any] | None = None
+    markets: dict[str, float] | None = None  # the same hours priced all spot and all on demand
+    priced_as: str | None = None  # how a run without instance types was priced, or None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -255,7 +272,8 @@ class RunFolder:
 
     @property
     def cost_page_key(self) -> str:
-        return self.key(COST_PAGE_NAME)
+        """``reports/date=D/run=<id>/cost.html``: the run's cost report."""
+        return layout.cost_report_key(self.date, self.run_id)
 
     @property
     def staging_key(self) -> str:

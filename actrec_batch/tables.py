@@ -161,10 +161,13 @@ COLUMNS: dict[str, Column] = {
     "error": Column(S, "a failed run's error (one line)", 2048),
     "activated_at": Column(TS, "when the version was made current"),
     # costs
-    "component": Column(S, "`decode`, `infer` or `driver`", 64),
-    "resource": Column(S, "`cpu` or `gpu`", 64),
-    "quantity": Column(F, "hours reserved"),
-    "unit": Column(S, "`cpu_hour` or `gpu_hour`", 32),
+    "component": Column(S, "what was paid for: `nodes`, `driver` or `s3` (catalogue pricing); `decode`, "
+                           "`infer` or `driver` (the deprecated per-hour rates)", 64),
+    "resource": Column(S, "an instance type (`nodes`, `driver`), `put_requests`, `get_requests`, `storage` or "
+                          "`transfer` (`s3`); `cpu` or `gpu` (per-hour rates)", 64),
+    "quantity": Column(F, "how many `unit`s"),
+    "unit": Column(S, "`node_hour`, `vcpu_hour`, `1k_requests`, `gb_month`, `gb`; `cpu_hour` or `gpu_hour` "
+                      "(per-hour rates)", 32),
     "unit_price_usd": Column(F, "USD per unit at this pricing"),
     "pricing": Column(S, "the price list used", 16, values=("spot", "on_demand")),
     "cost_usd": Column(F, "`quantity * unit_price_usd`"),
@@ -176,6 +179,10 @@ COLUMNS: dict[str, Column] = {
     "baseline": Column(F, "the window's value, when the metric compares with one"),
     "threshold": Column(F, "the setting the value was judged against, when one applies"),
     "alert_status": Column(S, "the verdict", 16, values=("ok", "warn", "alert", "no_baseline", "info")),
+    "busy_s": Column(F, "seconds the component kept its resources busy (`wasted`: seconds redone; `idle`: "
+                        "node-seconds paid and not busy)", min=0.0),
+    "units_redone": Column(I32, "units decoded or embedded more than once (the `wasted` row; else null)"),
+    "share": Column(F, "the row's part of what the nodes cost, 0 to 1", min=0.0, max=1.0),
 }
 # fmt: on
 
@@ -386,7 +393,30 @@ QUALITY_METRICS = Table(
     pk_name="pk_quality_metrics",
 )
 
-WAREHOUSE_TABLES = (RUNS, VIDEOS, QUARANTINE, ACTION_EVENTS, ACTIVE_MODELS, JOB_COSTS, QUALITY_METRICS)
+JOB_COST_USAGE = Table(
+    "job_cost_usage",
+    "Where each run's paid compute went (migration 0003; `cost.json`'s `usage`): one row per component "
+    "(`discover`, `decode`, `inference`, `validation`, `publish`, `wasted`, `idle`); the rows' `cost_usd` sum "
+    "to the run's `nodes` and `driver` rows in `job_costs`. Runs priced by the deprecated per-hour rates have none.",
+    ("run_id", "component", "busy_s", "units_redone", "cost_usd", "share"),
+    sql=True,
+    notes={"component": "`discover`, `decode`, `inference`, `validation`, `publish`, `wasted` or `idle`",
+           "cost_usd": "the component's part of the compute cost"},
+    not_null=("run_id", "component", "busy_s", "cost_usd", "share"),
+    primary_key=("run_id", "component"),
+    pk_name="pk_job_cost_usage",
+)  # fmt: skip
+
+WAREHOUSE_TABLES = (
+    RUNS,
+    VIDEOS,
+    QUARANTINE,
+    ACTION_EVENTS,
+    ACTIVE_MODELS,
+    JOB_COSTS,
+    JOB_COST_USAGE,
+    QUALITY_METRICS,
+)
 
 # What `actrec search` returns of `current_action_events`, in output order.
 SEARCH_COLUMNS = (

@@ -175,10 +175,13 @@ def test_actrec_run_fills_the_warehouse_and_a_rerun_changes_no_counts(night, war
     latest = json.loads(cost("--date", DATE.isoformat(), "--format", "json"))
     assert latest["run_id"] != first["run_id"]  # the rerun was priced last
     table = cost("--date", DATE.isoformat())
-    assert latest["run_id"] in table and "driver" in table and "total $" in table
+    # priced by the catalogue as the configured GPU instance (a local Ray has no instance types)
+    assert latest["run_id"] in table and "g5.xlarge" in table and "priced as:" in table and "total $" in table
     page = cost("--run-id", summary["run_id"], "--format", "html")
-    assert page.startswith("<!doctype html>") and summary["run_id"] in page
-    assert store.exists(layout.run_prefix(DATE, summary["run_id"]) + "cost.html")
+    assert page.startswith("<!doctype html>") and summary["run_id"] in page and "<svg" in page
+    assert store.exists(layout.cost_report_key(DATE, summary["run_id"]))  # the report, under reports/
+    last = json.loads(cost("--last", "2", "--format", "json"))
+    assert [r["run_id"] for r in last] == sorted([summary["run_id"], latest["run_id"]])
 
 
 def test_search_finds_the_ground_truth_falls(night, warehouse_url):

@@ -46,13 +46,13 @@ CONTRACT_KEYS = {
 
 
 class _Warehouse:
-    """What the cost stage needs of a warehouse: its job_costs rows, recorded (thread-safe)."""
+    """What the cost stage needs of a warehouse: its job_costs (and job_cost_usage) rows, recorded (thread-safe)."""
 
     def __init__(self) -> None:
         self.costs: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def replace_costs(self, run_id: str, rows: list, total: float) -> None:
+    def replace_costs(self, run_id: str, rows: list, total: float, usage: list | tuple = ()) -> None:
         with self._lock:
             self.costs[run_id] = total
 

@@ -144,6 +144,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_cost(args: argparse.Namespace, settings: Settings) -> int:
+    from actrec_batch.cost_report import comparison_rows, recent_costs, render_comparison
     from actrec_batch.costs import (
         COST_COLUMNS,
         cost_footer,
@@ -154,12 +155,32 @@ def cmd_cost(args: argparse.Namespace, settings: Settings) -> int:
     )
     from actrec_batch.storage import open_store
 
+    store = open_store(settings.store)
+    if args.last is not None:
+        history = recent_costs(store, args.last)
+        if not history:
+            raise ConfigError(
+                f"no priced run under {store.uri('runs/')}. Fix: run `actrec run --date D` (or the nightly DAG) first"
+            )
+        if args.format == "json":
+            print_json(comparison_rows(history))
+        elif args.format == "html":
+            sys.stdout.write(render_comparison(history))
+        else:
+            print(f"cost of the last {len(history)} run(s)")
+            rows = comparison_rows(history)
+            print_rows(
+                [{k: "-" if v is None else str(v) for k, v in r.items()} for r in rows],
+                list(rows[0]),
+                "table",
+            )
+        return 0
     date = parse_logical_date(args.date) if args.date else None
-    report = find_run_cost(open_store(settings.store), date=date, run_id=args.run_id)
+    report = find_run_cost(store, date=date, run_id=args.run_id)
     if args.format == "json":
         print_json(report)
     elif args.format == "html":
-        sys.stdout.write(render_html(report))
+        sys.stdout.write(render_html(report, recent_costs(store, 14, until=report["run_id"])))
     else:
         print(cost_title(report))
         print_rows(display_rows(report), list(COST_COLUMNS), "table")
@@ -247,6 +268,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--date", help="logical date YYYY-MM-DD (its latest priced run)")
     which.add_argument("--run-id", help="a run id (they start with their logical date)")
+    which.add_argument(
+        "--last",
+        type=int,
+        metavar="N",
+        help="compare the last N priced runs (totals, per video-hour, shares)",
+    )
     p.add_argument("--format", choices=["table", "json", "html"], default="table")
 
     p = command(

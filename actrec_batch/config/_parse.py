@@ -157,3 +157,34 @@ def boolean(spec: Spec, raw: Any) -> bool:
 
 
 boolean.valid = "true or false"  # type: ignore[attr-defined]
+
+
+def pricing_catalogue(spec: Spec, raw: Any) -> str | None:
+    """A pricing catalogue file (checked whole now: a bad one fails with one line naming it), or
+    None for the shipped catalogue."""
+    from actrec_batch.pricing import load_catalogue
+
+    path = optional_str(spec, raw)
+    if path is not None:
+        load_catalogue(path)
+    return path
+
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+
+
+def region(spec: Spec, raw: Any) -> str:
+    """An AWS-style region name (whether the catalogue prices it is checked when a run is priced)."""
+    value = str(raw).strip().lower()
+    if not _REGION.match(value):
+        raise bad(spec, raw, "not a region name such as us-east-1")
+    return value
+
+
+def instance_type(spec: Spec, raw: Any) -> str:
+    """An instance type name such as ``g5.xlarge`` (the catalogue is checked when a run is priced)."""
+    value = str(raw).strip().lower()
+    if not _INSTANCE_TYPE.match(value):
+        raise bad(spec, raw, "not an instance type name such as g5.xlarge")
+    return value

@@ -272,21 +272,24 @@ class Settings:
     cpu_hour_usd: float = setting(
         0.0446,
         group="pricing",
-        help="on-demand price of one vCPU-hour in USD, for the cost ledger",
+        help="deprecated (the pricing catalogue supersedes it): setting it prices runs by vCPU- and GPU-hours "
+        "reserved at this on-demand price of one vCPU-hour in USD",
         fix="use the on-demand price of one vCPU-hour in USD, e.g. 0.0446",
         parse=_parse.float_in(0.0, 1000.0),
     )
     gpu_hour_usd: float = setting(
         1.006,
         group="pricing",
-        help="on-demand price of one GPU-hour in USD, for the cost ledger",
+        help="deprecated (the pricing catalogue supersedes it): setting it prices runs by vCPU- and GPU-hours "
+        "reserved at this on-demand price of one GPU-hour in USD",
         fix="use the on-demand price of one GPU-hour in USD, e.g. 1.006",
         parse=_parse.float_in(0.0, 10000.0),
     )
     spot_price_ratio: float = setting(
         0.35,
         group="pricing",
-        help="spot price as a fraction of on-demand (a run whose nodes are all spot)",
+        help="deprecated (the pricing catalogue supersedes it): setting it prices runs by reserved hours, "
+        "spot at this fraction of on-demand (a run whose nodes are all spot)",
         fix="use the spot price as a fraction of on-demand, between 0 and 1, e.g. 0.35",
         parse=_parse.float_in(0.0, 1.0),
     )
@@ -342,6 +345,45 @@ class Settings:
         "otherwise it only warns",
         fix="use true or false",
         parse=_parse.boolean,
+    )
+    price_catalogue: str | None = setting(
+        None,
+        group="pricing",
+        help="a YAML pricing catalogue (instance types, spot and on-demand prices per region, S3 prices) "
+        "to price runs with; unset: the shipped one (actrec_batch/pricing/aws-2026-11.yaml)",
+        fix="point at a YAML file shaped like actrec_batch/pricing/aws-2026-11.yaml, or unset it",
+        parse=_parse.pricing_catalogue,
+        shown_default="the shipped aws-2026-11",
+    )
+    price_region: str = setting(
+        "us-east-1",
+        group="pricing",
+        help="the region whose prices the cost ledger uses (a region of the pricing catalogue)",
+        fix="use a region the pricing catalogue lists, e.g. us-east-1 or eu-west-1",
+        parse=_parse.region,
+    )
+    price_market: str = setting(
+        "spot",
+        group="pricing",
+        help="the market a run without Ray nodes (local, or a local Ray) is priced as: spot or on_demand; "
+        "a cluster's nodes say their own (the Ray resource `spot`)",
+        fix="use spot or on_demand",
+        parse=_parse.choice(("spot", "on_demand")),
+    )
+    price_gpu_instance: str = setting(
+        "g5.xlarge",
+        group="pricing",
+        help="the instance type a run without Ray nodes is priced as (it held one for its wall time)",
+        fix="use an instance type of the pricing catalogue, e.g. g5.xlarge or g6.xlarge",
+        parse=_parse.instance_type,
+    )
+    price_cpu_instance: str = setting(
+        "c7i.2xlarge",
+        group="pricing",
+        help="the CPU instance type whose per-vCPU price splits a GPU node's price between its vCPUs and its "
+        "GPUs (the usage lines), prices an unlabelled CPU node and the driver's vCPU on a cluster",
+        fix="use a CPU instance type of the pricing catalogue, e.g. c7i.2xlarge",
+        parse=_parse.instance_type,
     )
     # ---------------------------------------------------------------- general
     log_level: str = setting(

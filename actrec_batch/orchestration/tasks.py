@@ -182,7 +182,9 @@ def cost(date: str, run_id: str) -> dict[str, Any]:
 
     settings = _settings()
     report = cost_stage(settings, _store(settings), dt.date.fromisoformat(date), run_id)
-    return {k: report[k] for k in ("run_id", "cost_usd", "video_hours", "usd_per_video_hour")}
+    log.info("cost report of run %s: %s", run_id, report["report_uri"])  # the task log links the page
+    keys = ("run_id", "cost_usd", "video_hours", "usd_per_video_hour", "usd_per_1k_inferences", "report_uri")
+    return {k: report.get(k) for k in keys}
 
 
 def quality(date: str, run_id: str) -> dict[str, Any]:

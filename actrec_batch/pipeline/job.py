@@ -37,6 +37,7 @@ from actrec_batch.pipeline.state import JobState
 from actrec_batch.pipeline.work import Failure, UnitSpec
 from actrec_batch.reconcile import reconcile
 from actrec_batch.storage import ObjectStore, open_store
+from actrec_batch.storage.io_counts import IO, io_delta
 
 __all__ = [
     "STAGE",
@@ -108,12 +109,14 @@ class InferenceJob:
         return self.state
 
     def run(self) -> JobResult:
-        t0 = time.perf_counter()
+        t0, io0 = time.perf_counter(), IO.snapshot()
         self.embed()
         state = self._state
         rows = AssembleStage(state).process()
         WriteStage(state).process(rows)
         state.result.wall_s = time.perf_counter() - t0
+        # this process's store traffic (Ray workers' own is theirs: storage.io_counts)
+        state.result.resources["io"] = io_delta(io0)
         self.write_reports()
         r = state.result
         reconcile(

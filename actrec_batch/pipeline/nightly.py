@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from actrec_batch import layout
@@ -19,7 +20,6 @@ from actrec_batch.errors import DriftAlert, ReconcileError, RunStatus
 from actrec_batch.pipeline.spec import RunSpec
 from actrec_batch.reconcile import reconcile
 from actrec_batch.runs import (
-    COST_PAGE_NAME,
     DiscoverRecord,
     InferRecord,
     ManifestValidationRecord,
@@ -27,8 +27,10 @@ from actrec_batch.runs import (
     RunFolder,
 )
 from actrec_batch.storage import ObjectStore, open_store
+from actrec_batch.storage.io_counts import IO, io_delta
 
 log = logging.getLogger(__name__)
+HISTORY_RUNS = 14  # runs the cost report's cost-per-video-hour plot looks back over
 
 
 def discover_stage(
@@ -42,9 +44,11 @@ def discover_stage(
     from actrec_batch.discovery import discover
 
     store = store if store is not None else open_store(settings.store)
+    io0 = IO.snapshot()
     result = discover(settings, date, store=store, progress=progress)
     if run_id is not None:
-        RunFolder(store, date, run_id).write(DiscoverRecord.from_json({**result.to_json(), "run_id": run_id}))
+        record = {**result.to_json(), "run_id": run_id, "io": io_delta(io0)}
+        RunFolder(store, date, run_id).write(DiscoverRecord.from_json(record))
     return result
 
 
@@ -70,6 +74,7 @@ def validate_manifest_stage(store: ObjectStore, date: dt.date, run_id: str | Non
     from actrec_batch.manifest import read_manifest
     from actrec_batch.pipeline.outputs import upload_data_docs
 
+    t0, io0 = time.perf_counter(), IO.snapshot()
     manifest = read_manifest(store, date)
     with tempfile.TemporaryDirectory(prefix="actrec-docs-") as tmp:
         result = validate_manifest(manifest.to_pandas(), date, docs_dir=Path(tmp))
@@ -79,6 +84,8 @@ def validate_manifest_stage(store: ObjectStore, date: dt.date, run_id: str | Non
         "videos": manifest.num_rows,
         "docs_uri": docs,
         "summary": result.summary(),
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "io": io_delta(io0),
     }
     if run_id is not None:
         RunFolder(store, date, run_id).write(ManifestValidationRecord.from_json({**out, "run_id": run_id}))
@@ -112,8 +119,10 @@ def publish_stage(
 
     own = warehouse is None
     warehouse = warehouse_stage(settings) if own else warehouse
+    t0, io0 = time.perf_counter(), IO.snapshot()
     try:
-        return publish_run(store, warehouse, date, run_id, cameras)
+        published = publish_run(store, warehouse, date, run_id, cameras)
+        return replace(published, publish_s=round(time.perf_counter() - t0, 3), io=io_delta(io0))
     finally:
         if own:
             warehouse.dispose()
@@ -122,22 +131,28 @@ def publish_stage(
 def cost_stage(
     settings: Settings, store: ObjectStore, date: dt.date, run_id: str, warehouse=None
 ) -> dict[str, Any]:
-    """Price the run (``actrec_batch.costs``): its cost record and page, its ``job_costs`` rows and
-    ``runs.cost_usd``; the summary when quality has finished too."""
-    from actrec_batch.costs import price_run, render_html, with_run_info
+    """Price the run (``actrec_batch.costs``): its cost record, its report
+    (``reports/date=D/run=<id>/cost.html``, with the last runs' cost per video-hour), its
+    ``job_costs`` and ``job_cost_usage`` rows and ``runs.cost_usd``; the summary when quality has
+    finished too. Returns the cost record plus ``report_uri``."""
+    from actrec_batch.cost_report import recent_costs, render_report
+    from actrec_batch.costs import price_run, with_run_info
 
     folder = RunFolder(store, date, run_id)
     report = price_run(settings, store, date, run_id)
-    folder.write_page(COST_PAGE_NAME, render_html(with_run_info(folder, report)))
+    page = render_report(with_run_info(folder, report), recent_costs(store, HISTORY_RUNS, until=run_id))
+    store.put_bytes(folder.cost_page_key, page.encode())
+    report_uri = store.uri(folder.cost_page_key)
+    log.info("cost of run %s: %s USD; report %s", run_id, report["cost_usd"], report_uri)
     own = warehouse is None
     warehouse = warehouse_stage(settings) if own else warehouse
     try:
-        warehouse.replace_costs(run_id, report["rows"], report["cost_usd"])
+        warehouse.replace_costs(run_id, report["rows"], report["cost_usd"], report.get("usage") or ())
     finally:
         if own:
             warehouse.dispose()
     folder.write_summary_if_complete()
-    return report
+    return {**report, "report_uri": report_uri}
 
 
 def quality_stage(

@@ -22,6 +22,7 @@ import datetime as dt
 import io
 import logging
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from actrec_batch.errors import QuarantineStage, ValidationFailed
 from actrec_batch.manifest import read_manifest, read_quarantine
 from actrec_batch.runs import InferRecord, RunFolder, ValidationRecord
 from actrec_batch.storage import ObjectStore
+from actrec_batch.storage.io_counts import IO, io_delta
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ def validate_run(store: ObjectStore, date: dt.date, run_id: str) -> dict[str, An
     """
     from actrec_batch.expectations import validate_events
 
+    t0, io0 = time.perf_counter(), IO.snapshot()
     folder = RunFolder(store, date, run_id)
     infer = folder.read(InferRecord)
     table, sha = folder.read_staged_events()
@@ -91,7 +94,17 @@ def validate_run(store: ObjectStore, date: dt.date, run_id: str) -> dict[str, An
         except ValidationFailed as exc:
             success, summary, docs_index, failure = False, str(exc), getattr(exc, "docs_index", None), exc
         docs_uri = upload_data_docs(store, Path(tmp), docs_index, data_docs_prefix(date, run_id))
-    record = ValidationRecord(run_id, date.isoformat(), sha, table.num_rows, success, summary, docs_uri)
+    record = ValidationRecord(
+        run_id,
+        date.isoformat(),
+        sha,
+        table.num_rows,
+        success,
+        summary,
+        docs_uri,
+        wall_s=round(time.perf_counter() - t0, 3),
+        io=io_delta(io0),
+    )
     folder.write(record)
     if failure is not None:
         message = str(failure)
@@ -125,6 +138,8 @@ class Published:
     model_name: str
     model_version: str
     docs_uri: str | None
+    publish_s: float = 0.0
+    io: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

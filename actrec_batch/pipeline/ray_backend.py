@@ -17,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from typing import Any
 
 from actrec_batch.config import Settings
 from actrec_batch.errors import ConfigError, QuarantineReason
 from actrec_batch.pipeline import ray_capacity
 from actrec_batch.pipeline.messages import ActorLost, CallFailed, Capacity
+from actrec_batch.pipeline.node_times import NodeTimes
 from actrec_batch.pipeline.ray_capacity import Resources, plan_resources  # noqa: F401 - re-exported
 from actrec_batch.pipeline.stages.decode import decode_threads
 from actrec_batch.pipeline.stages.embed import placement
@@ -140,11 +142,13 @@ class RayBackend:
         self.res: Resources | None = None
         self.capacities: list[Capacity] = []  # the cluster at the start, the first plan, then each change
         self.asked: list[dict[str, float]] = []  # the standing request to the autoscaler
+        self.node_times = NodeTimes()  # when each node joined and left during the run (what is billed)
 
     def start(self) -> Resources:
         """Connect, ask the autoscaler for what the run needs (on a cluster it connects to), and
         start the embedders that fit the cluster now; :meth:`capacity` grows the pool later."""
         self.started_ray = connect(self.settings)
+        self.observe_nodes()
         cpus, gpus, nodes = cluster_size()
         self.capacities = [Capacity(0, 0, 0, cpus, gpus, nodes)]  # the cluster as the run found it
         elastic = not self.started_ray
@@ -204,7 +208,9 @@ class RayBackend:
 
     def capacity(self) -> Capacity | None:
         """Re-plan from the cluster's size now (on a cluster the run connected to): new embedders
-        join the pool as GPUs join. None when nothing changed."""
+        join the pool as GPUs join. None when nothing changed. Also notes which nodes are up
+        (:meth:`observe_nodes`)."""
+        self.observe_nodes()
         if self.started_ray or self.res is None:
             return None
         self.res, cap = ray_capacity.replan(self.settings, self.res, cluster_size)
@@ -263,20 +269,17 @@ class RayBackend:
                 out.append({"error": type(exc).__name__})
         return out
 
-    def nodes(self) -> list[dict[str, Any]]:
+    def observe_nodes(self) -> None:
+        """Note the cluster's nodes now (the scheduler re-plans every 2 s, so join and leave times
+        are known to about that)."""
         import ray
 
-        return [
-            {
-                "node_id": n["NodeID"],
-                "alive": bool(n["Alive"]),
-                "address": n.get("NodeManagerAddress"),
-                "resources": {k: v for k, v in n.get("Resources", {}).items() if not k.startswith("node:")},
-                # a node started with the custom resource "spot" is billed at the spot price
-                "market": "spot" if "spot" in n.get("Resources", {}) else "on_demand",
-            }
-            for n in ray.nodes()
-        ]
+        self.node_times.observe(ray.nodes(), time.monotonic())
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node seen during the run (:class:`~actrec_batch.pipeline.node_times.NodeTimes`)."""
+        self.observe_nodes()
+        return self.node_times.to_json(time.monotonic())
 
     def wait(self, refs: list, timeout: float) -> list:
         """The first of ``refs`` to finish within ``timeout`` seconds (or none)."""

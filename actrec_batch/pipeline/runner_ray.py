@@ -37,6 +37,7 @@ class RayRunner:
         state.result.ray_used = True
         try:
             res = backend.start()
+            resources["ray_started_locally"] = backend.started_ray  # no cluster: priced as configured
             resources["plan"] = res.to_json()
             scheduler = Scheduler(
                 state,
@@ -49,6 +50,7 @@ class RayRunner:
             )
             scheduler.run()
             resources["peak_units_inflight"] = scheduler.peak_units_inflight
+            resources["resubmitted"] = scheduler.resubmitted
             resources["actors"] = backend.actor_usage()
             resources["nodes"] = backend.nodes()
         finally:

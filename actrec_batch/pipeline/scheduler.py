@@ -86,6 +86,7 @@ class Scheduler:
         self.peak_units_inflight = 0
         self.capacity = Capacity(res.actors, res.decode_slots, res.max_inflight_units)
         self.capacities: list[Capacity] = []  # each change the backend reported, in order
+        self.resubmitted: dict[str, int] = {}  # "video_id/segment" -> embed resubmissions of the unit
         self.lost: frozenset[int] = frozenset()  # actors whose last call found them unavailable
         self._replan_at = self.clock() + REPLAN_S
         self._handlers: dict[type, Callable[[Any, Any], None]] = {
@@ -329,6 +330,9 @@ class Scheduler:
             delay,
         )
         self.sink.result.retries += 1
+        for unit, _ in msg.batch:  # embedded again: the cost ledger counts it as wasted work
+            key = f"{unit.spec.video_id}/{unit.spec.segment}"
+            self.resubmitted[key] = self.resubmitted.get(key, 0) + 1
         self._wait_retry([RetryBatch(now + delay, msg.attempts + 1, msg.batch, lost_since)])
 
     def _wait_retry(self, items: list[RetryBatch]) -> None:

@@ -16,6 +16,7 @@ from typing import BinaryIO
 from actrec_batch.errors import StorageError
 from actrec_batch.storage._atomic_file import _atomic_local_file
 from actrec_batch.storage.base import _COPY_CHUNK, ObjectInfo, ObjectStore, RejectedKey
+from actrec_batch.storage.io_counts import IO
 from actrec_batch.storage.keys import (
     TMP_PREFIX,
     _bad_uri,
@@ -55,7 +56,10 @@ class LocalStore(ObjectStore):
         return file_uri(self.root / key) + ("/" if key.endswith("/") else "")
 
     def local_path(self, key: str) -> Path:
-        return self._path(key)
+        path = self._path(key)
+        if path.is_file():  # handed to a reader (a decoder) that reads it: counted as one whole GET
+            IO.add(get=1, read=path.stat().st_size)
+        return path
 
     def _path(self, key: str) -> Path:
         path = self.root / normalize_key(key)
@@ -85,6 +89,10 @@ class LocalStore(ObjectStore):
             ) from exc
 
     def stat(self, key: str) -> ObjectInfo:
+        IO.add(get=1)  # a HEAD on S3
+        return self._stat(key)
+
+    def _stat(self, key: str) -> ObjectInfo:
         path = self._path(key)
         with self._reading(key):
             st = path.stat()
@@ -99,7 +107,7 @@ class LocalStore(ObjectStore):
         start_key = prefix[: prefix.rfind("/") + 1]
         if start_key:
             self._check_inside(self.root / start_key, prefix)
-        return self._walk(self.root / start_key, start_key, prefix, rejected)
+        return _counted_listing(self._walk(self.root / start_key, start_key, prefix, rejected))
 
     def _walk(
         self,
@@ -157,6 +165,7 @@ class LocalStore(ObjectStore):
         return _local_info(key, st) if stat_mode.S_ISREG(st.st_mode) else None
 
     def list_dirs(self, prefix: str) -> builtins.list[str]:
+        IO.add(put=1)  # one LIST with a delimiter on S3
         prefix = _directory_prefix(prefix)
         directory = self.root / prefix
         if prefix:
@@ -182,39 +191,46 @@ class LocalStore(ObjectStore):
     def open_read(self, key: str) -> BinaryIO:
         path = self._path(key)
         with self._reading(key):
-            return open(path, "rb")  # noqa: SIM115 - the caller owns and closes it
+            reader = open(path, "rb")  # noqa: SIM115 - the caller owns and closes it
+        IO.add(get=1, read=os.fstat(reader.fileno()).st_size)  # an upper bound: ranged reads read less
+        return reader
 
     def get_bytes(self, key: str) -> bytes:
         path = self._path(key)
         with self._reading(key):
-            return path.read_bytes()
+            data = path.read_bytes()
+        IO.add(get=1, read=len(data))
+        return data
 
     def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
         with self.open_write(key) as out:
             out.write(data)
-        return self.stat(key)
+        return self._stat(key)
 
     def put_file(self, key: str, src: Path) -> ObjectInfo:
         with open(src, "rb") as source, self.open_write(key) as out:
             shutil.copyfileobj(source, out, _COPY_CHUNK)
-        return self.stat(key)
+        return self._stat(key)
 
     @contextmanager
     def open_write(self, key: str) -> Iterator[BinaryIO]:
         path = self._path(key)
         with _atomic_local_file(path, self.uri(key)) as out:
             yield out
+        IO.add(put=1, written=path.stat().st_size)
 
     def delete(self, key: str) -> None:
         path = self._path(key)
         try:
             path.unlink()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            IO.add(free=1)
             return
         except OSError as exc:
             raise StorageError(
                 f"cannot delete {self.uri(key)}: {exc.strerror or exc}", reason="io_error"
             ) from exc
+        IO.add(free=1)
         self._prune(path.parent)
 
     def delete_prefix(self, prefix: str) -> int:
@@ -231,6 +247,7 @@ class LocalStore(ObjectStore):
                     f"cannot delete {file_uri(path)}: {exc.strerror or exc}", reason="io_error"
                 ) from exc
             deleted += 1
+            IO.add(free=1)
             parents.add(path.parent)
         for directory in sorted(parents, key=lambda p: len(p.parts), reverse=True):
             self._prune(directory)
@@ -248,3 +265,12 @@ class LocalStore(ObjectStore):
 
 def _local_info(key: str, st: os.stat_result) -> ObjectInfo:
     return ObjectInfo(key, st.st_size, None, datetime.fromtimestamp(st.st_mtime, tz=UTC))
+
+
+def _counted_listing(objects: Iterator[ObjectInfo]) -> Iterator[ObjectInfo]:
+    """``objects``, counting the LIST requests S3 would make for them (one per 1,000 keys)."""
+    IO.add(put=1)
+    for n, info in enumerate(objects, 1):
+        if n % 1000 == 0:
+            IO.add(put=1)
+        yield info

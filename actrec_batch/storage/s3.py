@@ -30,6 +30,7 @@ from botocore.exceptions import (
 
 from actrec_batch.errors import StorageError
 from actrec_batch.storage.base import MiB, ObjectInfo, ObjectStore, RejectedKey, _BucketNotFound
+from actrec_batch.storage.io_counts import count_s3_calls
 from actrec_batch.storage.keys import (
     _deletable_prefix,
     _directory_prefix,
@@ -121,6 +122,7 @@ class S3Store(ObjectStore):
         self.root_uri = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
         self._base = f"{prefix}/" if prefix else ""
         self._client = client if client is not None else make_s3_client()
+        count_s3_calls(self._client)
         self._transfer = TransferConfig(
             multipart_threshold=multipart_threshold,
             multipart_chunksize=max(_MIN_PART, min(multipart_threshold, _DEFAULT_PART)),

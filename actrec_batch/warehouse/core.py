@@ -184,13 +184,23 @@ class Warehouse:
             conn.execute(sa.delete(schema.runs).where(schema.runs.c.run_id == values["run_id"]))
             conn.execute(sa.insert(schema.runs), [values])
 
-    def replace_costs(self, run_id: str, rows: Sequence[Mapping[str, Any]], cost_usd: float) -> None:
-        """Replace the ``job_costs`` rows of ``run_id`` and set its ``runs.cost_usd``, in one transaction."""
-        c, r = schema.job_costs, schema.runs
+    def replace_costs(
+        self,
+        run_id: str,
+        rows: Sequence[Mapping[str, Any]],
+        cost_usd: float,
+        usage: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Replace the ``job_costs`` and ``job_cost_usage`` rows of ``run_id`` and set its
+        ``runs.cost_usd``, in one transaction."""
+        c, u, r = schema.job_costs, schema.job_cost_usage, schema.runs
         with self.begin() as conn:
             conn.execute(sa.delete(c).where(c.c.run_id == run_id))
+            conn.execute(sa.delete(u).where(u.c.run_id == run_id))
             if rows:
                 conn.execute(sa.insert(c), [_only(c, row) for row in rows])
+            if usage:
+                conn.execute(sa.insert(u), [_only(u, row) for row in usage])
             conn.execute(sa.update(r).where(r.c.run_id == run_id).values(cost_usd=cost_usd))
 
     def replace_quality_metrics(self, date: dt.date, rows: Sequence[Mapping[str, Any]]) -> int:

@@ -14,6 +14,7 @@ migrated empty database matches this metadata, column by column, on DuckDB and P
 - ``active_models``: which model version ``current_action_events`` shows for each date.
 - ``job_costs``: the cost ledger of each run (filled by the cost stage).
 - ``quality_metrics``: the drift report's figures per date (filled by the quality stage; 0004).
+- ``job_cost_usage``: where each run's paid compute went, by component (migration 0003).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ action_events = sa_table(tables.ACTION_EVENTS, metadata)
 active_models = sa_table(tables.ACTIVE_MODELS, metadata)
 job_costs = sa_table(tables.JOB_COSTS, metadata)
 quality_metrics = sa_table(tables.QUALITY_METRICS, metadata)
+job_cost_usage = sa_table(tables.JOB_COST_USAGE, metadata)
 
 # The view, for SELECTs only: migration 0001 creates it (action_events joined to active_models);
 # metadata.create_all never sees it.
