@@ -95,7 +95,7 @@ def catalogue_ledger(
         rows.append(_row(run_id, "driver", cpu_it.name, driver_s / 3600.0, "vcpu_hour", r_cpu_h, market))
     compute_usd = sum(r["cost_usd"] for r in rows)
 
-    io = io_sum(*(s.get("io") for s in stages.values()), ray.get("io"))
+    io = io_sum(*(s.get("io") for s in stages.values()), (metrics.get("resources") or {}).get("io"))
     rows += _s3_rows(run_id, io, s3)
 
     r_gpu_h = max(0.0, gpu_it.price(region, market) - gpu_it.vcpus * r_cpu_h) / max(1, gpu_it.gpus)

@@ -116,7 +116,7 @@ class InferenceJob:
         WriteStage(state).process(rows)
         state.result.wall_s = time.perf_counter() - t0
         # this process's store traffic (Ray workers' own is theirs: storage.io_counts)
-        state.result.resources["io"] = io_delta(io0)
+        state.result.io = io_delta(io0)
         self.write_reports()
         r = state.result
         reconcile(

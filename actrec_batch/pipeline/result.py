@@ -35,6 +35,7 @@ class JobResult:
     metrics_uri: str | None = None
     quarantine: list[QuarantineRecord] = field(default_factory=list)
     resources: dict[str, Any] = field(default_factory=dict)
+    io: dict[str, Any] | None = None  # the driver process's store traffic (storage.io_counts)
 
     def to_json(self) -> dict[str, Any]:
         return {

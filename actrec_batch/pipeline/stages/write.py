@@ -61,7 +61,12 @@ class ReportStage(Stage):
             segment_s=state.settings.segment_s,
             units=state.unit_metrics,
             index=state.index_metrics,
-            resources=resource_ledger(state.unit_metrics, state.index_metrics, result.resources),
+            # the driver process's store traffic goes with the resources, not the Ray section (empty
+            # when no Ray ran): metrics.json's `ray` describes the cluster only
+            resources={
+                **resource_ledger(state.unit_metrics, state.index_metrics, result.resources),
+                "io": result.io,
+            },
             ray=result.resources,
         )
         result.metrics_uri = folder.write(metrics)
