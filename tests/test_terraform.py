@@ -28,7 +28,6 @@ def _terraform() -> str:
 
 def test_terraform_is_formatted_and_validates_offline():
     import os
-    import signal
 
     _terraform()
     env = {
@@ -49,11 +48,10 @@ def test_terraform_is_formatted_and_validates_offline():
     try:
         out, _ = proc.communicate(timeout=300)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGQUIT)
-        try:
-            out, _ = proc.communicate(timeout=10)
-        finally:
-            os.killpg(proc.pid, signal.SIGKILL)
+        from moto_iam import _group_dump_and_kill
+
+        _group_dump_and_kill(proc)
+        out, _ = proc.communicate()
         pytest.fail(f"scripts/infra_check.sh --terraform-only ran past 300 s:\n{(out or '')[-8000:]}")
     assert proc.returncode == 0, out
     assert "Success!" in out and "0 failed" in out, out
