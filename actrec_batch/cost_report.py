@@ -9,11 +9,11 @@ escaped; the numbers come from the runs' ``cost.json`` records only.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from html import escape
 from typing import Any
 
-from actrec_batch import layout
 from actrec_batch.runs import CostRecord, RunFolder
 from actrec_batch.storage import ObjectStore
 
@@ -25,22 +25,24 @@ STYLE = (
 )
 
 
-def recent_costs(store: ObjectStore, n: int, *, until: str | None = None) -> list[dict[str, Any]]:
-    """The ``cost.json`` of the last ``n`` priced runs (by run id, oldest first), up to and
-    including ``until`` when given. Reads at most the ``n`` latest dates that have runs."""
+def recent_costs(store: ObjectStore, n: int, *, until: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+    """The ``cost.json`` of the last ``n`` priced runs (by logical date, then run id; oldest
+    first), up to and including ``until`` = ``(YYYY-MM-DD, run id)`` when given. Reads at most the
+    ``n`` latest dates that have runs. The date comes from the run's folder, never from its id."""
     dates = sorted(d.removeprefix("date=") for d in store.list_dirs("runs/") if d.startswith("date="))
     if until is not None:
-        dates = [d for d in dates if d <= until[:10]]
+        dates = [d for d in dates if d <= until[0]]
     found: list[dict[str, Any]] = []
     for d in reversed(dates):
         for o in store.list(f"runs/date={d}/"):
             if o.key.endswith("/" + CostRecord.NAME):
                 run_id = o.key.removesuffix("/" + CostRecord.NAME).rsplit("/run=", 1)[1]
-                if until is None or run_id <= until:
-                    found.append(RunFolder.from_run_id(store, run_id).read(CostRecord).to_json())
+                if until is None or d < until[0] or run_id <= until[1]:
+                    folder = RunFolder(store, dt.date.fromisoformat(d), run_id)
+                    found.append(folder.read(CostRecord).to_json())
         if len(found) >= n:
             break
-    return sorted(found, key=lambda r: r["run_id"])[-n:]
+    return sorted(found, key=lambda r: (r["logical_date"], r["run_id"]))[-n:]
 
 
 def comparison_rows(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -234,9 +236,3 @@ def render_comparison(history: list[dict[str, Any]]) -> str:
     title = f"cost of the last {len(history)} run(s)"
     body = "<div class='plots'><div class='plot'>" + plot_history(history) + "</div></div>"
     return _page(title, body + _table(rows, list(rows[0]) if rows else ["run_id"]))
-
-
-def report_uri(store: ObjectStore, run_id: str) -> str:
-    """Where the cost report of ``run_id`` is (or will be)."""
-    folder = RunFolder.from_run_id(store, run_id)
-    return store.uri(layout.cost_report_key(folder.date, run_id))

@@ -22,6 +22,7 @@ from handshake import HANG_S
 from ray.job_submission import JobSubmissionClient
 from test_ray_jobs_api import DATE, client_token_auth, night, ray_head  # noqa: F401 - fixtures
 
+from actrec_batch.layout import run_report_prefix
 from actrec_batch.pipeline.outputs import data_docs_prefix
 from actrec_batch.storage import open_store
 
@@ -176,8 +177,14 @@ def test_a_deferred_infer_task_frees_its_slot_and_succeeds(pg_url, ray_head, nig
         assert SID in str(xcom["value"]), xcom  # execute_complete's result: the infer record and the job
 
         links = af.api("GET", f"/dags/harness_deferred/dagRuns/{run_id}/taskInstances/infer/links")
-        docs = open_store(str(night)).uri(data_docs_prefix(DATE, "af-deferred") + "index.html")
-        assert links["extra_links"] == {"Ray job": f"{ray_head}/#/jobs/{SID}", "Data Docs": docs}, links
+        store = open_store(str(night))
+        pages = store.uri(run_report_prefix(DATE, "af-deferred"))
+        assert links["extra_links"] == {
+            "Ray job": f"{ray_head}/#/jobs/{SID}",
+            "Data Docs": store.uri(data_docs_prefix(DATE, "af-deferred") + "index.html"),
+            "Cost report": pages + "cost.html",
+            "Quality report": pages + "quality.html",
+        }, links
 
         # Marking a deferred task failed (the UI's "Mark as failed") stops its Ray job: the trigger's on_kill.
         kill_run = af.api("POST", "/dags/harness_deferred_kill/dagRuns", json={"logical_date": None})[

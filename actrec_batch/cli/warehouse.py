@@ -180,7 +180,9 @@ def cmd_cost(args: argparse.Namespace, settings: Settings) -> int:
     if args.format == "json":
         print_json(report)
     elif args.format == "html":
-        sys.stdout.write(render_html(report, recent_costs(store, 14, until=report["run_id"])))
+        sys.stdout.write(
+            render_html(report, recent_costs(store, 14, until=(report["logical_date"], report["run_id"])))
+        )
     else:
         print(cost_title(report))
         print_rows(display_rows(report), list(COST_COLUMNS), "table")

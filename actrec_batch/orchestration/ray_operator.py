@@ -28,7 +28,8 @@ deferred task failed, or clearing it, stops the job (the trigger's ``on_kill``).
 address the task runs in the worker and does not defer.
 
 Extra links (:mod:`~actrec_batch.orchestration.links`): "Ray job", the dashboard's page of the
-job, and "Data Docs", the run's events Data Docs.
+job; "Data Docs", the run's events Data Docs; "Cost report" and "Quality report", the run's pages
+that the DAG's ``cost`` and ``quality`` tasks write.
 
 Secrets: only the allow-list of :mod:`~actrec_batch.pipeline.job_env` goes into the job.
 
@@ -44,7 +45,14 @@ from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from actrec_batch.orchestration.links import DATA_DOCS_URI, RAY_JOB_URL, DataDocsLink, RayJobLink, ray_job_url
+from actrec_batch.orchestration.links import (
+    RAY_JOB_URL,
+    CostReportLink,
+    DataDocsLink,
+    QualityReportLink,
+    RayJobLink,
+    ray_job_url,
+)
 
 
 class RayInferOperator(BaseOperator):
@@ -74,7 +82,7 @@ class RayInferOperator(BaseOperator):
         "working_dir",
     )
     ui_color = "#d6e4f0"
-    operator_extra_links = (RayJobLink(), DataDocsLink())
+    operator_extra_links = (RayJobLink(), DataDocsLink(), CostReportLink(), QualityReportLink())
 
     def __init__(
         self,
@@ -112,7 +120,7 @@ class RayInferOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from actrec_batch.config import parse_logical_date
         from actrec_batch.model import DEFAULT_MODEL
-        from actrec_batch.orchestration.tasks import data_docs_uri, infer_local
+        from actrec_batch.orchestration.tasks import infer_local, report_uris
         from actrec_batch.pipeline.ray_jobs_api import is_jobs_api_address
 
         date = parse_logical_date(str(self.date))
@@ -123,7 +131,8 @@ class RayInferOperator(BaseOperator):
         address = target.address if target else None
         self._headers = target.headers() if target else {}
         self._ray_conn_id = target.conn_id if target else None  # the trigger reads the token itself
-        _push(context, DATA_DOCS_URI, data_docs_uri(date.isoformat(), str(self.run_id)))
+        for key, uri in report_uris(date.isoformat(), str(self.run_id)).items():
+            _push(context, key, uri)
         if not is_jobs_api_address(address):
             self.log.info("infer %s in this worker (ray_address %s)", date, address or "unset: local Ray")
             return infer_local(date.isoformat(), str(self.run_id), model, cameras, force)

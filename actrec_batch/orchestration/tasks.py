@@ -121,11 +121,20 @@ def _log_outcome(settings: Settings, folder, record) -> None:
     )
 
 
-def data_docs_uri(date: str, run_id: str) -> str:
-    """Where the run's events Data Docs go (``validate_events`` writes them): the index's URI."""
+def report_uris(date: str, run_id: str) -> dict[str, str]:
+    """Where the run's pages go, by the infer task's link XCom key: the events Data Docs' index
+    (``validate_events`` writes it), ``cost.html`` (``cost``) and ``quality.html`` (``quality``)."""
+    from actrec_batch.layout import cost_report_key, run_report_prefix
+    from actrec_batch.orchestration.links import COST_REPORT_URI, DATA_DOCS_URI, QUALITY_REPORT_URI
     from actrec_batch.pipeline.outputs import data_docs_prefix
+    from actrec_batch.runs import QUALITY_PAGE_NAME
 
-    return _store(_settings()).uri(data_docs_prefix(dt.date.fromisoformat(date), run_id) + "index.html")
+    day, store = dt.date.fromisoformat(date), _store(_settings())
+    return {
+        DATA_DOCS_URI: store.uri(data_docs_prefix(day, run_id) + "index.html"),
+        COST_REPORT_URI: store.uri(cost_report_key(day, run_id)),
+        QUALITY_REPORT_URI: store.uri(run_report_prefix(day, run_id) + QUALITY_PAGE_NAME),
+    }
 
 
 def infer_xcom(summary: dict[str, Any]) -> dict[str, Any]:

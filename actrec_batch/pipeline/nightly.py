@@ -140,7 +140,9 @@ def cost_stage(
 
     folder = RunFolder(store, date, run_id)
     report = price_run(settings, store, date, run_id)
-    page = render_report(with_run_info(folder, report), recent_costs(store, HISTORY_RUNS, until=run_id))
+    page = render_report(
+        with_run_info(folder, report), recent_costs(store, HISTORY_RUNS, until=(date.isoformat(), run_id))
+    )
     store.put_bytes(folder.cost_page_key, page.encode())
     report_uri = store.uri(folder.cost_page_key)
     log.info("cost of run %s: %s USD; report %s", run_id, report["cost_usd"], report_uri)
