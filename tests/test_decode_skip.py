@@ -115,3 +115,12 @@ def test_no_stand_ins_where_the_grid_leaves_no_room():
     times = np.arange(24) / 12.0
     grid = build_grid(times, sample_fps=SAMPLE_FPS, clip_len=1, clip_hop=1)
     assert stand_in_s(grid, times) == 0.0
+
+
+def test_one_gap_in_the_timestamps_does_not_turn_skipping_off():
+    """A looped or spliced file jumps a few frames at its joins: those instants get their own
+    frame (a miss), the rest of the video still skips."""
+    times = np.arange(3000) / 25.0
+    times[1500:] += 0.08  # two frames missing at one join
+    grid = build_grid(times, sample_fps=SAMPLE_FPS, clip_len=1, clip_hop=1)
+    assert stand_in_s(grid, times) == pytest.approx(HALF_STEP_S, abs=1e-5)

@@ -178,12 +178,16 @@ def decode_grid_frames(
     return out
 
 
+STAND_IN_MIN_SHARE = 0.99  # of grid instants with a neighbour close enough for skipping to pay
+
+
 def stand_in_s(grid: ClipGrid, frame_times: np.ndarray) -> float:
     """How far (seconds) from its grid instant a frame standing in for the grid frame may be:
-    half a grid step, when every instant of the video has a neighbour of its frame (the one
-    before or after) that close, else 0 (decode every frame: stand-ins would rarely be found,
-    and each miss costs a second decode). Judged over the whole grid, so every unit of a video
-    decodes alike."""
+    half a grid step, when nearly every instant of the video (:data:`STAND_IN_MIN_SHARE`) has a
+    neighbour of its frame (the one before or after) that close, else 0 (decode every frame:
+    stand-ins would rarely be found, and each miss costs a second decode; an instant without one,
+    say at a gap in the timestamps, gets its own frame). Judged over the whole grid, so every
+    unit of a video decodes alike."""
     times = np.asarray(frame_times, dtype=np.float64)
     if times.size < 2 or grid.grid_times.size == 0:
         return 0.0
@@ -191,7 +195,8 @@ def stand_in_s(grid: ClipGrid, frame_times: np.ndarray) -> float:
     rel = times - times[0]
     before = grid.grid_times - rel[np.maximum(grid.grid_frames - 1, 0)]
     after = rel[np.minimum(grid.grid_frames + 1, times.size - 1)] - grid.grid_times
-    return half if bool(np.all((before <= half) | (after <= half))) else 0.0
+    served = float(np.mean((before <= half) | (after <= half)))
+    return half if served >= STAND_IN_MIN_SHARE else 0.0
 
 
 def _decode(source, indices: list[int], width: int | None, height: int | None, options: dict):
