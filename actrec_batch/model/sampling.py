@@ -178,6 +178,7 @@ def decode_grid_frames(
     return out
 
 
+STAND_IN_TAG = "nr1"  # in the feature cache's sampling key: grid frames may be stand-ins (see stand_in_s)
 STAND_IN_MIN_SHARE = 0.99  # of grid instants with a neighbour close enough for skipping to pay
 
 
