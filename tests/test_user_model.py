@@ -435,7 +435,9 @@ def test_the_cache_keys_on_the_backbone_and_all_of_its_sampling_but_not_the_head
     bgr["extractor"]["config"]["channel_order"] = "BGR"
     bgr = type(one).from_dict(bgr)
     assert (extractor_tag(one), sampling_tag(one)) == (extractor_tag(two), sampling_tag(two))
-    assert sampling_tag(one).startswith("112x112-crop128-7.5fps-c16h8-")
+    assert sampling_tag(one).startswith("112x112-crop128-7.5fps-c16h8-") and sampling_tag(one).endswith(
+        "-nr1"
+    )
     assert extractor_tag(bgr) == extractor_tag(one) and sampling_tag(bgr) != sampling_tag(one)
     other = read_card(
         open_store(str(_pack(exports, "torchscript", tmp_path / "ts", version="1", head="wave")))

@@ -126,6 +126,7 @@ def decode_grid_frames(
     uri: str | None = None,
     stats=None,
     threads: int = 0,
+    skip_nonref: bool = True,
 ) -> np.ndarray:
     """Decode the grid frames ``span`` of a video, resized in libswscale: ``[len(span), H, W, 3]`` uint8.
 
@@ -138,7 +139,11 @@ def decode_grid_frames(
     (preferred); else ``frame_times`` (its times), else the index is built here.
 
     ``threads``: decoder threads (0: FFmpeg chooses, typically one per core; a Ray task passes the
-    CPUs it reserved, so it does not take more than its share)."""
+    CPUs it reserved, so it does not take more than its share).
+
+    ``skip_nonref``: let the decoder skip non-reference frames, a grid instant being served by a
+    neighbour of its frame (one source frame away) when that stays within half a grid step of the instant (see
+    :func:`stand_in_s`); off, or where no neighbour is that close, every grid frame is exact."""
     from actrec_batch.errors import QuarantineReason, VideoError
 
     if len(span) == 0:
@@ -151,6 +156,10 @@ def decode_grid_frames(
         "stats": stats,
         "threads": threads,
     }
+    times = frame_index.times_s if frame_index is not None else frame_times
+    if skip_nonref and times is not None:
+        options["stand_in_s"] = stand_in_s(grid, times)
+        options["at_s"] = times[0] + grid.grid_times[span.start : span.stop]
     if width is None or height is None:
         frames = _short_side_frames(source, indices, width or height, options)
     else:
@@ -167,6 +176,28 @@ def decode_grid_frames(
             f"{uri or source}: decoded {count} of {len(span)} grid frames", reason=QuarantineReason.TRUNCATED
         )
     return out
+
+
+STAND_IN_TAG = "nr1"  # in the feature cache's sampling key: grid frames may be stand-ins (see stand_in_s)
+STAND_IN_MIN_SHARE = 0.99  # of grid instants with a neighbour close enough for skipping to pay
+
+
+def stand_in_s(grid: ClipGrid, frame_times: np.ndarray) -> float:
+    """How far (seconds) from its grid instant a frame standing in for the grid frame may be:
+    half a grid step, when nearly every instant of the video (:data:`STAND_IN_MIN_SHARE`) has a
+    neighbour of its frame (the one before or after) that close, else 0 (decode every frame:
+    stand-ins would rarely be found, and each miss costs a second decode; an instant without one,
+    say at a gap in the timestamps, gets its own frame). Judged over the whole grid, so every
+    unit of a video decodes alike."""
+    times = np.asarray(frame_times, dtype=np.float64)
+    if times.size < 2 or grid.grid_times.size == 0:
+        return 0.0
+    half = 0.5 / grid.sample_fps - 1e-6
+    rel = times - times[0]
+    before = grid.grid_times - rel[np.maximum(grid.grid_frames - 1, 0)]
+    after = rel[np.minimum(grid.grid_frames + 1, times.size - 1)] - grid.grid_times
+    served = float(np.mean((before <= half) | (after <= half)))
+    return half if served >= STAND_IN_MIN_SHARE else 0.0
 
 
 def _decode(source, indices: list[int], width: int | None, height: int | None, options: dict):

@@ -47,11 +47,16 @@ def extractor_tag(card) -> str:
 
 
 def sampling_tag(card) -> str:
+    """How grid frames are taken from a video, as a key: the card's sampling, then the decode
+    mode (:data:`~actrec_batch.model.sampling.STAND_IN_TAG`: a neighbouring frame within half a grid
+    step may stand in for a grid frame), so features of another mode are never mixed in."""
+    from actrec_batch.model.sampling import STAND_IN_TAG
+
     if card.is_video_arch:
-        return _tag(card.video_sampling().tag())
+        return _tag(f"{card.video_sampling().tag()}-{STAND_IN_TAG}")
     c = card.extractor.config
     return _tag(
-        f"{c['frame_width']}x{c['frame_height']}-{c['sample_fps']:g}fps-c{c['clip_len']}h{c['clip_hop']}"
+        f"{c['frame_width']}x{c['frame_height']}-{c['sample_fps']:g}fps-c{c['clip_len']}h{c['clip_hop']}-{STAND_IN_TAG}"
     )
 
 

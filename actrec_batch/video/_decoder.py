@@ -25,6 +25,9 @@ from actrec_batch.video.timing import FrameIndex
 SEEK_GAP_S = 2.0  # without a keyframe index, seek when the next wanted frame is further ahead
 SEEK_MIN_SAVING_FRAMES = 4  # with one, seek when it skips more frames than this
 _SEEK_TRIES = 3  # keyframes tried (each further back) before a decoded-index seek rewinds
+# Decoders with a reduced-resolution path (FFmpeg's ``lowres``: decode at 1/2, 1/4 or 1/8 size).
+# H.264, HEVC, VP9 and AV1 have none.
+LOWRES_CODECS = {"mjpeg": 3}
 
 
 class OutOfStep(Exception):
@@ -78,6 +81,19 @@ def frame_duration_s(video: OpenVideo) -> float:
     return 1 / float(rate) if rate else 1 / 30
 
 
+def reduce_resolution(context: av.CodecContext, min_side: int) -> int:
+    """Let a codec with a reduced-resolution path (:data:`LOWRES_CODECS`) decode at the smallest
+    1/2**n size whose both sides stay >= ``min_side`` pixels (so frames are only ever scaled
+    down afterwards). Must come before the codec opens. Returns n (0: full size)."""
+    steps = LOWRES_CODECS.get(context.name, 0)
+    n = 0
+    while n < steps and min(context.width, context.height) >> (n + 1) >= min_side:
+        n += 1
+    if n:
+        context.options = {**context.options, "lowres": str(n)}
+    return n
+
+
 class FrameDecoder:
     """Hands out the frames of ``index`` in presentation order, seeking where that saves work.
 
@@ -85,7 +101,9 @@ class FrameDecoder:
     for a decoded one. ``stats`` is a :class:`~actrec_batch.video.DecodeStats`.
     """
 
-    def __init__(self, video: OpenVideo, index: FrameIndex, threads: int, stats: Any) -> None:
+    def __init__(
+        self, video: OpenVideo, index: FrameIndex, threads: int, stats: Any, min_side: int | None = None
+    ) -> None:
         self.video = video
         self.index = index
         self.stats = stats
@@ -94,6 +112,8 @@ class FrameDecoder:
         if not context.is_open:  # a fallback reuses the codec an earlier pass opened
             context.thread_type = "AUTO"
             context.thread_count = threads
+            if min_side is not None:
+                reduce_resolution(context, min_side)
         self.reformatter = VideoReformatter()
         self.decoded = index.source == "decoded"
         self.sequential = False  # set after a decoded-index seek went wrong: decode straight through
@@ -131,6 +151,25 @@ class FrameDecoder:
         if self.decoded:
             return float(self.index.times_s[key])
         return float(ticks_to_seconds(key, self.index.time_base))
+
+    def ticks(self, seconds: float) -> int:
+        """``seconds`` as a distance in keys (stream ticks; container index only)."""
+        return int(seconds_to_ticks(seconds, self.index.time_base))
+
+    def index_of(self, key: int) -> int:
+        """Frame number of the frame with key ``key`` (container index)."""
+        seconds = self.seconds_of(key)
+        return int(np.searchsorted(self.index.times_s, seconds - 1e-9, side="left"))
+
+    def skip_nonref(self, on: bool) -> None:
+        """Whether the decoder skips frames no other frame refers to (FFmpeg ``skip_frame``
+        ``NONREF``). Changed only right after a seek, which flushes the decoder, so no frame
+        decoded under the other setting is still in flight (frame threads hold a few)."""
+        self.video.stream.codec_context.skip_frame = "NONREF" if on else "DEFAULT"
+
+    def hold(self, frame: av.VideoFrame, position: int) -> None:
+        """Give ``frame`` back: :meth:`next` hands it out again; ``position`` is where we stand."""
+        self._pending, self.position = frame, position
 
     def frame_key(self, frame: av.VideoFrame) -> int | None:
         """The key of ``frame``, the one :meth:`next` just handed out."""

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import av
 import numpy as np
 
 from actrec_batch.video._decoder import FrameDecoder, OutOfStep, frame_to_rgb
@@ -39,6 +40,8 @@ class DecodeStats:
             found: ``"decoded_index"`` (the container's timestamps disagreed with the decoder,
             so the index was rebuilt from a decoding pass) or ``"sequential"`` (decoded
             straight through from the start, without seeking).
+        stand_ins: wanted frames served by a neighbour (see :class:`DecodeOptions` ``stand_in_s``).
+        stand_in_misses: wanted frames with no neighbour close enough, decoded again in full.
     """
 
     frames_decoded: int = 0
@@ -48,6 +51,8 @@ class DecodeStats:
     decode_s: float = 0.0
     packets_rejected: int = 0
     fallback: str | None = None
+    stand_ins: int = 0
+    stand_in_misses: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,20 @@ class DecodeOptions:
         stats: counters to update, see :class:`DecodeStats`.
         uri: name used in error messages.
         rotate: turn frames upright according to the display rotation.
+        lowres: where the codec can (mjpeg; not H.264, HEVC, VP9, AV1), decode at 1/2, 1/4 or
+            1/8 size, as small as keeps both sides >= the longest output side asked for (a
+            ``width``/``height`` must be given), then scale down as usual. The pictures differ
+            from a full-size decode by the scaling filter only.
+        stand_in_s: when > 0, the decoder skips the frames no other frame refers to (FFmpeg
+            ``skip_frame = "NONREF"``: x264's non-reference B-frames, often half of them), and a
+            wanted frame it skips is served by its neighbour (the frame just before or after it)
+            if the decoder makes that one, the one nearer to the instant the frame is wanted for (``at_s`` of :func:`decode_frames`, else the frame's own time),
+            if that lies within ``stand_in_s`` seconds of it (the earlier one on a tie); if none
+            does, the wanted frame itself is decoded (seek, full decode, seek back:
+            ``stats.stand_in_misses``). Which frame serves depends only on the stream, not on
+            where decoding started, so cutting a video into pieces changes nothing. Frames that
+            are served are bit-exact with a full decode. Only with an index from the container's
+            timestamps (mp4, mov, Matroska, ...); a decoded index decodes every frame.
     """
 
     width: int | None = None
@@ -70,6 +89,14 @@ class DecodeOptions:
     stats: DecodeStats | None = None
     uri: str | None = None
     rotate: bool = True
+    stand_in_s: float = 0.0
+    lowres: bool = True
+
+    def min_side(self) -> int | None:
+        """The longest output side asked for: a reduced-resolution decode must keep both sides
+        at least this long (``None``: native size asked for, decode at full size)."""
+        sides = [s for s in (self.width, self.height) if s is not None]
+        return max(sides) if sides and self.lowres else None
 
     def counters(self) -> DecodeStats:
         """``stats``, or fresh counters when the caller passed none."""
@@ -112,8 +139,116 @@ def _decode_at(
         yield index, seconds, rgb
 
 
+def _decode_near(
+    decoder: FrameDecoder,
+    targets: Sequence[tuple[int, float, int]],
+    opts: DecodeOptions,
+    instants: Sequence[float],
+) -> Iterator[tuple[int, float, np.ndarray]]:
+    """:func:`_decode_at` with non-reference frames skipped and stand-ins (``opts.stand_in_s``)
+    within ``opts.stand_in_s`` of each target's instant (seconds, one per target).
+
+    ``recent`` is the latest frame made in skip mode at or before the current target: a seek
+    lands on a keyframe at or before the target, and every keyframe is made, so the frames a
+    seek passes over are never the nearest ones and the choice does not depend on the seeks.
+
+    Raises:
+        OutOfStep: as :func:`_decode_at` (the decoder is left not skipping).
+    """
+    window = decoder.ticks(opts.stand_in_s)
+    stats = decoder.stats
+    recent: tuple[int, av.VideoFrame] | None = None
+    last: tuple[int, float, np.ndarray] | None = None  # target, served time, rgb
+    decoder.skip_nonref(True)
+    try:
+        for (index, _, target), instant_s in zip(targets, instants, strict=True):
+            if last is not None and last[0] == target:
+                stats.frames_returned += 1
+                yield index, last[1], last[2]
+                continue
+            if decoder.should_seek(target):
+                decoder.seek_before(target)
+                recent = None
+            exact, after = None, None
+            while (frame := decoder.next()) is not None:
+                key = decoder.frame_key(frame)
+                if key is None:
+                    continue
+                if key < target:
+                    recent = (key, frame)
+                elif key == target:
+                    exact = frame
+                    break
+                else:
+                    after = (key, frame)
+                    decoder.hold(frame, target)
+                    break
+            if exact is not None:
+                recent = (target, exact)
+                served = recent
+            else:
+                instant = decoder.ticks(instant_s)
+                frame_no = decoder.index_of(target)
+                near = [
+                    c
+                    for c in (recent, after)
+                    if c is not None
+                    and abs(c[0] - instant) <= window
+                    and abs(decoder.index_of(c[0]) - frame_no) == 1
+                ]
+                if near:
+                    stats.stand_ins += 1
+                    served = min(near, key=lambda c: (abs(c[0] - instant), c[0]))
+                else:
+                    stats.stand_in_misses += 1
+                    served, recent = _decode_skipped(decoder, target)
+            rgb = frame_to_rgb(served[1], opts.width, opts.height, opts.rotate, decoder.reformatter)
+            last = (target, decoder.seconds_of(served[0]), rgb)
+            stats.frames_returned += 1
+            yield index, last[1], rgb
+    finally:
+        decoder.skip_nonref(False)
+
+
+def _decode_skipped(
+    decoder: FrameDecoder, target: int
+) -> tuple[tuple[int, av.VideoFrame], tuple[int, av.VideoFrame] | None]:
+    """Decode frame ``target`` in full, then go back to skipping where it was: ``(target, frame)``
+    and the latest frame skip mode makes at or before it. The setting changes only with a seek
+    (which flushes the decoder), so no frame of the full decode is later taken as a stand-in.
+
+    Raises:
+        OutOfStep: the decoder skipped the wanted frame or ended before it.
+    """
+    decoder.skip_nonref(False)
+    decoder.seek_before(target)
+    while True:
+        frame = decoder.next()
+        key = None if frame is None else decoder.frame_key(frame)
+        if frame is None or key is not None and key > target:
+            raise OutOfStep(f"frame at {decoder.seconds_of(target):.3f} s was not produced by the decoder")
+        if key == target:
+            break
+    decoder.skip_nonref(True)
+    decoder.seek_before(target)
+    recent = None
+    while (again := decoder.next()) is not None:
+        key = decoder.frame_key(again)
+        if key is None:
+            continue
+        if key > target:
+            decoder.hold(again, target)
+            break
+        recent = (key, again)
+    return (target, frame), recent
+
+
 def _decode_wanted(
-    video: OpenVideo, decoder: FrameDecoder, wanted: list[tuple[int, float]], opts: DecodeOptions
+    video: OpenVideo,
+    decoder: FrameDecoder,
+    wanted: list[tuple[int, float]],
+    opts: DecodeOptions,
+    instants: Sequence[float] | None = None,
 ) -> Iterator[tuple[int, float, np.ndarray]]:
     """Decode ``(index, seconds)`` targets, recovering when the decoder is out of step with the index.
 
@@ -128,7 +263,13 @@ def _decode_wanted(
     done = 0
     while True:
         try:
-            for item in _decode_at(decoder, _targets(decoder, wanted[done:]), opts):
+            targets = _targets(decoder, wanted[done:])
+            if opts.stand_in_s > 0 and not decoder.decoded and not decoder.sequential:
+                at = [s for _, s in wanted] if instants is None else instants
+                frames = _decode_near(decoder, targets, opts, at[done:])
+            else:
+                frames = _decode_at(decoder, targets, opts)
+            for item in frames:
                 done += 1
                 yield item
             return
@@ -165,6 +306,7 @@ def decode_frames(
     *,
     frame_times: Sequence[float] | np.ndarray | None = None,
     frame_index: FrameIndex | None = None,
+    at_s: Sequence[float] | np.ndarray | None = None,
     **options,
 ) -> Iterator[tuple[int, float, np.ndarray]]:
     """Decode exactly the frames ``frame_indices``, in that order.
@@ -184,12 +326,14 @@ def decode_frames(
             another frame's, so the index is built here first, as without them.
         frame_index: the video's :func:`frame_index`, if already known (preferred over
             ``frame_times``); otherwise it is built here (one pass over the file).
+        at_s: for ``stand_in_s``, the instant (seconds, the container's clock) each frame is
+            wanted for, e.g. a sampling grid's; ``None``: each frame's own time.
         options: :class:`DecodeOptions` (``width``, ``height``, ``threads``, ``stats``, ``uri``,
-            ``rotate``).
+            ``rotate``, ``stand_in_s``).
 
     Yields:
         ``(index, pts_s, rgb)``: the frame number, its time in seconds and an ``(H, W, 3)``
-        uint8 RGB array.
+        uint8 RGB array. With ``stand_in_s`` the picture and ``pts_s`` may be a neighbour's.
 
     Raises:
         ValueError: indices decreasing or out of range, or a bad size.
@@ -205,7 +349,7 @@ def decode_frames(
     stats = opts.counters()
     with open_video(source, uri=opts.uri) as video:
         if frame_index is not None:
-            decoder = FrameDecoder(video, frame_index, opts.threads, stats)
+            decoder = FrameDecoder(video, frame_index, opts.threads, stats, opts.min_side())
         else:
             decoder = _decoder_for(video, frame_times, opts.threads, stats)
         times = decoder.index.times_s if frame_index is not None or frame_times is None else frame_times
@@ -214,7 +358,10 @@ def decode_frames(
                 f"frame indices {wanted[0]}..{wanted[-1]} out of range: {video.label} has {len(times)}"
             )
         targets = [(i, float(times[i])) for i in wanted]
-        yield from _timed(stats, _decode_wanted(video, decoder, targets, opts))
+        if at_s is not None and len(at_s) != len(wanted):
+            raise ValueError(f"at_s has {len(at_s)} instants for {len(wanted)} frames")
+        instants = None if at_s is None else [float(s) for s in at_s]
+        yield from _timed(stats, _decode_wanted(video, decoder, targets, opts, instants))
 
 
 def _decoder_for(
