@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     section = Section(
         "rescore",
         "Rescore (a new head over cached features) against the cold run",
-        footage=", ".join(f"{h:g} h" for h in hours_list)
-        + (" (smoke: 2 x 15 s 160x120)" if args.smoke else " of 320x240 15 fps, 30-min files"),
+        footage="smoke: 2 x 15 s 160x120"
+        if args.smoke
+        else ", ".join(f"{h:g} h" for h in hours_list) + " of 320x240 15 fps, 30-min files",
         smoke=args.smoke,
     )
     points: list[tuple[float, float]] = []
