@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(os.environ.get("ACTREC_BENCH_RESULTS") or ROOT / "bench" / "results")
 DATE = dt.date(2026, 11, 24)
 
 

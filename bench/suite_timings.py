@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(os.environ.get("ACTREC_BENCH_RESULTS") or ROOT / "bench" / "results")
 DATE = dt.date(2026, 11, 24)
 GOALS_S = {"dag_parse": 1.0, "validate_events": 10.0, "s3_list": 15.0, "hung_probe": 4.5}
 

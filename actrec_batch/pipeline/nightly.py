@@ -229,7 +229,24 @@ def run_nightly(
     time: discover -> validate manifest -> infer -> validate events -> publish -> cost -> quality.
     Returns the summary (docs/reference.md#summaryjson keys). The warehouse is migrated first, so an
     unreachable one fails before any work. Every run gets its ``runs`` row, a failed one too (then the error is
-    raised again)."""
+    raised again).
+
+    With ``discover_first`` (a night's run, which will decode) and the Ray runner, this thread
+    connects to Ray while discovery and manifest validation run in another (bench/e2e.py: a local
+    Ray's start-up off the run's wall time); a Ray that inference did not take is stopped at the
+    end. Without it (a rescore, served from the feature cache) Ray starts only if a unit must be
+    computed."""
+    from actrec_batch.pipeline import ray_connect
+
+    try:
+        return _run_nightly(settings, spec, progress=progress, discover_first=discover_first)
+    finally:
+        ray_connect.release_early()
+
+
+def _run_nightly(
+    settings: Settings, spec: RunSpec, *, progress: bool, discover_first: bool
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC)
     store = open_store(settings.store)
@@ -237,8 +254,7 @@ def run_nightly(
     warehouse = warehouse_stage(settings)
     try:
         if discover_first:
-            discover_stage(settings, date, store=store, progress=progress, run_id=run_id)
-            validate_manifest_stage(store, date, run_id)
+            _discover_validate(settings, store, spec, progress)
         infer_stage(settings, spec, store=store, progress=progress)
         validate_stage(store, date, run_id)
         published = publish_stage(settings, store, date, run_id, cameras, warehouse=warehouse)
@@ -268,6 +284,29 @@ def run_nightly(
     finally:
         warehouse.dispose()
     return RunFolder(store, date, run_id).write_summary(wall_s=time.perf_counter() - t0)
+
+
+def _discover_validate(settings: Settings, store: ObjectStore, spec: RunSpec, progress: bool) -> None:
+    """Discovery and manifest validation of ``spec``'s run; with the Ray runner, in a worker thread
+    while this one connects to Ray (:func:`~actrec_batch.pipeline.ray_connect.connect_ahead`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from actrec_batch.pipeline import ray_connect
+
+    def stages() -> None:
+        discover_stage(settings, spec.date, store=store, progress=progress, run_id=spec.run_id)
+        validate_manifest_stage(store, spec.date, spec.run_id)
+
+    if settings.runner != "ray":
+        stages()
+        return
+    pool = ThreadPoolExecutor(1, thread_name_prefix="actrec-discover")
+    try:
+        done = pool.submit(stages)
+        ray_connect.connect_ahead(settings)
+        done.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 # Summary keys copied to the run's row in ``runs``.

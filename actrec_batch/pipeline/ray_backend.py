@@ -16,80 +16,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from typing import Any
 
 from actrec_batch.config import Settings
-from actrec_batch.errors import ConfigError, QuarantineReason
+from actrec_batch.errors import QuarantineReason
 from actrec_batch.pipeline import ray_capacity
 from actrec_batch.pipeline.messages import ActorLost, CallFailed, Capacity
 from actrec_batch.pipeline.node_times import NodeTimes
 from actrec_batch.pipeline.ray_capacity import Resources, plan_resources  # noqa: F401 - re-exported
+from actrec_batch.pipeline.ray_connect import check_driver_address, connect, disconnect  # noqa: F401 - re-exported
 from actrec_batch.pipeline.stages.decode import decode_threads
 from actrec_batch.pipeline.stages.embed import placement
-from actrec_batch.pipeline.work import FAULT_ENV, Embedder, Failure, decode_unit, failure_of, index_video
+from actrec_batch.pipeline.work import Embedder, Failure, decode_unit, failure_of, index_video
 
 log = logging.getLogger(__name__)
 
 MAX_CALLS_PER_ACTOR = 2  # calls queued on one actor: one running, one ready behind it
-
-
-def check_driver_address(settings: Settings) -> None:
-    """A driver cannot connect to a Jobs API address (http://host:8265): say so before any work."""
-    address = settings.ray_address
-    if address and address.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"bad setting ray_address = {address!r} (--ray-address / ACTREC_RAY_ADDRESS): that is a Ray Jobs "
-            "API address, which `ray job submit` and the Airflow task use. Fix: for a driver, use 'auto' "
-            "or ray://host:10001"
-        )
-
-
-def connect(settings: Settings) -> bool:
-    """Connect to (or start) Ray. Returns True when this call started a local Ray that
-    :func:`disconnect` should stop.
-
-    ``ACTREC_RAY_ADDRESS`` wins; otherwise ``RAY_ADDRESS`` (set by ``ray job submit``) is used; with
-    neither, a local Ray starts on 127.0.0.1.
-    """
-    import ray
-
-    if ray.is_initialized():
-        return False
-    check_driver_address(settings)
-    address = settings.ray_address
-    env = {k: os.environ[k] for k in FAULT_ENV if os.environ.get(k)}
-    kwargs: dict[str, Any] = {
-        "namespace": "actrec",
-        "logging_level": logging.WARNING,
-        "log_to_driver": True,
-    }
-    if env:
-        kwargs["runtime_env"] = {"env_vars": env}
-    started = False
-    try:
-        if address and address != "local":
-            ray.init(address=address, **kwargs)
-        elif os.environ.get("RAY_ADDRESS"):
-            ray.init(**kwargs)  # inside `ray job submit`: RAY_ADDRESS names the cluster
-        else:
-            if settings.local_ray_cpus:
-                kwargs["num_cpus"] = settings.local_ray_cpus
-            # address="local": always a new Ray of our own. Without it, ray.init() joins whatever cluster
-            # /tmp/ray/ray_current_cluster names (another `ray start` on the same host).
-            ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, **kwargs)
-            started = True
-    except ConnectionError as exc:
-        raise ConfigError(
-            f"bad setting ray_address = {address!r} (--ray-address / ACTREC_RAY_ADDRESS): cannot connect "
-            f"({' '.join(str(exc).split())[:200]}). Fix: start the cluster (if it uses token authentication, "
-            "set RAY_AUTH_MODE=token and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN), or unset it for a local Ray"
-        ) from None
-    log.info(
-        "ray: %s", "started locally on 127.0.0.1" if started else f"connected to {address or 'RAY_ADDRESS'}"
-    )
-    return started
 
 
 def cluster_size() -> tuple[float, float, int]:
@@ -109,13 +52,6 @@ def ask(bundles: list[dict[str, float]]) -> None:
         request_resources(bundles=bundles) if bundles else request_resources(num_cpus=0)
     except Exception as exc:  # noqa: BLE001 - a cluster without an autoscaler: nothing to ask
         log.debug("request_resources: %s", exc)
-
-
-def disconnect(started: bool) -> None:
-    import ray
-
-    if started and ray.is_initialized():
-        ray.shutdown()
 
 
 class RayBackend:
