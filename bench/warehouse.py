@@ -79,6 +79,8 @@ def events(n: int, date: dt.date, seed: int, version: str = "2") -> pa.Table:
         "uri": pa.array(
             np.char.add(f"s3://footage/footage/date={date}/camera=", np.char.add(cameras, "/x.mp4"))
         ),
+        "end_video_id": pa.array(video),
+        "end_offset_s": pa.array(start % 300 + length),
     }
     return pa.table({c: cols[c] for c in EVENT_COLUMNS})
 
