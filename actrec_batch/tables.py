@@ -193,7 +193,9 @@ class Table:
     (``"*"``: all); ``checked`` the columns whose constraints its suite checks; ``unique``,
     ``primary_key`` (with ``pk_name`` when named) and ``indexes`` (``(name, columns)``). ``sql``:
     a warehouse table (else a Parquet file); ``notes``: this table's descriptions of some columns;
-    ``filled``: nullable columns that are never null all the same."""
+    ``filled``: nullable columns that are never null all the same; ``partition_key``: the column
+    PostgreSQL partitions the table by, one partition per value (DuckDB keeps such a table without
+    key or indexes: see :mod:`actrec_batch.warehouse.partitions`)."""
 
     name: str
     description: str
@@ -207,9 +209,16 @@ class Table:
     unique: tuple[str, ...] = ()
     indexes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     checked: tuple[str, ...] = ()
+    partition_key: str | None = None
 
     def __post_init__(self) -> None:
         named = {*self.not_null, *self.primary_key, *self.unique, *self.checked, *self.notes, *self.filled}
+        if self.partition_key is not None:
+            named.add(self.partition_key)
+            if self.partition_key not in self.primary_key:  # PostgreSQL's rule for partitioned tables
+                raise ValueError(
+                    f"table {self.name}: partition key {self.partition_key} not in its primary key"
+                )
         named.update(c for _, cols in self.indexes for c in cols)
         unknown = sorted(named - set(self.columns) - {"*"}) + sorted(set(self.columns) - set(COLUMNS))
         if unknown:
@@ -352,7 +361,11 @@ ACTION_EVENTS = Table(
         "model_name", "model_version", "model_sha256", "extractor_id", "content_id", "code_version", "uri",
     ),
     sql=True,
-    primary_key=("event_id",),
+    # event_id alone is unique too (a hash of video, times and model version), but a partitioned
+    # table's key must hold its partition key; event_id leads so a lookup by id uses the key.
+    primary_key=("event_id", "logical_date"),
+    pk_name="pk_action_events",
+    partition_key="logical_date",
     notes=_EVENT_NOTES,
     filled=("end_video_id", "end_offset_s"),  # nullable only because DuckDB cannot add NOT NULL (0002)
     indexes=(
@@ -443,6 +456,11 @@ def _table_markdown(table: Table) -> list[str]:
     if table.primary_key:
         pk = table.primary_key[0] if len(table.primary_key) == 1 else f"({', '.join(table.primary_key)})"
         text += f" Primary key `{pk}`."
+    if table.partition_key:
+        text += (
+            f" On PostgreSQL partitioned by `{table.partition_key}` (one partition per date); on DuckDB"
+            " without key or indexes, the key checked by each load."
+        )
     lines = [head, "", text, "", "| column | type | nullable | description |", "|---|---|---|---|"]
     for name in table.columns:
         col = COLUMNS[name]

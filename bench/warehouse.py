@@ -1,26 +1,29 @@
-"""Warehouse load rate and search latency, on PostgreSQL and DuckDB, through the project's own code.
+"""Warehouse load, replace and search, on PostgreSQL and DuckDB, through the project's own code.
 
-- load: ``Warehouse.date_load(...).replace_events`` of N events (default 1M) for one date and one
-  model version, in one transaction: COPY on PostgreSQL, the Parquet reader on DuckDB; the indexes
-  are maintained during the load, as in production. Goal: >= 200k events/s on PostgreSQL.
+- load and replace: ``Warehouse.date_load(...).replace_events`` of N events (default 1M) for one
+  date and one model version, in one transaction, as a publish does: the first load of the date,
+  then a rerun replacing it, in a fresh warehouse holding one other date. PostgreSQL COPYs into a
+  fresh partition, indexes it and swaps it in; DuckDB deletes and reads the Parquet file.
+  Goals: >= 200k events/s for the first load on PostgreSQL, <= 5 s for the replace on DuckDB.
 - search: ``search_events`` (what ``actrec search`` runs) over ``current_action_events`` holding M
-  events (default 5M: 50 dates x 100k, 200 cameras, 7 labels). Three query shapes, each repeated
-  with random values: label + one day, camera + one day, label + min confidence over a week, all
-  with ``--limit 100``. Goal: p95 < 50 ms on PostgreSQL with the indexes.
+  events (default 5M: 50 dates x 100k, 200 cameras, 7 labels). Three query shapes, with random
+  values: label + one day, camera + one day, label + min confidence over a week, all with
+  ``--limit 100``; a round runs ``--queries`` of each, and each round gives one p95.
+  Goal: p95 <= 50 ms on PostgreSQL; DuckDB's is a figure.
 
-The events are synthetic rows with realistic widths (32-hex ids, URIs, shas). PostgreSQL is the
-one ``make test`` starts (ACTREC_TEST_PG_URL or .actrec/test-services.env); each run uses a fresh
-schema and drops it. Writes bench/results/warehouse.json.
+Each figure is measured ``--repeats`` times (median/min/max). The events are synthetic rows with
+realistic widths (32-hex ids, URIs, shas). PostgreSQL is the one ``make services`` starts
+(ACTREC_TEST_PG_URL or .actrec/test-services.env); each warehouse is a fresh schema, dropped after.
+Writes bench/results/warehouse.json (bench/harness.py's section shape).
 
-Usage: python bench/warehouse.py [--load-events 1000000] [--search-events 5000000] [--queries 200]
-       [--engines postgresql,duckdb]
+Usage: python bench/warehouse.py [--smoke] [--repeats 3] [--load-events 1000000]
+       [--search-events 5000000] [--queries 200] [--engines postgresql,duckdb]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import statistics
 import sys
@@ -39,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from actrec_batch.warehouse import open_warehouse  # noqa: E402
 from actrec_batch.warehouse.queries import SearchFilter, search_events  # noqa: E402
 from actrec_batch.warehouse.schema import EVENT_COLUMNS  # noqa: E402
+from bench.harness import Figure, Goal, Section  # noqa: E402
 
 LABELS = ["walk", "run", "wave", "jump", "fall", "sit_down", "stand_up"]
 CAMERAS = 200
@@ -79,6 +83,8 @@ def events(n: int, date: dt.date, seed: int, version: str = "2") -> pa.Table:
         "uri": pa.array(
             np.char.add(f"s3://footage/footage/date={date}/camera=", np.char.add(cameras, "/x.mp4"))
         ),
+        "end_video_id": pa.array(video),
+        "end_offset_s": pa.array(start % 300 + length),
     }
     return pa.table({c: cols[c] for c in EVENT_COLUMNS})
 
@@ -135,106 +141,132 @@ class Engine:
             self._admin.dispose()
 
 
-def bench_load(kind: str, n: int, tmp: Path) -> dict:
+def bench_load(kind: str, n: int, repeats: int, tmp: Path) -> tuple[list[float], list[float]]:
+    """``repeats`` x (first load of a date, then a rerun replacing it) of ``n`` events, each pair in
+    a fresh warehouse holding one other date; returns (load seconds, replace seconds)."""
     table = events(n, FIRST_DATE, seed=1)
-    eng = Engine(kind, tmp)
-    try:
-        cold = eng.load(table, FIRST_DATE, tmp)
-        replace = eng.load(table, FIRST_DATE, tmp)  # a rerun: delete the date's rows, load again
-    finally:
-        eng.close()
-    out = {
-        "events": n,
-        "load_s": round(cold, 2),
-        "events_per_s": round(n / cold),
-        "rerun_replace_s": round(replace, 2),
-        "rerun_events_per_s": round(n / replace),
-    }
-    print(
-        f"load {kind}: {n:,} events in {cold:.2f} s = {n / cold:,.0f} events/s; rerun (replace) {replace:.2f} s",
-        flush=True,
-    )
-    return out
+    other = FIRST_DATE - dt.timedelta(days=1)
+    loads, replaces = [], []
+    for _ in range(repeats):
+        eng = Engine(kind, tmp)
+        try:
+            eng.load(events(min(n, 100_000), other, seed=2), other, tmp)
+            loads.append(eng.load(table, FIRST_DATE, tmp))
+            replaces.append(eng.load(table, FIRST_DATE, tmp))  # a rerun: replaces the date's rows
+        finally:
+            eng.close()
+        print(
+            f"load {kind}: {n:,} events in {loads[-1]:.2f} s; rerun (replace) {replaces[-1]:.2f} s",
+            flush=True,
+        )
+    return loads, replaces
 
 
-def bench_search(kind: str, total: int, queries: int, tmp: Path) -> dict:
-    per_date = 100_000 if total >= 100_000 else total
+SHAPES = {
+    "label_day": lambda rng, d: SearchFilter(
+        label=str(rng.choice(LABELS)), start=d, end=d + dt.timedelta(days=1)
+    ),
+    "camera_day": lambda rng, d: SearchFilter(
+        camera=f"cam-{rng.integers(0, CAMERAS):03d}", start=d, end=d + dt.timedelta(days=1)
+    ),
+    "label_week_confident": lambda rng, d: SearchFilter(
+        label=str(rng.choice(LABELS)), start=d, end=d + dt.timedelta(days=7), min_confidence=0.95
+    ),
+}
+
+
+def bench_search(kind: str, total: int, queries: int, repeats: int, tmp: Path) -> tuple[list[float], dict]:
+    """``repeats`` rounds of ``queries`` searches of each shape over ``total`` events (100k a date);
+    returns (p95 ms of each round over all shapes, p50/p95 ms per shape over all rounds)."""
+    per_date = min(100_000, total)
     dates = [FIRST_DATE + dt.timedelta(days=k) for k in range(max(1, total // per_date))]
     eng = Engine(kind, tmp)
     try:
-        t0 = time.perf_counter()
         for k, date in enumerate(dates):
             eng.load(events(per_date, date, seed=100 + k), date, tmp)
             if (k + 1) % 10 == 0 or k + 1 == len(dates):
                 print(f"  {kind}: loaded {(k + 1) * per_date:,}/{len(dates) * per_date:,} events", flush=True)
-        load_s = time.perf_counter() - t0
         eng.analyze()
         rng = np.random.default_rng(7)
-        shapes = {
-            "label_day": lambda d: SearchFilter(
-                label=str(rng.choice(LABELS)), start=d, end=d + dt.timedelta(days=1)
-            ),
-            "camera_day": lambda d: SearchFilter(
-                camera=f"cam-{rng.integers(0, CAMERAS):03d}", start=d, end=d + dt.timedelta(days=1)
-            ),
-            "label_week_confident": lambda d: SearchFilter(
-                label=str(rng.choice(LABELS)), start=d, end=d + dt.timedelta(days=7), min_confidence=0.95
-            ),
-        }
-        out: dict = {"events": len(dates) * per_date, "load_s": round(load_s, 1), "queries": {}}
-        all_ms = []
-        for name, make in shapes.items():
-            search_events(eng.wh, make(dt.datetime.combine(dates[0], dt.time(), dt.UTC)))  # warm-up
-            ms = []
-            for _ in range(queries):
-                day = dates[int(rng.integers(0, len(dates)))]
-                f = make(dt.datetime.combine(day, dt.time(), dt.UTC))
-                t = time.perf_counter()
-                rows = search_events(eng.wh, f)
-                ms.append((time.perf_counter() - t) * 1000)
-                assert len(rows) <= 100
-            ms.sort()
-            all_ms += ms
-            out["queries"][name] = {
-                "p50_ms": round(statistics.median(ms), 2),
-                "p95_ms": round(ms[int(0.95 * len(ms)) - 1], 2),
-            }
-            print(
-                f"search {kind} {name}: p50 {out['queries'][name]['p50_ms']} ms, p95 {out['queries'][name]['p95_ms']} ms",
-                flush=True,
-            )
-        all_ms.sort()
-        out["p50_ms"] = round(statistics.median(all_ms), 2)
-        out["p95_ms"] = round(all_ms[int(0.95 * len(all_ms)) - 1], 2)
-        print(
-            f"search {kind} over {out['events']:,} events: p50 {out['p50_ms']} ms, p95 {out['p95_ms']} ms",
-            flush=True,
-        )
+        midnight = lambda d: dt.datetime.combine(d, dt.time(), dt.UTC)  # noqa: E731
+        for make in SHAPES.values():
+            search_events(eng.wh, make(rng, midnight(dates[0])))  # warm-up
+        rounds, per_shape = [], {name: [] for name in SHAPES}
+        for _ in range(repeats):
+            round_ms = []
+            for name, make in SHAPES.items():
+                for _ in range(queries):
+                    f = make(rng, midnight(dates[int(rng.integers(0, len(dates)))]))
+                    t = time.perf_counter()
+                    rows = search_events(eng.wh, f)
+                    ms = (time.perf_counter() - t) * 1000
+                    assert len(rows) <= 100
+                    round_ms.append(ms)
+                    per_shape[name].append(ms)
+            rounds.append(p95(round_ms))
+            print(f"search {kind} over {len(dates) * per_date:,} events: p95 {rounds[-1]:.2f} ms", flush=True)
     finally:
         eng.close()
-    return out
+    shapes = {
+        name: {"p50_ms": round(statistics.median(ms), 2), "p95_ms": round(p95(ms), 2)}
+        for name, ms in per_shape.items()
+    }
+    return rounds, shapes
 
 
-def main() -> int:
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(0.95 * len(ordered)) - 1)]
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--load-events", type=int, default=1_000_000)
     ap.add_argument("--search-events", type=int, default=5_000_000)
-    ap.add_argument("--queries", type=int, default=200, help="per query shape")
+    ap.add_argument("--queries", type=int, default=200, help="per query shape and round")
     ap.add_argument("--engines", default="postgresql,duckdb")
-    args = ap.parse_args()
-    results: dict = {
-        "date": dt.date.today().isoformat(),
-        "machine": f"{os.cpu_count()} cores",
-        "load": {},
-        "search": {},
-    }
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="20k-event loads, 100k-event search, 20 queries")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.load_events, args.search_events, args.queries = 20_000, 100_000, 20
+    section = Section(
+        "warehouse",
+        "Warehouse load, replace and search",
+        footage=f"synthetic events ({CAMERAS} cameras, {len(LABELS)} labels, 100k a date); "
+        f"{os.cpu_count()} cores",
+        smoke=args.smoke,
+    )
+    n = args.load_events
     with tempfile.TemporaryDirectory(prefix="actrec-bench-wh-") as tmp:
         for kind in args.engines.split(","):
-            results["load"][kind] = bench_load(kind, args.load_events, Path(tmp))
-            results["search"][kind] = bench_search(kind, args.search_events, args.queries, Path(tmp))
-    out = ROOT / "bench" / "results" / "warehouse.json"
-    out.write_text(json.dumps(results, indent=1))
-    print(f"wrote {out}")
+            loads, replaces = bench_load(kind, n, args.repeats, Path(tmp))
+            short = "pg" if kind == "postgresql" else kind
+            section.figures += [
+                Figure(f"{short}_load_events_per_s", f"{kind}: first load of a {n:,}-event date", "events/s",
+                       [round(n / s) for s in loads], {"events": n, "load_s": [round(s, 2) for s in loads]}),
+                Figure(f"{short}_replace_1m_s" if n == 1_000_000 else f"{short}_replace_s",
+                       f"{kind}: rerun of that date (replace {n:,} events)", "s", [round(s, 2) for s in replaces],
+                       {"events": n, "events_per_s": [round(n / s) for s in replaces]}),
+            ]  # fmt: skip
+            rounds, shapes = bench_search(kind, args.search_events, args.queries, args.repeats, Path(tmp))
+            section.figures.append(
+                Figure(f"{short}_search_p95_ms", f"{kind}: search p95 over {args.search_events:,} events "
+                       f"({args.queries} queries x {len(SHAPES)} shapes a round)", "ms",
+                       [round(r, 2) for r in rounds], {"events": args.search_events, "shapes": shapes})
+            )  # fmt: skip
+
+    def goal(gid: str, text: str, fid: str, op: str, target: float) -> Goal:
+        figure = next((f for f in section.figures if f.id == fid), None)
+        return Goal(gid, text, fid, op, target, figure.median if figure else None)
+
+    replace_id = "duckdb_replace_1m_s" if n == 1_000_000 else "duckdb_replace_s"
+    section.goals = [
+        goal("pg_load", "PostgreSQL loads a 1M-event night at >= 200k events/s", "pg_load_events_per_s", ">=", 200_000),
+        goal("duckdb_replace", "DuckDB replaces a 1M-event date in <= 5 s", replace_id, "<=", 5.0),
+        goal("pg_search", "search p95 <= 50 ms over 5M events on PostgreSQL", "pg_search_p95_ms", "<=", 50.0),
+    ]  # fmt: skip
+    print(f"wrote {section.save()}")
     return 0
 
 

@@ -108,8 +108,8 @@ def count(wh, table: str, date: dt.date = DATE) -> int:
 
 def test_upgrade_builds_the_schema_and_is_idempotent(warehouse_url):
     wh = open_warehouse(warehouse_url, upgrade=True)
-    assert wh.revision() == "0004"
-    assert wh.upgrade() == "0004"  # a second upgrade is a no-op
+    assert wh.revision() == "0005"
+    assert wh.upgrade() == "0005"  # a second upgrade is a no-op
     with wh.connect() as conn:  # information_schema: the one catalogue both engines answer alike
         kinds = dict(
             conn.execute(
@@ -136,11 +136,9 @@ def test_upgrade_builds_the_schema_and_is_idempotent(warehouse_url):
             else "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'action_events'"
         )
         names = set(conn.execute(sa.text(index_sql)).scalars())
-        assert {
-            "ix_action_events_label_ts",
-            "ix_action_events_camera_ts",
-            "ix_action_events_date_model",
-        } <= names
+        searched = {"ix_action_events_label_ts", "ix_action_events_camera_ts", "ix_action_events_date_model"}
+        # DuckDB's action_events has no ART index: they would make each replace several times slower.
+        assert searched <= names if wh.dialect == "postgresql" else not names
     wh.dispose()
 
 
@@ -162,7 +160,7 @@ def test_0002_gives_events_loaded_before_it_their_own_video_as_their_end(warehou
             sa.text("INSERT INTO active_models VALUES (:d, 'reference', '1', 'run-1', :t)"),
             {"d": DATE, "t": T0},
         )
-    assert wh.upgrade() == "0004"
+    assert wh.upgrade() == "0005"
     with wh.connect() as conn:
         rows = conn.execute(
             sa.text(

@@ -7,8 +7,9 @@ migrations, and loads a date in one transaction through :meth:`Warehouse.date_lo
   one set of rows: PostgreSQL takes a transaction-scoped advisory lock on the date; DuckDB (one
   writer process per file) takes an exclusive ``flock`` on ``<file>.lock`` around every
   connection, readers included;
-- events are bulk-loaded: PostgreSQL through ``COPY ... FROM STDIN`` (CSV written by Arrow),
-  DuckDB through its own Parquet reader over the file about to be published;
+- events are bulk-loaded: PostgreSQL through ``COPY ... FROM STDIN`` (CSV written by Arrow) into a
+  fresh partition of the date swapped in at the end, DuckDB through its own Parquet reader over
+  the file about to be published (:mod:`~actrec_batch.warehouse.partitions`);
 - everything else uses bound parameters; no value is ever formatted into SQL.
 """
 
@@ -29,7 +30,7 @@ import sqlalchemy as sa
 from alembic.ddl.impl import DefaultImpl
 
 from actrec_batch.errors import ActrecError, ConfigError
-from actrec_batch.warehouse import schema
+from actrec_batch.warehouse import partitions, schema
 
 log = logging.getLogger(__name__)
 
@@ -224,20 +225,35 @@ class DateLoad:
         self, model_name: str, model_version: str, table: Any, parquet_path: Path | None = None
     ) -> int:
         """Replace this date's events of one model version with ``table`` (a pyarrow Table with at
-        least :data:`schema.EVENT_COLUMNS`); other versions' rows stay. DuckDB reads
-        ``parquet_path`` (the same rows, as a Parquet file) when given. Returns the rows loaded."""
+        least :data:`schema.EVENT_COLUMNS`); other versions' rows stay. PostgreSQL swaps in the
+        date's partition, rebuilt; DuckDB deletes and inserts, reading ``parquet_path`` (the same
+        rows, as a Parquet file) when given (:mod:`~actrec_batch.warehouse.partitions`). Returns
+        the rows loaded; raises WarehouseError ``load_failed`` (nothing changed) on a duplicate
+        ``event_id`` or any other failure of the load."""
         e = schema.action_events
-        self.conn.execute(
-            sa.delete(e).where(
-                e.c.logical_date == self.date,
-                e.c.model_name == model_name,
-                e.c.model_version == model_version,
+        postgres = self.warehouse.dialect == "postgresql"
+        if table.num_rows == 0 or not postgres:
+            self.conn.execute(
+                sa.delete(e).where(
+                    e.c.logical_date == self.date,
+                    e.c.model_name == model_name,
+                    e.c.model_version == model_version,
+                )
             )
-        )
         if table.num_rows == 0:
             return 0
+        rows = table.select(list(schema.EVENT_COLUMNS))
         try:
-            self._bulk_insert_events(table, parquet_path)
+            if postgres:
+                partitions.swap_in_partition(
+                    self.conn,
+                    self.date,
+                    model_name,
+                    model_version,
+                    lambda conn, name: _copy_into(conn, name, rows),
+                )
+            else:
+                self._insert_events(rows, parquet_path)
         except Exception as exc:  # the driver's own errors too: COPY runs on the raw psycopg cursor
             first = " ".join(str(exc).split())[:300]
             raise WarehouseError(
@@ -247,11 +263,10 @@ class DateLoad:
             ) from exc
         return table.num_rows
 
-    def _bulk_insert_events(self, table: Any, parquet_path: Path | None) -> None:
+    def _insert_events(self, table: Any, parquet_path: Path | None) -> None:
+        """DuckDB: insert ``table`` (or the Parquet file holding it), then check the key."""
         e = schema.action_events
-        if self.warehouse.dialect == "postgresql":
-            _copy_into(self.conn, "action_events", table.select(list(schema.EVENT_COLUMNS)))
-        elif parquet_path is not None:
+        if parquet_path is not None:
             casts = ", ".join(
                 "CAST(logical_date AS DATE)" if c == "logical_date" else c for c in schema.EVENT_COLUMNS
             )
@@ -264,6 +279,12 @@ class DateLoad:
             )
         else:
             self.conn.execute(sa.insert(e), _rows(table, e))
+        duplicate = partitions.check_unique_events(self.conn, self.date)
+        if duplicate is not None:
+            raise WarehouseError(
+                f"duplicate key (event_id, logical_date) = ({duplicate}, {self.date.isoformat()}) in action_events",
+                reason="load_failed",
+            )
 
     def replace_videos(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Replace this date's ``videos`` rows (the processed videos)."""

@@ -10,7 +10,9 @@ migrated empty database matches this metadata, column by column, on DuckDB and P
 - ``quarantine``: what could not be processed, with a reason code (replaced per date).
 - ``action_events``: events per (date, model name, model version), with lineage on every row.
   Loading a model version replaces that version's rows for the date and keeps other versions'.
-  An event that spans a camera's consecutive files records both ends (migration 0002).
+  An event that spans a camera's consecutive files records both ends (migration 0002). On
+  PostgreSQL it is partitioned by date, on DuckDB it has no key or index (0005; see
+  :mod:`~actrec_batch.warehouse.partitions`).
 - ``active_models``: which model version ``current_action_events`` shows for each date.
 - ``job_costs``: the cost ledger of each run (filled by the cost stage).
 - ``quality_metrics``: the drift report's figures per date (filled by the quality stage; 0004).
@@ -56,7 +58,15 @@ def sa_table(spec: Table, metadata: sa.MetaData) -> sa.Table:
     if spec.primary_key and not single_pk:
         items.append(sa.PrimaryKeyConstraint(*spec.primary_key, name=spec.pk_name))
     items += [sa.Index(name, *cols) for name, cols in spec.indexes]
-    return sa.Table(spec.name, metadata, *items)
+    options = {"postgresql_partition_by": f"LIST ({spec.partition_key})"} if spec.partition_key else {}
+    return sa.Table(spec.name, metadata, *items, **options)
+
+
+def keyed_on(table: sa.Table, dialect: str) -> bool:
+    """Whether ``dialect``'s warehouse holds ``table``'s primary key and indexes: always, except
+    a partitioned table on DuckDB, whose ART indexes would make each replace of a date several
+    times slower than the load itself (:mod:`~actrec_batch.warehouse.partitions`)."""
+    return dialect != "duckdb" or not table.dialect_options["postgresql"]["partition_by"]
 
 
 metadata = sa.MetaData()
