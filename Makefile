@@ -8,7 +8,7 @@ export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test lint bench quality train services browser airflow infra-check clean help
+.PHONY: install demo test lint bench bench-smoke quality train services browser airflow infra-check clean help
 
 help:
 	@echo "make demo   - install, render a synthetic night, run the nightly DAG through Airflow (local store, DuckDB, local Ray), print a summary"
@@ -16,7 +16,8 @@ help:
 	@echo "make test   - install, start PostgreSQL + an S3 server on 127.0.0.1, install headless Chromium, run the whole suite"
 	@echo "make lint   - ruff"
 	@echo "make infra-check - terraform fmt/init/validate (offline through a provider mirror when there is one) + checkov over infra/terraform"
-	@echo "make bench  - speed benchmarks (bench/)"
+	@echo "make bench  - speed benchmarks: bench/results.json and BENCHMARKS.md (bench/all.py; median of 3 runs)"
+	@echo "make bench-smoke - the same at tiny sizes into .actrec/bench-smoke/ (checks the harness; timings meaningless)"
 	@echo "make quality - held-out quality of the shipped model (bench/quality.py, ~10 min), then of a head fitted by actrec train-head against it (bench/train_head.py, ~1 h on 2 cores; footage kept in .actrec/)"
 	@echo "make train  - retrain the reference model (~30 min on 2 cores) into .actrec/models/"
 
@@ -53,10 +54,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP) services
-	$(BIN)/python bench/run_all.py
-	$(BIN)/python bench/pipeline.py
-	$(BIN)/python bench/pipeline.py --cluster
-	$(BIN)/python bench/warehouse.py
+	$(BIN)/python bench/all.py --profile
+
+bench-smoke: $(STAMP) services
+	$(BIN)/python bench/all.py --smoke --results .actrec/bench-smoke
 
 quality: $(STAMP)
 	$(BIN)/python bench/quality.py

@@ -290,14 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, make in footages(args.smoke).items():
         if not args.footage or name in args.footage:
             measure(name, make(), args.repeats, s, section)
-    ratios = [g.measured for g in section.goals if g.measured is not None]
+    judged = [g for g in section.goals if g.measured is not None]
+    lowest = min(judged, key=lambda g: g.measured)
     worst = Goal(
         "worst.project_vs_naive",
         f"project decode >= {GOAL}x naive on every footage",
-        "",
+        lowest.figure,
         ">=",
         GOAL,
-        min(ratios),
+        lowest.measured,
     )
     if not worst.holds:
         worst.why_missed = "; ".join(f"{g.id}: {g.why_missed}" for g in section.goals if g.holds is False)

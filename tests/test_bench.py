@@ -14,14 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 
 
-def _legacy_sections() -> list[str]:
-    """Section scripts not (yet) in bench/harness.py's shape: they take no --smoke, so skipped."""
-    names = ("decode", "e2e", "rescore", "memory", "warehouse")
-    return [
-        n for n in names if (BENCH / f"{n}.py").exists() and "harness" not in (BENCH / f"{n}.py").read_text()
-    ]
-
-
 def test_bench_smoke_report(tmp_path):
     results = tmp_path / "results"
     env = {
@@ -30,9 +22,6 @@ def test_bench_smoke_report(tmp_path):
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     cmd = [sys.executable, str(BENCH / "all.py"), "--smoke", "--results", str(results)]
-    skip = _legacy_sections()
-    if skip:
-        cmd += ["--skip", *skip]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
@@ -41,7 +30,7 @@ def test_bench_smoke_report(tmp_path):
     assert {"python", "av", "ffmpeg", "torch", "ray", "duckdb", "psycopg"} <= set(report["versions"])
     assert "postgresql" in report and isinstance(report["gpu"]["cuda_available"], bool)
     names = {s["section"] for s in report["sections"]}
-    assert {"e2e", "rescore", "memory"} <= names, names
+    assert {"decode", "e2e", "rescore", "memory", "warehouse"} <= names, names
     goals = [g for s in report["sections"] for g in s["goals"]]
     assert goals and report["goals_total"] == len(goals)
     for s in report["sections"]:
@@ -54,7 +43,7 @@ def test_bench_smoke_report(tmp_path):
             assert g["figure"] in ids and g["measured"] is not None, (s["section"], g)
             assert g["holds"] in (True, False) and g["op"] in (">=", "<=")
             assert g["holds"] or g["why_missed"], (s["section"], g["id"])  # a missed goal says why
-        if s["section"] in ("e2e", "rescore", "memory"):
+        if s["section"] in ("decode", "e2e", "rescore", "memory", "warehouse"):
             assert s["smoke"] is True
 
     page = (results / "BENCHMARKS.md").read_text()

@@ -33,6 +33,8 @@ filter matching thousands of rows anyway.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +44,7 @@ from actrec_batch.warehouse import schema
 PARENT = "action_events"
 # The partition's own index names: the parent's minus its "ix_action_events_" prefix.
 _INDEX_SUFFIX = {ix.name: ix.name.removeprefix(f"ix_{PARENT}_") for ix in schema.action_events.indexes}
+log = logging.getLogger(__name__)
 
 
 def partition_name(date: dt.date) -> str:
@@ -55,12 +58,22 @@ def swap_in_partition(
     model_name: str,
     model_version: str,
     copy_rows: Any,
-) -> None:
+) -> dict[str, float]:
     """Make ``date``'s partition hold the rows ``copy_rows(conn, table_name)`` COPYs in plus the
     live partition's rows of other model versions than ``(model_name, model_version)`` (see the
-    module doc). Raises what PostgreSQL raises (a duplicate key, a row of another date); the
-    caller's transaction then rolls back and the live partition stays."""
+    module doc). Returns the seconds each step took (``copy``, ``other_versions``, ``key``,
+    ``indexes``, ``swap``), also logged at INFO. Raises what PostgreSQL raises (a duplicate key, a
+    row of another date); the caller's transaction then rolls back and the live partition stays."""
     from psycopg import sql
+
+    seconds: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def step(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        seconds[name] = round(now - mark, 3)
+        mark = now
 
     live, stage = partition_name(date), f"{partition_name(date)}_load"
     table = sa.Table(
@@ -70,6 +83,7 @@ def swap_in_partition(
     )
     table.create(conn)
     copy_rows(conn, stage)
+    step("copy")
     exists = conn.execute(sa.text("SELECT to_regclass(:name) IS NOT NULL"), {"name": live}).scalar_one()
     if exists:
         old = sa.table(live, *(sa.column(c.name) for c in schema.action_events.columns))
@@ -81,6 +95,7 @@ def swap_in_partition(
                 ),
             )
         )
+    step("other_versions")
     pk = schema.action_events.primary_key
     ddl = [
         sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
@@ -118,10 +133,18 @@ def swap_in_partition(
     )
     cursor = conn.connection.driver_connection.cursor()
     try:
-        for statement in ddl:
+        cursor.execute(ddl[0])
+        step("key")
+        for statement in ddl[1 : 1 + len(schema.action_events.indexes)]:
             cursor.execute(statement)
+        step("indexes")
+        for statement in ddl[1 + len(schema.action_events.indexes) :]:
+            cursor.execute(statement)
+        step("swap")
     finally:
         cursor.close()
+    log.info("partition %s of %s swapped in; seconds per step: %s", live, PARENT, seconds)
+    return seconds
 
 
 def check_unique_events(conn: sa.Connection, date: dt.date) -> str | None:
