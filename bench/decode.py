@@ -41,6 +41,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from footage import clip_night, synthetic_night  # noqa: E402
 from harness import PROFILES, Figure, Goal, Section  # noqa: E402
+from runs import rel  # noqa: E402
 
 from actrec_batch.model import DEFAULT_MODEL, read_card, resolve_model_ref  # noqa: E402
 from actrec_batch.model import sampling as sampling_module  # noqa: E402
@@ -173,7 +174,7 @@ def profile_project(name: str, store: Path, files, s: dict) -> tuple[float, floa
     out.write_text(
         f"cProfile of the project decode on {name} (sorted by cumulative time)\n" + text.getvalue()
     )
-    return convert / total, index / total, str(out.relative_to(ROOT))
+    return convert / total, index / total, rel(out)
 
 
 def measure(name: str, store: Path, repeats: int, s: dict, section: Section) -> None:
