@@ -39,7 +39,8 @@ _CREDENTIAL = re.compile(r"Credential=(?P<key>[^/]+)/[^/]+/[^/]+/(?P<service>[^/
 
 def _recording(app, log_path: Path):
     """WSGI middleware: one JSON line per request (method, path, query, access key, service, status,
-    the keys of a DeleteObjects body and a copy source)."""
+    the keys of a DeleteObjects body and a copy source; the Action of a form-encoded call, and the
+    error code and message of a failed one, to tell what an apply tripped on)."""
     lock = threading.Lock()
     out = log_path.open("a", buffering=1)
 
@@ -65,6 +66,10 @@ def _recording(app, log_path: Path):
             entry["delete_keys"] = [
                 el.text for el in ET.fromstring(body).iter() if el.tag.rsplit("}", 1)[-1] == "Key"
             ]
+        elif entry["method"] == "POST" and "form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            entry["action"] = urllib.parse.parse_qs(body.decode(errors="replace")).get("Action", [None])[0]
         status: list[str] = []
 
         def start(code, headers, exc_info=None):
@@ -73,6 +78,11 @@ def _recording(app, log_path: Path):
 
         result = app(environ, start)
         entry["status"] = int(status[0].split()[0]) if status else None
+        if entry["status"] and entry["status"] >= 400 and entry["service"] != "s3":
+            data = b"".join(result)
+            result = [data]
+            found = re.search(rb"<Code>(.*?)</Code>.*?<Message>(.*?)</Message>", data, re.S)
+            entry["error"] = (found[1] + b": " + found[2]).decode(errors="replace")[:500] if found else None
         with lock:
             out.write(json.dumps(entry) + "\n")
         return result
@@ -442,7 +452,9 @@ def apply_to_emulator(
 ) -> dict:
     """Copy the root module ``src`` (with the files it reads: ``infra/airflow``, ``dags/``) under
     ``work``, point its provider at ``endpoint`` (an override file from ``infra/terraform/emulator/``),
-    ``init`` + ``apply`` with ``tfvars``; returns the outputs' values."""
+    ``init`` + ``apply`` with ``tfvars``; returns the outputs' values. Raises RuntimeError (with
+    the emulator's failed calls) when the apply fails or stalls; the caller retries on a fresh
+    emulator, since a half-applied state cannot be trusted to converge."""
     import shutil
 
     repo = src.parents[1]
@@ -459,11 +471,12 @@ def apply_to_emulator(
     terraform(root, "init", "-backend=false", "-input=false", timeout=300)
     try:
         terraform(root, "apply", "-auto-approve", "-input=false", stalled=emulator)
-    except RuntimeError as first:
-        # Seen twice in a full suite, never alone: the provider started and spun without sending
-        # a request. A second apply continues from the state the first one wrote; its own failure
-        # is the test's. The first failure (with the goroutine stacks) goes to the test's output.
-        print(f"terraform apply against the emulator failed once; applying again:\n{first}", file=sys.stderr)
-        terraform(root, "apply", "-auto-approve", "-input=false", stalled=emulator)
+    except RuntimeError as error:
+        failed = [
+            f"{r.get('service')} {r.get('action') or r['method'] + ' ' + r['path']}: {r.get('status')} {r.get('error')}"
+            for r in emulator.requests()
+            if (r.get("status") or 0) >= 400 and r.get("service") != "s3"
+        ]
+        raise RuntimeError(f"{error}\nthe emulator's failed calls (not S3): {failed or 'none'}") from error
     outputs = json.loads(terraform(root, "output", "-json", timeout=120).stdout)
     return {name: out["value"] for name, out in outputs.items()}
