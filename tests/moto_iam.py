@@ -448,13 +448,20 @@ def terraform(
 
 
 def apply_to_emulator(
-    work: Path, emulator: Emulator, tfvars: dict, *, src: Path = TF_SRC, override: str | None = None
+    work: Path,
+    emulator: Emulator,
+    tfvars: dict,
+    *,
+    src: Path = TF_SRC,
+    override: str | None = None,
+    parallelism: int = 10,
 ) -> dict:
     """Copy the root module ``src`` (with the files it reads: ``infra/airflow``, ``dags/``) under
     ``work``, point its provider at ``endpoint`` (an override file from ``infra/terraform/emulator/``),
     ``init`` + ``apply`` with ``tfvars``; returns the outputs' values. Raises RuntimeError (with
     the emulator's failed calls) when the apply fails or stalls; the caller retries on a fresh
-    emulator, since a half-applied state cannot be trusted to converge."""
+    emulator, since a half-applied state cannot be trusted to converge. ``parallelism``: Terraform's
+    concurrent operations (its default 10; 1 rules out races in moto's EC2 security groups)."""
     import shutil
 
     repo = src.parents[1]
@@ -470,7 +477,9 @@ def apply_to_emulator(
     (root / "emulator.auto.tfvars.json").write_text(json.dumps(tfvars))
     terraform(root, "init", "-backend=false", "-input=false", timeout=300)
     try:
-        terraform(root, "apply", "-auto-approve", "-input=false", stalled=emulator)
+        terraform(
+            root, "apply", "-auto-approve", "-input=false", f"-parallelism={parallelism}", stalled=emulator
+        )
     except RuntimeError as error:
         failed = [
             f"{r.get('service')} {r.get('action') or r['method'] + ' ' + r['path']}: {r.get('status')} {r.get('error')}"

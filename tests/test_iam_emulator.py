@@ -131,11 +131,17 @@ def infra(tmp_path_factory) -> Infra:
     for attempt in (1, 2):
         emulator = m.Emulator(tmp / f"requests-{attempt}.jsonl")
         try:
-            outputs = m.apply_to_emulator(tmp / f"tf-{attempt}", emulator, EMULATOR_TFVARS)
+            # The retry applies one resource at a time: moto's EC2 once lost a new security group's
+            # default egress rule while other groups were being made (RevokeSecurityGroupEgress:
+            # InvalidPermission.NotFound), and an apply over that half-made state could not converge.
+            parallelism = 10 if attempt == 1 else 1
+            outputs = m.apply_to_emulator(
+                tmp / f"tf-{attempt}", emulator, EMULATOR_TFVARS, parallelism=parallelism
+            )
             break
         except RuntimeError as error:
-            # Seen in full suites only (never alone): an apply that stalled with no request, once
-            # one the emulator answered with EC2 errors. The first failure goes to the output.
+            # Seen in full suites only (never alone): an apply that stalled with no request, and
+            # the EC2 race above. The first failure goes to the output.
             emulator.stop()
             if attempt == 2:
                 raise
