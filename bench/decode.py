@@ -248,7 +248,7 @@ def measure(name: str, store: Path, repeats: int, s: dict, section: Section) -> 
     )
     goal = Goal(
         f"{name}.project_vs_naive",
-        f"project decode >= {GOAL}x naive",
+        f"project decode >= {GOAL}x naive on {name}",
         f"{name}.project_vs_naive",
         ">=",
         GOAL,

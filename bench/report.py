@@ -169,6 +169,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Made by `bench/all.py` then `bench/report.py` on {report['generated_at']}. Speed is measured "
         "here and never asserted in tests. Every figure is the median of n runs, with min and max.",
         "",
+        *([f"**Conditions:** {report['conditions']}", ""] if report.get("conditions") else []),
         "## Machine",
         "",
         f"- CPU: {m['cpu']}, {m['cores']} cores; memory {m['memory_gib']} GiB; {m['os']}",
@@ -230,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--markdown", type=Path, default=None, help="default: BENCHMARKS.md (or DIR/BENCHMARKS.md)"
     )
+    ap.add_argument(
+        "--conditions",
+        default="",
+        help="what the reader must know about this run (a partial run, a loaded machine)",
+    )
     args = ap.parse_args(argv)
     default_dir = args.results.resolve() == (ROOT / "bench" / "results").resolve()
     json_path = args.json or (
@@ -241,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     goals = [g for s in sections for g in s["goals"]]
     report = {
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "conditions": args.conditions,
         "machine": machine(),
         "versions": versions,
         "postgresql": postgres_version(),
