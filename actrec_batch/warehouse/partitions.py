@@ -97,14 +97,14 @@ def swap_in_partition(
         )
     step("other_versions")
     pk = schema.action_events.primary_key
-    ddl = [
+    key = [
         sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
             sql.Identifier(stage),
             sql.Identifier(f"{stage}_pkey"),
             sql.SQL(", ").join(sql.Identifier(c.name) for c in pk.columns),
         )
     ]
-    ddl += [
+    indexes = [
         sql.SQL("CREATE INDEX {} ON {} ({})").format(
             sql.Identifier(f"{stage}_{_INDEX_SUFFIX[ix.name]}"),
             sql.Identifier(stage),
@@ -112,35 +112,32 @@ def swap_in_partition(
         )
         for ix in schema.action_events.indexes
     ]
+    swap = []
     if exists:
-        ddl += [
+        swap += [
             sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
                 sql.Identifier(PARENT), sql.Identifier(live)
             ),
             sql.SQL("DROP TABLE {}").format(sql.Identifier(live)),
         ]
-    ddl.append(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(stage), sql.Identifier(live)))
-    ddl += [
+    swap.append(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(stage), sql.Identifier(live)))
+    swap += [
         sql.SQL("ALTER INDEX {} RENAME TO {}").format(
             sql.Identifier(f"{stage}_{suffix}"), sql.Identifier(f"{live}_{suffix}")
         )
         for suffix in ("pkey", *_INDEX_SUFFIX.values())
     ]
-    ddl.append(
+    swap.append(
         sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
             sql.Identifier(PARENT), sql.Identifier(live), sql.Literal(date)
         )
     )
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.execute(ddl[0])
-        step("key")
-        for statement in ddl[1 : 1 + len(schema.action_events.indexes)]:
-            cursor.execute(statement)
-        step("indexes")
-        for statement in ddl[1 + len(schema.action_events.indexes) :]:
-            cursor.execute(statement)
-        step("swap")
+        for name, statements in (("key", key), ("indexes", indexes), ("swap", swap)):
+            for statement in statements:
+                cursor.execute(statement)
+            step(name)
     finally:
         cursor.close()
     log.info("partition %s of %s swapped in; seconds per step: %s", live, PARENT, seconds)
