@@ -156,3 +156,35 @@ def test_loading_another_version_leaves_the_current_one_showing(warehouse_url, t
         at = conn.execute(sa.text("SELECT activated_at FROM active_models")).scalar_one()
     assert shown == ["2"] and at == T0
     wh.dispose()
+
+
+def test_postgres_copy_keeps_instants_in_any_session_zone_across_chunks(pg_url, tmp_path, monkeypatch):
+    """The COPY sends timestamps as naive UTC text with the transaction's TimeZone set to UTC for
+    it alone: in a session whose zone is not UTC, every instant lands as loaded (rows spread over
+    several CSV chunks), and the session's zone is back for what the transaction does after."""
+    from actrec_batch.warehouse import core
+
+    monkeypatch.setattr(core, "COPY_BATCH_ROWS", 3)  # 7 rows: three chunks
+    engine = sa.create_engine(pg_url)
+    schema = f"test_{__import__('uuid').uuid4().hex[:12]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{schema}%20-cTimeZone%3DAmerica/New_York"
+    try:
+        wh = open_warehouse(url, upgrade=True)
+        table = events_table("2", n=7, camera_ts=False)
+        with wh.date_load(DATE) as dl:
+            assert dl.replace_events("reference", "2", table) == 7
+            assert dl.conn.execute(sa.text("SHOW TimeZone")).scalar_one() == "America/New_York"
+        with wh.connect() as conn:
+            got = conn.execute(
+                sa.text("SELECT event_id, start_ts, end_ts FROM action_events ORDER BY start_s")
+            ).all()
+        want = [(r["event_id"], r["start_ts"], r["end_ts"]) for r in table.to_pylist()]
+        assert [(e, s, t) for e, s, t in got] == want  # aware datetimes compare as instants
+        assert got[1][1] is None  # cam-b's rows without wall-clock time stay null
+        wh.dispose()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
