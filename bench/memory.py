@@ -7,7 +7,8 @@ psutil samples every process under the command every 0.2 s: resident set (RSS) a
 names its workers' processes after what they run (``ray::decode_unit``, ``ray::Embedder.embed``),
 so a pid is a decode worker once it ran a decode or index task and an inference actor once it
 held an Embedder. The in-flight bound is read back from the run's ``metrics.json``
-(``resources.peak_units_inflight`` against ``resources.plan.max_inflight_units``).
+(``ray.peak_units_inflight`` against ``ray.plan.max_inflight_units``); a run whose metrics lack
+either fails the section rather than pass the goal with nothing measured.
 
 Usage: python bench/memory.py [--smoke] [--repeats 3] [--max-inflight-units N]
 """
@@ -94,8 +95,14 @@ def measured_run(store: Path, work: Path, extra: list[str]) -> dict:
         raise RuntimeError(f"actrec run on {store} failed ({proc.returncode}): {stderr.strip()[-3000:]}")
     summary = json.loads(stdout.strip().splitlines()[-1])
     metrics = json.loads(Path(summary["metrics_uri"].removeprefix("file://")).read_text())
-    res = metrics.get("resources", {})
-    out = {"summary": summary, "resources": res}
+    ray = metrics.get("ray") or {}
+    peak, bound = ray.get("peak_units_inflight"), (ray.get("plan") or {}).get("max_inflight_units")
+    if not isinstance(peak, int) or not isinstance(bound, int) or peak < 1:
+        raise RuntimeError(
+            f"{summary['metrics_uri']}: no in-flight figures to check the bound with "
+            f"(ray.peak_units_inflight = {peak!r}, ray.plan.max_inflight_units = {bound!r})"
+        )
+    out = {"summary": summary, "plan": ray["plan"], "inflight": {"peak": peak, "bound": bound}}
     for role in ("driver", "decode", "actor"):
         procs = sampler.by_role(role)
         out[role] = {
@@ -144,19 +151,19 @@ def main(argv: list[str] | None = None) -> int:
                     {"processes": [r[role]["processes"] for r in runs]},
                 )
             )
-    plan = [r["resources"].get("plan", {}) for r in runs]
-    peak = [r["resources"].get("peak_units_inflight") for r in runs]
-    bound = [p.get("max_inflight_units") for p in plan]
+    plan = [r["plan"] for r in runs]
+    peak = [r["inflight"]["peak"] for r in runs]
+    bound = [r["inflight"]["bound"] for r in runs]
     section.figures.append(
         Figure(
             "inflight.peak",
             "peak units in flight (metrics.json)",
             "units",
-            [float(p or 0) for p in peak],
+            [float(p) for p in peak],
             {"bound": bound},
         )
     )
-    over = [float((p or 0) - (b or 0)) for p, b in zip(peak, bound, strict=True)]
+    over = [float(p - b) for p, b in zip(peak, bound, strict=True)]
     section.figures.append(
         Figure("inflight.over_bound", "peak in flight minus max_inflight_units", "units", over)
     )
