@@ -22,8 +22,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 # ACTREC_BENCH_RESULTS: another folder for the sections (bench/all.py --results; the harness test)
 RESULTS = Path(os.environ.get("ACTREC_BENCH_RESULTS") or ROOT / "bench" / "results")
-# profiles of a run into another results folder (a smoke run, the harness test) stay there too
-PROFILES = RESULTS / "profiles" if os.environ.get("ACTREC_BENCH_RESULTS") else ROOT / "bench" / "profiles"
+# profiles of `make bench` go to bench/profiles/ (kept in git, next to BENCHMARKS.md, which names
+# them); those of a run into another results folder (a smoke run, the harness test) stay there
+_DEFAULT_RESULTS = ROOT / "bench" / "results"
+PROFILES = (
+    ROOT / "bench" / "profiles" if RESULTS.resolve() == _DEFAULT_RESULTS.resolve() else RESULTS / "profiles"
+)
 
 
 @dataclass

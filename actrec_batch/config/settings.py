@@ -154,7 +154,8 @@ class Settings:
     decode_cpus: float = setting(
         1.0,
         group="ray",
-        help="CPUs each Ray decode task reserves",
+        help="CPUs each Ray decode task reserves (its decoder threads); the local runner decodes one unit "
+        "at a time with a thread per core",
         fix="use the CPUs one decode task reserves, e.g. 1",
         parse=_parse.float_in(0.1, 64.0),
     )
