@@ -57,24 +57,21 @@ STAGES = (  # the stage functions run_nightly calls, timed in a --profile run
 )
 
 
-def machine_cpu_s() -> float | None:
-    """CPU-seconds the whole machine has been busy (``/proc/stat``: user, nice, system, irq,
-    softirq, steal), or None off Linux. On a quiet machine, the difference over a measurement is
-    what it cost in CPU, every process counted (Ray's daemons and workers too)."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+def machine_cpu_s() -> float:
+    """CPU-seconds the whole machine has been busy (psutil's ``cpu_times``: user, nice, system,
+    irq, softirq, steal; guest time is inside user already). On a quiet machine, the difference
+    over a measurement is what it cost in CPU, every process counted (Ray's daemons and workers too)."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
 
 
 def cpu_of(fn, *args):
-    """``(fn(*args), machine CPU-seconds it took or None)``."""
+    """``(fn(*args), machine CPU-seconds it took)``."""
     before = machine_cpu_s()
     out = fn(*args)
-    after = machine_cpu_s()
-    return out, (None if before is None or after is None else after - before)
+    return out, machine_cpu_s() - before
 
 
 def video_files(store: Path) -> list[Path]:
@@ -201,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     profiles: dict[tuple[str, str], dict] = {}
-    cpu_medians: dict[tuple[str, str], tuple[float, float | None]] = {}  # median CPU-s: run, decode-only
+    cpu_medians: dict[tuple[str, str], tuple[float, float]] = {}  # median CPU-s: run, decode-only
     with tempfile.TemporaryDirectory(prefix="actrec-e2e-") as tmp:
         work = Path(tmp)
         for name, make in nights.items():
@@ -214,11 +211,11 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(repeats):  # interleaved, so load on the machine hits both alike
                 wall, cpu = cpu_of(decode_only, store)
                 decode_walls.append(wall)
-                decode_cpu += [cpu] if cpu is not None else []
+                decode_cpu.append(cpu)
                 for runner in args.runners:
                     (wall, _summary), cpu = cpu_of(whole_run, store, runner, work)
                     run_walls[runner].append(wall)
-                    run_cpu[runner] += [cpu] if cpu is not None else []
+                    run_cpu[runner].append(cpu)
             detail = {"footage_s": round(seconds, 2), "files": files, "store": rel(store)}
             dec = Figure(
                 f"decode_only.{name}",
@@ -228,15 +225,14 @@ def main(argv: list[str] | None = None) -> int:
                 detail,
             )
             section.figures.append(dec)
-            if decode_cpu:
-                section.figures.append(
-                    Figure(
-                        f"cpu_decode_only.{name}",
-                        f"decode-only, {name}: machine CPU-seconds per video-hour",
-                        "CPU-s/video-h",
-                        [c * 3600 / seconds for c in decode_cpu],
-                    )
+            section.figures.append(
+                Figure(
+                    f"cpu_decode_only.{name}",
+                    f"decode-only, {name}: machine CPU-seconds per video-hour",
+                    "CPU-s/video-h",
+                    [c * 3600 / seconds for c in decode_cpu],
                 )
+            )
             for runner, walls in run_walls.items():
                 fig = Figure(
                     f"run_{runner}.{name}",
@@ -253,18 +249,18 @@ def main(argv: list[str] | None = None) -> int:
                     [d / w for d, w in zip(decode_walls, walls, strict=True)],
                 )
                 section.figures += [fig, ratio]
-                if run_cpu[runner]:
-                    cpu_fig = Figure(
+                section.figures.append(
+                    Figure(
                         f"cpu_run_{runner}.{name}",
                         f"actrec run --runner {runner}, {name}: machine CPU-seconds per video-hour",
                         "CPU-s/video-h",
                         [c * 3600 / seconds for c in run_cpu[runner]],
                     )
-                    section.figures.append(cpu_fig)
-                    cpu_medians[(name, runner)] = (
-                        statistics.median(run_cpu[runner]),
-                        statistics.median(decode_cpu) if decode_cpu else None,
-                    )
+                )
+                cpu_medians[(name, runner)] = (
+                    statistics.median(run_cpu[runner]),
+                    statistics.median(decode_cpu),
+                )
                 if args.profile and name in ("720p", "smoke-160x120"):
                     out = work / f"profile-{runner}.json"
                     profiled_run(store, runner, work, out)
